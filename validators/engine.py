@@ -1,0 +1,266 @@
+"""A file in, a kvittens and the accepted rows out.
+
+Order of work (FILSPECIFIKATION.md section 6, reading 2): the name (F01); the size (F06, then the
+content is not read); decoding (F02) and splitting (F05); header and records (F03, F04); the unit
+register (F07); the window (F08, F10) and the earlier sequence numbers (F09). Every file rule that
+can be evaluated is reported once. A file without a file finding is then judged row by row: R01 by
+the reader, every other row rule by the pandera schema built from the spec (``validators.rules``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandera.polars as pa
+import polars as pl
+
+from filespec import FileSpec, Reference, Severity, fee_table_for, file_rule_messages, spec_for
+from validators.identifiers import mask_expr
+from validators.kvittens import FINDINGS_CAP, Kvittens, RowCounts, Status, empty_findings
+from validators.reader import NFIELDS_COL, ROW_COL, ContentError, Records, split_records
+from validators.rules import CheckContext, build_schema, prepare
+from validators.window import Window, to_stockholm, window_for
+
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+
+FILE_NAME = re.compile(
+    r"^(?P<file_type>VGP|REH)_(?P<hsaid>SE[0-9]{10}-[A-Za-z0-9]{1,18})_"
+    r"(?P<year>[0-9]{4})(?P<month>0[1-9]|1[0-2])_(?P<seq>0[1-9]|[1-9][0-9])\.csv$"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileName:
+    """The parts of a valid file name (section 2)."""
+
+    file_type: str
+    unit_hsaid: str
+    period: str
+    sequence: int
+
+
+def parse_file_name(name: str) -> FileName | None:
+    """The parts of ``FILTYP_HSAID_YYYYMM_NN.csv``, or None (F01)."""
+    m = FILE_NAME.match(name)
+    if m is None:
+        return None
+    return FileName(file_type=m["file_type"], unit_hsaid=m["hsaid"],
+                    period=f"{m['year']}-{m['month']}", sequence=int(m["seq"]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidationResult:
+    """What validating one file gives: the kvittens, every finding, and the accepted rows.
+
+    ``accepted`` is a polars frame of the accepted rows: the spec's fields as trimmed strings (null
+    when empty), ``rad`` (row number), and the typed values the reimbursement needs
+    (``besoksdatum_dat``, ``alder``, ``forvantad_avgift``). ``accepted_pandas()`` gives the same
+    as an Arrow-backed pandas frame.
+    """
+
+    kvittens: Kvittens
+    findings: pl.DataFrame = field(repr=False)
+    accepted: pl.DataFrame = field(repr=False)
+    spec: FileSpec | None = None
+
+    def accepted_pandas(self):  # -> pandas.DataFrame (pandas imported lazily: it is slow to load)
+        """The accepted rows as a pandas frame with Arrow-backed columns."""
+        return self.accepted.to_pandas(use_pyarrow_extension_array=True)
+
+
+def receipt_id(sha256: str, received_at: dt.datetime, file_name: str) -> str:
+    """An opaque id, unique per received file, stable for the same bytes, name and instant."""
+    key = f"{sha256}|{received_at.isoformat()}|{file_name}".encode()
+    return "KV-" + hashlib.sha256(key).hexdigest()[:24]
+
+
+def _file_finding(code: str, message: str) -> dict:
+    return {"rule": code, "severity": Severity.AVVISA_FIL.value, "row": None, "besok_id": None,
+            "field": None, "value": None, "message": message}
+
+
+def _sha256_and_size(source: bytes | Path) -> tuple[str, int]:
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).hexdigest(), len(source)
+    h = hashlib.sha256()
+    with open(source, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest(), source.stat().st_size
+
+
+def validate_file(
+    source: bytes | Path,
+    *,
+    file_name: str,
+    received_at: dt.datetime,
+    reference: Reference,
+    earlier_sequences: Iterable[int] = (),
+    deadline: dt.datetime | None = None,
+    receipt: str | None = None,
+) -> ValidationResult:
+    """Validate one received file.
+
+    ``source`` is the received bytes or a path to them; ``file_name`` the name it was received
+    under (only its last path component counts). ``earlier_sequences`` are the sequence numbers of
+    every earlier received file of the same unit, filtyp and period, AVVISAD ones included (F09;
+    the ledger supplies them). ``deadline`` replaces the period's deadline for ``on_time`` when the
+    unit has a dispens. Bad input never raises: it becomes findings.
+    """
+    received_at = to_stockholm(received_at)
+    sha, size = _sha256_and_size(source)
+    name = parse_file_name(file_name)
+    spec = spec_for(name.file_type, name.period) if name else None
+    messages = spec and {c: r.message for c, r in spec.file_rules.items()} or file_rule_messages()
+    fired: list[str] = []
+
+    if name is None:
+        fired.append("F01")
+    max_bytes = spec.max_bytes if spec else DEFAULT_MAX_BYTES
+    records: Records | None = None
+    if size > max_bytes:
+        fired.append("F06")
+    else:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        try:
+            records = split_records(data)
+        except ContentError as e:
+            fired.append(e.code)
+        del data
+
+    if records is not None:
+        if records.header is None or records.count == 0:
+            fired.append("F03")
+        if spec is not None and records.header is not None:
+            header = records.header
+            if len(set(header)) != len(header) or set(header) != set(spec.field_names):
+                fired.append("F04")
+
+    window: Window | None = None
+    if name is not None:
+        window = window_for(name.period)
+        if spec is None:
+            # Periods before the first spec (2025-01) were settled by the region's earlier system.
+            fired.append("F10")
+        if not reference.unit_active(name.unit_hsaid, name.file_type, name.period):
+            fired.append("F07")
+        if window.before_open(received_at):
+            fired.append("F08")
+        if any(s >= name.sequence for s in earlier_sequences):
+            fired.append("F09")
+        if spec is not None and window.closed_for_corrections(received_at):
+            fired.append("F10")
+
+    fired = sorted(set(fired))
+    base = dict(
+        receipt_id=receipt or receipt_id(sha, received_at, file_name),
+        file_name=file_name,
+        sha256=sha,
+        received_at=received_at,
+        file_type=name.file_type if name else None,
+        unit_hsaid=name.unit_hsaid if name else None,
+        period=name.period if name else None,
+        sequence=name.sequence if name else None,
+        spec_version=spec.spec_version if spec else None,
+        deadline=(deadline or window.deadline) if window else None,
+        on_time=window.on_time(received_at, deadline) if window else None,
+    )
+
+    if fired:
+        total = records.count if records is not None else 0
+        findings = [_file_finding(c, messages[c]) for c in fired]
+        kv = Kvittens(**base, status=Status.AVVISAD,
+                      rows=RowCounts(total=total, accepted=0, rejected=total, with_warnings=0),
+                      counts_by_rule={c: 1 for c in fired}, findings=tuple(findings),
+                      findings_truncated=False)
+        return ValidationResult(kvittens=kv, findings=pl.DataFrame(findings, schema=empty_findings().schema),
+                                accepted=pl.DataFrame(), spec=spec)
+
+    assert spec is not None and records is not None and name is not None
+    ctx = CheckContext(spec=spec, period=name.period, file_hsaid=name.unit_hsaid,
+                       reference=reference, fees=fee_table_for(name.period))
+    findings, accepted = judge_rows(records, ctx)
+    counts = findings.group_by("rule").len().sort("rule")
+    rejected_rows = findings.filter(pl.col("severity") == Severity.FEL.value)["row"].n_unique()
+    warned_rows = findings.filter(pl.col("severity") == Severity.VARNING.value)["row"].n_unique()
+    total = records.count
+    status = Status.GODKAND if rejected_rows == 0 else Status.DELVIS_GODKAND
+    shown = findings.head(FINDINGS_CAP)
+    kv = Kvittens(**base, status=status,
+                  rows=RowCounts(total=total, accepted=total - rejected_rows, rejected=rejected_rows,
+                                 with_warnings=warned_rows),
+                  counts_by_rule=dict(zip(counts["rule"].to_list(), counts["len"].to_list())),
+                  findings=tuple(shown.iter_rows(named=True)),
+                  findings_truncated=findings.height > FINDINGS_CAP)
+    return ValidationResult(kvittens=kv, findings=findings, accepted=accepted, spec=spec)
+
+
+def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Row rules over the records: every finding (sorted by row, rule, field name) and the accepted rows."""
+    spec = ctx.spec
+    header = records.header or []
+    k = len(header)
+    frame = records.frame.rename({f"c{i}": name for i, name in enumerate(header)})
+
+    # R01: a row with the wrong number of fields gets no other finding and joins no group.
+    broken = frame.filter(pl.col(NFIELDS_COL) != k)
+    whole = frame.filter(pl.col(NFIELDS_COL) == k).select(ROW_COL, *spec.field_names)
+    r01 = spec.rule("R01")
+    parts = [broken.select(
+        pl.lit("R01").alias("rule"), pl.lit(r01.severity.value).alias("severity"),
+        pl.col(ROW_COL).alias("row"), pl.lit(None, pl.Utf8).alias("besok_id"),
+        pl.lit(None, pl.Utf8).alias("field"), pl.lit(None, pl.Utf8).alias("value"),
+        pl.lit(r01.message).alias("message"))]
+
+    prepared = prepare(whole, ctx)
+    schema = build_schema(ctx)
+    try:
+        schema.validate(prepared, lazy=True)
+        failures = None
+    except pa.errors.SchemaErrors as e:
+        failures = e.failure_cases.select(
+            # Frame-level checks report the schema's name as column: they have no field.
+            pl.when(pl.col("schema_context") == "Column").then(pl.col("column")).alias("column"),
+            "check", "index")
+
+    if failures is not None and failures.height:
+        parts.extend(_findings_from_failures(prepared, failures, ctx))
+    findings = pl.concat(parts, how="vertical") if parts else empty_findings()
+    # The region's order (examples/expected.json): row, rule code, field name.
+    findings = findings.sort(["row", "rule", "field"], nulls_last=False)
+
+    rejected = findings.filter(pl.col("severity") == Severity.FEL.value)["row"].unique()
+    accepted = prepared.filter(~pl.col(ROW_COL).is_in(rejected.implode())).select(
+        pl.col(ROW_COL).alias("rad"), *spec.field_names,
+        pl.col("__visit").alias("besoksdatum_dat"), pl.col("__age").alias("alder"),
+        pl.col("__pid_sex").alias("kon_enligt_id"), pl.col("__fee").alias("forvantad_avgift"),
+    )
+    return findings, accepted
+
+
+def _findings_from_failures(prepared: pl.DataFrame, failures: pl.DataFrame,
+                            ctx: CheckContext) -> list[pl.DataFrame]:
+    """Turn pandera's failure cases (column, check = rule code, index) into findings rows."""
+    out = []
+    indexed = prepared.with_row_index("__i")
+    for (column, code), group in failures.group_by(["column", "check"], maintain_order=True):
+        rule = ctx.spec.rule(code)
+        idx = group.select(pl.col("index").cast(pl.UInt32).alias("__i"))
+        rows = idx.join(indexed, on="__i", how="left")
+        if column is None:
+            value = pl.lit(None, pl.Utf8)
+        elif column == "patient_id":
+            value = mask_expr(pl.col(column))
+        else:
+            value = pl.col(column)
+        out.append(rows.select(
+            pl.lit(code).alias("rule"), pl.lit(rule.severity.value).alias("severity"),
+            pl.col(ROW_COL).alias("row"), pl.col("besok_id"),
+            pl.lit(column, pl.Utf8).alias("field"), value.alias("value"),
+            pl.lit(rule.message).alias("message")))
+    return out
