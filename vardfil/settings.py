@@ -1,0 +1,32 @@
+"""Settings: embedded defaults, overridable by environment variables.
+
+| variable | default | meaning |
+|---|---|---|
+| ``VARDFIL_HOME`` | ``./var`` | where the embedded default keeps its ledger, raw store and outputs |
+| ``VARDFIL_REFERENCE`` | the sample reference data | the reference data folder |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sample_data import SAMPLE_REFERENCE
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Resolved settings of one process."""
+
+    home: Path
+    reference: Path
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Settings from the environment (``os.environ`` by default)."""
+    env = os.environ if environ is None else environ
+    return Settings(
+        home=Path(env.get("VARDFIL_HOME", "var")).resolve(),
+        reference=Path(env.get("VARDFIL_REFERENCE", str(SAMPLE_REFERENCE))).resolve(),
+    )
