@@ -124,7 +124,8 @@ def generate_visits(*, file_type: str, hsaid: str, period: str, rows: int, seed:
                     id_prefix: str = "B") -> dict[str, np.ndarray]:
     """Clean visit rows (columns of strings) for one unit, filtyp and period."""
     rng = np.random.default_rng(seed)
-    pool = pool or PatientPool(np.random.default_rng(seed + 1), max(200, min(rows // 3, 50_000)))
+    # About three visits per patient in the month, as in the region's files.
+    pool = pool or PatientPool(np.random.default_rng(seed + 1), max(200, min(rows // 3, 400_000)))
     first, last = period_bounds(period)
     who = rng.integers(0, len(pool.ids), rows)
     visit = rng.integers(first.toordinal(), last.toordinal() + 1, rows)
@@ -271,6 +272,9 @@ def write_sample_month(out: Path, seed: int = 20261) -> None:
         shutil.rmtree(files)
     files.mkdir(parents=True)
     write_register(ref / "enhetsregister.csv")
+    for kva in KVA_SOURCE.glob("kva_*.csv"):  # the region's published lists, copied as they are
+        if (ref / kva.name).resolve() != kva.resolve():
+            shutil.copyfile(kva, ref / kva.name)
     rng = np.random.default_rng(seed)
     pool = PatientPool(rng, 4000)
     write_listing(ref / f"listning_{SAMPLE_PERIOD.replace('-', '')}.csv", pool, SAMPLE_UNITS, seed)

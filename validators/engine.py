@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandera.polars as pa
 import polars as pl
 
@@ -226,39 +227,40 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.Da
         failures = e.failure_cases.select(
             # Frame-level checks report the schema's name as column: they have no field.
             pl.when(pl.col("schema_context") == "Column").then(pl.col("column")).alias("column"),
-            "check", "index")
+            "check", pl.col("index").cast(pl.Int64))
 
+    keep = np.ones(prepared.height, dtype=bool)
     if failures is not None and failures.height:
         parts.extend(_findings_from_failures(prepared, failures, ctx))
+        fel = [c for c in failures["check"].unique().to_list() if spec.severity(c) is Severity.FEL]
+        keep[failures.filter(pl.col("check").is_in(fel))["index"].to_numpy()] = False
     findings = pl.concat(parts, how="vertical") if parts else empty_findings()
     # The region's order (examples/expected.json): row, rule code, field name.
     findings = findings.sort(["row", "rule", "field"], nulls_last=False)
 
-    rejected = findings.filter(pl.col("severity") == Severity.FEL.value)["row"].unique()
-    accepted = prepared.filter(~pl.col(ROW_COL).is_in(rejected.implode())).select(
+    accepted = prepared.select(
         pl.col(ROW_COL).alias("rad"), *spec.field_names,
         pl.col("__visit").alias("besoksdatum_dat"), pl.col("__age").alias("alder"),
         pl.col("__pid_sex").alias("kon_enligt_id"), pl.col("__fee").alias("forvantad_avgift"),
-    )
+    ).filter(pl.Series(keep))
     return findings, accepted
 
 
 def _findings_from_failures(prepared: pl.DataFrame, failures: pl.DataFrame,
                             ctx: CheckContext) -> list[pl.DataFrame]:
-    """Turn pandera's failure cases (column, check = rule code, index) into findings rows."""
+    """Turn pandera's failure cases (column, check = rule code, row position) into findings rows."""
     out = []
-    indexed = prepared.with_row_index("__i")
     for (column, code), group in failures.group_by(["column", "check"], maintain_order=True):
         rule = ctx.spec.rule(code)
-        idx = group.select(pl.col("index").cast(pl.UInt32).alias("__i"))
-        rows = idx.join(indexed, on="__i", how="left")
+        wanted = [ROW_COL, "besok_id"] + ([column] if column and column != "besok_id" else [])
+        picked = prepared.select(wanted).gather(group["index"])
         if column is None:
             value = pl.lit(None, pl.Utf8)
         elif column == "patient_id":
             value = mask_expr(pl.col(column))
         else:
             value = pl.col(column)
-        out.append(rows.select(
+        out.append(picked.select(
             pl.lit(code).alias("rule"), pl.lit(rule.severity.value).alias("severity"),
             pl.col(ROW_COL).alias("row"), pl.col("besok_id"),
             pl.lit(column, pl.Utf8).alias("field"), value.alias("value"),

@@ -25,8 +25,14 @@ _LUHN_WEIGHTS = (2, 1, 2, 1, 2, 1, 2, 1, 2, 1)
 
 @dataclass(frozen=True)
 class PatientIdParts:
-    """Expressions derived from one patient_id column (nulls where the input is null)."""
+    """Expressions derived from one patient_id column (nulls where the input is null).
 
+    ``stages`` are lists of expressions to apply with successive ``with_columns`` calls: each stage
+    materialises what the next reads, so no intermediate is computed twice. The named expressions
+    then read those columns.
+    """
+
+    stages: tuple[tuple[pl.Expr, ...], ...]
     form_ok: pl.Expr  # R20 passes
     reservnummer: pl.Expr  # form ok and a letter in position 9
     check_ok: pl.Expr  # R21 passes (only meaningful where form_ok)
@@ -36,44 +42,46 @@ class PatientIdParts:
     sex: pl.Expr  # "K" / "M" / "X", null unless valid
 
 
-def patient_id_parts(pid: pl.Expr) -> PatientIdParts:
+def patient_id_parts(pid: pl.Expr, prefix: str = "__pid") -> PatientIdParts:
     """Build the identifier expressions for a Utf8 column of trimmed patient ids."""
-    form_ok = pid.str.contains(FORM_PATTERN) & (pid.str.slice(8, 3) != "000")
-    letter = pid.str.slice(8, 1)
-    reserv = form_ok & letter.is_in(list(LETTER_VALUES))
+    col = lambda name: pl.col(f"{prefix}_{name}")  # noqa: E731
+    form_ok = (pid.str.contains(FORM_PATTERN) & (pid.str.slice(8, 3) != "000")).alias(f"{prefix}_form")
+    letter = pid.str.slice(8, 1).alias(f"{prefix}_letter")
+    # The ten characters after the century as one Int64, letters by their values.
+    number = (pid.str.slice(2, 10).str.replace_many(list(LETTER_VALUES), list(LETTER_VALUES.values()))
+              .str.to_integer(strict=False).alias(f"{prefix}_num"))
+    stage1 = (form_ok, letter, number)
 
-    # Luhn over the ten characters after the century, with integer arithmetic on one Int64.
-    ten = pid.str.slice(2, 10).str.replace_many(list(LETTER_VALUES), list(LETTER_VALUES.values()))
-    n = ten.str.to_integer(strict=False)
+    reserv = (col("form") & col("letter").is_in(list(LETTER_VALUES))).alias(f"{prefix}_reserv")
+    # Luhn, branch-free: a doubled digit d contributes 2d - 9 when d >= 5.
     total = pl.lit(0, dtype=pl.Int64)
     for pos, weight in enumerate(_LUHN_WEIGHTS):
-        digit = (n // 10 ** (9 - pos)) % 10
-        product = digit * weight
-        total = total + pl.when(product > 9).then(product - 9).otherwise(product)
-    check_ok = (total % 10) == 0
+        digit = (col("num") // 10 ** (9 - pos)) % 10
+        total = total + (digit * 2 - (digit >= 5).cast(pl.Int64) * 9 if weight == 2 else digit)
+    check_ok = ((total % 10) == 0).alias(f"{prefix}_check")
+    day = (col("num") // 10_000) % 100
+    stage2 = (reserv, check_ok, day.alias(f"{prefix}_day"))
 
-    day = pid.str.slice(6, 2).str.to_integer(strict=False)
     # Days 61–91 make a samordningsnummer (never for a reservnummer, whose date is as written).
-    day = pl.when(~reserv & day.is_between(61, 91)).then(day - 60).otherwise(day)
-    date_text = pl.concat_str([pid.str.slice(0, 6), day.cast(pl.Utf8).str.zfill(2)])
-    birth = date_text.str.to_date("%Y%m%d", strict=False)
-    date_ok = birth.is_not_null()
+    real_day = pl.when(~col("reserv") & col("day").is_between(61, 91)).then(col("day") - 60).otherwise(col("day"))
+    date_text = pl.concat_str([pid.str.slice(0, 6), real_day.cast(pl.Utf8).str.zfill(2)])
+    birth = date_text.str.to_date("%Y%m%d", strict=False).alias(f"{prefix}_date")
+    stage3 = (birth,)
 
-    valid = form_ok & check_ok & date_ok
-    sex_digit = pid.str.slice(10, 1).str.to_integer(strict=False)
-    sex = (
-        pl.when(reserv).then(letter)
-        .when((sex_digit % 2) == 1).then(pl.lit("M"))
-        .otherwise(pl.lit("K"))
-    )
+    valid = (col("form") & col("check") & col("date").is_not_null()).alias(f"{prefix}_valid")
+    stage4 = (valid,)
+    sex_digit = (col("num") // 10) % 10
+    sex = (pl.when(col("reserv")).then(col("letter"))
+           .when((sex_digit % 2) == 1).then(pl.lit("M")).otherwise(pl.lit("K")))
     return PatientIdParts(
-        form_ok=form_ok,
-        reservnummer=reserv,
-        check_ok=check_ok,
-        date_ok=date_ok,
-        valid=valid,
-        birth_date=pl.when(valid).then(birth),
-        sex=pl.when(valid).then(sex),
+        stages=(stage1, stage2, stage3, stage4),
+        form_ok=col("form"),
+        reservnummer=col("reserv"),
+        check_ok=col("check"),
+        date_ok=col("date").is_not_null(),
+        valid=col("valid"),
+        birth_date=pl.when(col("valid")).then(col("date")),
+        sex=pl.when(col("valid")).then(sex),
     )
 
 
@@ -83,7 +91,9 @@ def classify(ids: list[str]) -> pl.DataFrame:
     """
     pid = pl.col("id")
     parts = patient_id_parts(pid)
-    frame = pl.DataFrame({"id": ids}, schema={"id": pl.Utf8})
+    frame = pl.DataFrame({"id": ids}, schema={"id": pl.Utf8}).lazy()
+    for stage in parts.stages:
+        frame = frame.with_columns(stage)
     return frame.select(
         pid,
         parts.form_ok.fill_null(False).alias("form_ok"),
@@ -93,7 +103,7 @@ def classify(ids: list[str]) -> pl.DataFrame:
         parts.reservnummer.fill_null(False).alias("reservnummer"),
         parts.birth_date.alias("birth_date"),
         parts.sex.alias("sex"),
-    )
+    ).collect()
 
 
 def mask(value: str | None) -> str | None:

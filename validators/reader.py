@@ -9,8 +9,10 @@
   a record with one empty field. A record's row number is the line it starts on (header = 1).
 - Values and header names are trimmed of U+0020 only, after unquoting; an empty value is null.
 
-Two paths give the same records: when no value starts with a quote (nearly every real file) the
-text is split by polars string kernels; otherwise Python's C ``csv`` reader in strict mode does it.
+Three paths give the same records. When no value starts with a quote (nearly every real file) and
+byte counts prove every record has exactly the header's number of fields, polars' CSV reader does
+it; when no value starts with a quote but some record is off, polars string kernels split the lines
+(so R01 rows keep their line numbers); otherwise Python's C ``csv`` reader in strict mode does it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import io
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 BOM = b"\xef\xbb\xbf"
@@ -85,6 +88,8 @@ def _clean(expr: pl.Expr) -> pl.Expr:
 
 def _split_plain(text: str) -> tuple[list[str] | None, pl.DataFrame]:
     """No value starts with a quote: records are lines, fields are split on every ``;``."""
+    if text == "":
+        return None, _columns_frame([], [], [])  # no header line at all (reading 2)
     lines = pl.Series("line", [text], dtype=pl.Utf8).str.split("\n").explode()
     n = lines.len()
     if text.endswith("\n"):
@@ -150,16 +155,99 @@ def _split_quoted(text: str) -> tuple[list[str] | None, pl.DataFrame]:
     return header, _columns_frame(rows, [len(r) for r in body], columns)
 
 
-def has_field_start_quote(text: str) -> bool:
+def has_field_start_quote(utf8: bytes) -> bool:
     """True when some value may be quoted: a ``"`` at the start of the text, a line or a field."""
-    return text.startswith('"') or ';"' in text or '\n"' in text
+    if utf8.find(b'"') < 0:  # one memchr pass: nearly every file stops here
+        return False
+    return utf8.startswith(b'"') or b';"' in utf8 or b'\n"' in utf8
+
+
+def _strip_trailing(body: bytes) -> bytes:
+    """Drop the last line's terminator, then the one trailing empty line if there is one."""
+    for _ in range(2):
+        if body.endswith(b"\r\n"):
+            body = body[:-2]
+        elif body.endswith(b"\n"):
+            body = body[:-1]
+        else:
+            return body
+        if not body.endswith(b"\n") and body != b"":
+            return body
+    return body
+
+
+def _has_bare_cr(body: bytes) -> bool:
+    """Whether some CR is not the first half of a CRLF (polars would misread it)."""
+    if body.find(b"\r") < 0:
+        return False
+    buf = np.frombuffer(body, dtype=np.uint8)
+    at = np.flatnonzero(buf == 0x0D)
+    return bool(at[-1] == buf.size - 1 or (buf[at + 1] != 0x0A).any())
+
+
+def _has_padding(body: bytes) -> bool:
+    """Whether any value may start or end with a space (a space next to ``;``, a line break or an end)."""
+    if body.find(b" ") < 0:
+        return False
+    buf = np.frombuffer(body, dtype=np.uint8)
+    at = np.flatnonzero(buf == 0x20)
+    before = buf[np.maximum(at - 1, 0)]
+    after = buf[np.minimum(at + 1, buf.size - 1)]
+    edge = (at == 0) | (at == buf.size - 1)
+    return bool((edge | np.isin(before, (0x3B, 0x0A)) | np.isin(after, (0x3B, 0x0A, 0x0D))).any())
+
+
+def _split_counted(utf8: bytes) -> tuple[list[str], pl.DataFrame] | None:
+    """The fast path: polars' CSV reader, used only when byte counts prove it exact.
+
+    polars pads short records and drops line numbers, so it is trusted only when every record has
+    exactly K-1 separators: a longer record makes it fail, so a separator total of (K-1) × records
+    proves none is shorter. No CR may be misread either. Otherwise None: use ``_split_plain``.
+    """
+    nl = utf8.find(b"\n")
+    if nl < 0:
+        return None
+    header_line = utf8[:nl]
+    if header_line.endswith(b"\r"):
+        header_line = header_line[:-1]
+    header = [h.strip(" ") for h in header_line.decode("utf-8").split(";")]
+    body = utf8[nl + 1:]
+    if _has_bare_cr(body):
+        return None
+    body = _strip_trailing(body)
+    if body == b"" or body.startswith(b"\n"):
+        return None
+    k = len(header)
+    records = body.count(b"\n") + 1
+    if body.count(b";") != (k - 1) * records:
+        return None
+    names = [f"c{i}" for i in range(k)]
+    try:
+        # polars rejects a record with too many fields only when a line break ends it, so one is
+        # always there; with none longer, the separator total proves none is shorter either.
+        frame = pl.read_csv(body + b"\n", has_header=False, new_columns=names, separator=";",
+                            quote_char=None, infer_schema=False, truncate_ragged_lines=False)
+    except pl.exceptions.PolarsError:
+        return None
+    if frame.height != records:
+        return None
+    if _has_padding(body):
+        padded = frame.select((pl.all().str.starts_with(" ") | pl.all().str.ends_with(" ")).any()).row(0)
+        frame = frame.with_columns(_clean(pl.col(n)).alias(n) for n, p in zip(names, padded) if p)
+    frame = frame.with_columns(
+        pl.int_range(2, records + 2, dtype=pl.Int64).alias(ROW_COL),
+        pl.lit(k, pl.Int32).alias(NFIELDS_COL),
+    )
+    return header, frame.select(ROW_COL, NFIELDS_COL, *names)
 
 
 def split_records(data: bytes) -> Records:
     """Decode and split a whole file. Raises ContentError (F02, F05)."""
     text, encoding = decode(data)
-    if has_field_start_quote(text):
+    utf8 = data[len(BOM):] if encoding == "utf-8-sig" else data if encoding == "utf-8" else text.encode("utf-8")
+    if has_field_start_quote(utf8):
         header, frame = _split_quoted(text)
     else:
-        header, frame = _split_plain(text)
+        counted = _split_counted(utf8)
+        header, frame = counted if counted is not None else _split_plain(text)
     return Records(encoding=encoding, header=header, frame=frame)

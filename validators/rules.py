@@ -79,13 +79,15 @@ def whole_number(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr.str.contains(r"^[0-9]+$")).then(as_int)
 
 
-def derived_columns(ctx: CheckContext) -> list[pl.Expr]:
-    """Columns computed once per file before the rules run."""
-    pid = patient_id_parts(pl.col("patient_id"))
+def derived_stages(ctx: CheckContext) -> list[list[pl.Expr]]:
+    """Columns computed once per file before the rules run, in dependency order."""
+    pid = patient_id_parts(pl.col("patient_id"), prefix="__id")
     dates = pl.col("besoksdatum")
     visit = pl.when(dates.str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")).then(
         dates.str.to_date("%Y-%m-%d", strict=False))
-    return [
+    stages = [list(s) for s in pid.stages]
+    stages[0] += [visit.alias(VISIT), whole_number(pl.col("patientavgift")).alias(AVGIFT)]
+    stages.append([
         pid.form_ok.alias(PID_FORM),
         pid.reservnummer.alias(PID_RESERV),
         pid.check_ok.alias(PID_CHECK),
@@ -93,9 +95,8 @@ def derived_columns(ctx: CheckContext) -> list[pl.Expr]:
         pid.valid.alias(PID_VALID),
         pid.sex.alias(PID_SEX),
         pid.birth_date.alias(BIRTH),
-        visit.alias(VISIT),
-        whole_number(pl.col("patientavgift")).alias(AVGIFT),
-    ]
+    ])
+    return stages
 
 
 def age_column() -> pl.Expr:
@@ -133,8 +134,10 @@ def fee_column(ctx: CheckContext) -> pl.Expr:
 
 def prepare(frame: pl.DataFrame, ctx: CheckContext) -> pl.DataFrame:
     """The record frame with every derived column the checks read."""
-    return (frame.lazy().with_columns(derived_columns(ctx)).with_columns(age_column())
-            .with_columns(fee_column(ctx)).collect())
+    lazy = frame.lazy()
+    for stage in derived_stages(ctx):
+        lazy = lazy.with_columns(stage)
+    return lazy.with_columns(age_column()).with_columns(fee_column(ctx)).collect()
 
 
 # --- the registered checks ---------------------------------------------------------------------

@@ -1,0 +1,65 @@
+"""The installed console script and its exit codes; golden kvittenser for the sample month."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sample_data import SAMPLE_DIR
+from vardfil.sample import read_arrivals
+
+GOLDEN = Path(__file__).parent / "golden" / "sample"
+
+
+def _vardfil(*args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("vardfil") or str(Path(sys.executable).parent / "vardfil")
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_console_script_exit_codes():
+    files = dict((p.name, (p, t)) for p, t in read_arrivals())
+    good, at = files["VGP_SE2321000131-E000000001002_202610_01.csv"]
+    ok = _vardfil("validate", str(good), "--received-at", at)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["status"] == "GODKAND"
+    bad, at = files["REH_SE2321000131-E000000002003_202610_01.csv"]
+    assert _vardfil("validate", str(bad), "--received-at", at).returncode == 1
+    assert _vardfil("validate", "no-such-file.csv").returncode == 2
+    assert _vardfil("validate", str(good), "--received-at", "tomorrow").returncode == 2
+    assert _vardfil("validate", str(good), "--reference", "/nonexistent").returncode == 2
+
+
+def test_sample_month_matches_golden_kvittenser(tmp_path, monkeypatch):
+    from vardfil.sample import run_sample_month
+
+    monkeypatch.setenv("VARDFIL_HOME", str(tmp_path))
+    assert run_sample_month() == 0
+    made = sorted((tmp_path / "sample" / "kvittens").glob("*.json"))
+    assert [p.name for p in made] == sorted(p.name for p in GOLDEN.glob("*.json"))
+    for p in made:
+        assert json.loads(p.read_text(encoding="utf-8")) == json.loads((GOLDEN / p.name).read_text(encoding="utf-8")), p.name
+
+
+def test_committed_sample_month_is_what_the_generator_writes(tmp_path):
+    from sample_data.generate import write_sample_month
+
+    write_sample_month(tmp_path)
+    for sub in ("files", "reference"):
+        for p in (SAMPLE_DIR / sub).glob("*.csv"):
+            assert (tmp_path / sub / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+@pytest.mark.parametrize("name", ["VGP_SE2321000131-E000000001001_202610_01.csv"])
+def test_findings_csv_is_complete_and_masked(tmp_path, name):
+    out = tmp_path / "f.csv"
+    path = SAMPLE_DIR / "files" / name
+    res = _vardfil("validate", str(path), "--received-at", "2026-11-02T09:15:00+01:00", "--findings-csv", str(out))
+    kv = json.loads(res.stdout)
+    text = out.read_text(encoding="utf-8-sig").splitlines()
+    assert len(text) - 1 == sum(kv["counts_by_rule"].values())
+    pid_lines = [line for line in text if ";patient_id;" in line]
+    assert pid_lines and all("****;" in line for line in pid_lines)

@@ -1,0 +1,79 @@
+"""The vectorised identifier module: the shared conformance list, the spec's examples, properties."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from validators import classify, make_personnummer, make_reservnummer, mask
+
+CONFORMANCE = Path(__file__).parent / "data" / "personnummer-meta-list.json"
+
+
+def test_shared_conformance_list():
+    entries = json.loads(CONFORMANCE.read_text(encoding="utf-8"))
+    judged = classify([e["long_format"] for e in entries])
+    assert judged["valid"].to_list() == [e["valid"] for e in entries]
+    for e, sex in zip(entries, judged["sex"].to_list()):
+        if e["valid"]:
+            assert sex == ("M" if e["isMale"] else "K")
+
+
+@pytest.mark.parametrize("rid", ["19810829M071", "19450829K088", "19930829X802"])
+def test_spec_reservnummer_examples_are_valid(rid):
+    row = classify([rid]).row(0, named=True)
+    assert row["valid"] and row["reservnummer"] and row["sex"] == rid[8]
+
+
+@pytest.mark.parametrize(("pid", "form", "check", "date"), [
+    ("19121212121", False, False, False),   # 11 characters
+    ("171212121212", False, False, False),  # century 17
+    ("19121212000" + "0", False, False, False),  # birth number 000
+    ("19121212Q121", False, False, False),  # letter other than K/M/X
+    ("19121212k121", False, False, False),  # lower case letter
+    ("191212121213", True, False, True),    # check digit
+    ("198002301230", True, False, False),   # 30 February and a wrong check digit: both reported
+])
+def test_structure_check_digit_and_date_are_judged_separately(pid, form, check, date):
+    row = classify([pid]).row(0, named=True)
+    assert (row["form_ok"], row["check_ok"], row["date_ok"]) == (form, check, date)
+
+
+dates = st.dates(min_value=dt.date(1880, 1, 1), max_value=dt.date(2029, 12, 31))
+
+
+@st.composite
+def valid_ids(draw):
+    birth = draw(dates)
+    kind = draw(st.sampled_from(["pnr", "samordning", "reserv"]))
+    if kind == "reserv":
+        return make_reservnummer(birth, draw(st.sampled_from("KMX")), draw(st.integers(0, 99)))
+    return make_personnummer(birth, draw(st.integers(1, 999)), samordning=kind == "samordning")
+
+
+@given(valid_ids())
+def test_any_generated_valid_id_passes(pid):
+    row = classify([pid]).row(0, named=True)
+    assert row["valid"], pid
+
+
+@given(valid_ids(), st.integers(2, 11), st.integers(1, 9))
+def test_any_single_digit_change_fails_the_checksum(pid, pos, delta):
+    # Positions 2–11 are the checksummed characters (the century is outside the Luhn sum).
+    if not pid[pos].isdigit():
+        return
+    changed = pid[:pos] + str((int(pid[pos]) + delta) % 10) + pid[pos + 1:]
+    row = classify([changed]).row(0, named=True)
+    assert not row["valid"]
+    assert not row["check_ok"], changed
+
+
+def test_mask_hides_the_last_four():
+    assert mask("191212121212") == "19121212****"
+    assert mask("123") == "****"
+    assert mask(None) is None

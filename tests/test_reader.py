@@ -1,0 +1,114 @@
+"""Container rules and the precise readings of text (FILSPECIFIKATION.md section 2, reading 5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import VGP_BASE, file_name, make_file, triples
+from sample_data.generate import VGP_FIELDS
+from validators import ContentError, split_records
+
+HEADER = ";".join(VGP_FIELDS)
+ROW = ";".join(VGP_BASE[f] for f in VGP_FIELDS)
+
+
+def rows_of(text: str) -> list[tuple[int, int]]:
+    rec = split_records(text.encode("utf-8"))
+    return list(zip(rec.frame["__row"].to_list(), rec.frame["__nfields"].to_list()))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("h\nr1\n", [(2, 1)]),
+    ("h\nr1", [(2, 1)]),
+    ("h\r\nr1\r\n", [(2, 1)]),
+    ("h\nr1\n\n", [(2, 1)]),                      # exactly one trailing empty line is ignored
+    ("h\nr1\n\n\n", [(2, 1), (3, 1)]),            # any other empty line is a record
+    ("h\n\nr1\n", [(2, 1), (3, 1)]),
+    ("h\nr1;x\n", [(2, 2)]),
+    ('h\n"a;b";c\n', [(2, 2)]),                    # a quoted separator
+    ('h\n"a\nb";c\nr3\n', [(2, 2), (4, 1)]),      # a record's row is the line it starts on
+    ('h\nab"c;d\n', [(2, 2)]),                     # a quote inside an unquoted value is ordinary
+])
+def test_records_and_row_numbers(text, expected):
+    assert rows_of(text) == expected
+
+
+@pytest.mark.parametrize("text", ['h\n"abc\n', 'h\n"abc"x;d\n', 'h\n"abc" ;d\n'])
+def test_f05_quote_errors(text):
+    with pytest.raises(ContentError) as e:
+        split_records(text.encode())
+    assert e.value.code == "F05"
+
+
+def test_quoted_values_are_unquoted_then_trimmed():
+    rec = split_records('h;i;j\n" a ";"b""c";  d  \n'.encode())
+    assert rec.frame.select("c0", "c1", "c2").row(0) == ("a", 'b"c', "d")
+
+
+def test_bare_cr_is_an_ordinary_character_in_both_paths():
+    plain = split_records(b"h;i\na\rb;c\n")
+    quoted = split_records(b'h;i\na\rb;"c"\n')
+    assert plain.frame["c0"].to_list() == quoted.frame["c0"].to_list() == ["a\rb"]
+
+
+def test_windows_1252_and_utf8_bom():
+    assert split_records("h\nÅsa\n".encode("cp1252")).encoding == "cp1252"
+    assert split_records(b"\xef\xbb\xbfh\nx\n").header == ["h"]
+    with pytest.raises(ContentError):
+        split_records(b"h\n\x81\n")
+
+
+@pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf"])
+def test_no_header_line_gives_f03_only(run, data):
+    assert run(data).kvittens.counts_by_rule == {"F03": 1}
+
+
+def test_header_names_are_trimmed_and_order_is_free(run):
+    header = [f" {f} " for f in reversed(VGP_FIELDS)]
+    assert run(make_file(header=header)).kvittens.status.value == "GODKAND"
+
+
+def test_duplicate_header_field_is_f04(run):
+    data = make_file(header=VGP_FIELDS + ["kva_6"])
+    assert "F04" in run(data).kvittens.counts_by_rule
+
+
+def test_r01_row_gets_no_other_finding_and_joins_no_group(run):
+    bad = ROW.replace("LAK", "XYZ") + ";extra"
+    result = run(make_file(extra_lines=[bad]))
+    assert triples(result) == {(3, None, "R01")}
+
+
+def test_f06_larger_than_200_mib_is_not_read(run, tmp_path):
+    path = tmp_path / file_name()
+    with open(path, "wb") as fh:
+        fh.truncate(200 * 1024 * 1024 + 1)  # sparse: costs no disk
+    kv = run(path).kvittens
+    assert kv.counts_by_rule == {"F06": 1} and kv.rows.total == 0
+
+
+def test_rejected_file_counts_its_records(run):
+    data = make_file(rows=[{}, {}, {}])
+    kv = run(data, received_at="2026-10-15T10:00:00+02:00").kvittens
+    assert kv.status.value == "AVVISAD" and kv.rows.total == 3 and kv.rows.rejected == 3
+
+
+# --- the fast path (polars' CSV reader, proven exact by byte counts) equals the exact path ---------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from validators.reader import _split_counted, _split_plain  # noqa: E402
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=["a", "b", " ", ";", "\r", "å"], max_size=10), min_size=1, max_size=8),
+       st.sampled_from(["", "\n", "\n\n", "\r\n", "\r\n\r\n", "\n\n\n"]),
+       st.sampled_from(["\n", "\r\n"]))
+def test_fast_path_agrees_with_exact_path(lines, ending, newline):
+    text = "h1;h2;h3" + newline + newline.join(lines) + ending
+    fast = _split_counted(text.encode("utf-8"))
+    if fast is None:
+        return  # the fast path declined: the exact path is used
+    header, frame = _split_plain(text)
+    assert fast[0] == header
+    assert fast[1].to_dicts() == frame.to_dicts()
