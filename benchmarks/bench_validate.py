@@ -1,0 +1,140 @@
+"""Benchmark: validate a generated VGP file with every rule on, against the parse floor.
+
+The parse floor is pyarrow ``read_csv`` of the same file with every column as a string, measured
+in the same run. Validation includes writing the kvittens JSON and the full findings CSV. Peak
+memory is the maximum resident set of a child process that does one validation (its baseline
+after imports is printed too). Not a test: the machine is shared, so figures are printed, never
+asserted.
+
+    python benchmarks/bench_validate.py                 # 1,000,000 rows (issue targets 1 and 2)
+    python benchmarks/bench_validate.py --rows 200000   # smaller, quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RECEIVED_AT = "2026-11-02T10:00:00+01:00"
+
+
+def generated_file(rows: int, seed: int, out: Path) -> Path:
+    """The benchmark file, generated once per (rows, seed) and cached under ``out``."""
+    folder = out / f"vgp-{rows}-{seed}"
+    existing = list(folder.glob("*.csv"))
+    if existing:
+        return existing[0]
+    from sample_data.generate import main as generate
+
+    generate(["--rows", str(rows), "--seed", str(seed), "--out", str(folder)])
+    return next(folder.glob("*.csv"))
+
+
+def parse_floor(path: Path) -> float:
+    """Seconds for pyarrow to read the file with every column as a string."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    names = path.open(encoding="utf-8").readline().rstrip("\r\n").split(";")
+    t = time.perf_counter()
+    pcsv.read_csv(path, parse_options=pcsv.ParseOptions(delimiter=";"),
+                  convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names}))
+    return time.perf_counter() - t
+
+
+def validate_once(path: Path, out: Path) -> tuple[float, dict]:
+    """Seconds to validate and write the kvittens and the findings CSV; the kvittens."""
+    from filespec import load_reference
+    from sample_data import SAMPLE_REFERENCE
+    from validators import parse_instant, validate_file, write_findings_csv
+
+    reference = load_reference(SAMPLE_REFERENCE)
+    t = time.perf_counter()
+    result = validate_file(path, file_name=path.name, received_at=parse_instant(RECEIVED_AT), reference=reference)
+    kv = result.kvittens.to_dict()
+    (out / "kvittens.json").write_text(json.dumps(kv, ensure_ascii=False), encoding="utf-8")
+    write_findings_csv(result.findings, out / "findings.csv")
+    return time.perf_counter() - t, kv
+
+
+def _high_water_kib() -> int:
+    # VmHWM belongs to this address space; getrusage's ru_maxrss survives exec on Linux and would
+    # report the parent's peak.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def child(path: Path, out: Path) -> None:
+    """One validation in this process; prints seconds and resident-set figures as JSON."""
+    import filespec  # noqa: F401  (imports first, so the baseline includes them)
+    import validators  # noqa: F401
+
+    base = _high_water_kib()
+    seconds, _ = validate_once(path, out)
+    print(json.dumps({"seconds": seconds, "baseline_kib": base, "peak_kib": _high_water_kib()}))
+
+
+def small_file_latency(out: Path, rows: int = 2000, runs: int = 20) -> float:
+    """Median seconds for the kvittens of a typical 2,000-row file in a warm process."""
+    path = generated_file(rows, 7, out)
+    validate_once(path, out)  # warm: imports, calendar, regexes
+    return statistics.median(validate_once(path, out)[0] for _ in range(runs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3, help="best of this many runs")
+    ap.add_argument("--out", type=Path, default=HERE / "out")
+    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.child:
+        child(args.child, args.out)
+        return 0
+
+    path = generated_file(args.rows, args.seed, args.out)
+    size = path.stat().st_size
+    floors, runs = [], []
+    for _ in range(args.repeat):
+        floors.append(parse_floor(path))
+        seconds, kv = validate_once(path, args.out)
+        runs.append(seconds)
+    floor, best = min(floors), min(runs)
+    mem = json.loads(subprocess.run(
+        [sys.executable, __file__, "--child", str(path), "--out", str(args.out)],
+        check=True, capture_output=True, text=True, env={**os.environ}).stdout)
+    latency = small_file_latency(args.out)
+
+    import pandera
+    import polars
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"polars {polars.__version__}, pandera {pandera.__version__}")
+    print(f"file: {path.name}, {kv['rows']['total']:,} rows, {size / 1e6:.1f} MB, status {kv['status']}, "
+          f"{sum(kv['counts_by_rule'].values()):,} findings")
+    print(f"parse floor (pyarrow read_csv, all strings): {floor:.3f} s (best of {args.repeat})")
+    print(f"validation incl. kvittens + findings CSV:    {best:.3f} s (best of {args.repeat}) "
+          f"= {kv['rows']['total'] / best:,.0f} rows/s")
+    print(f"ratio to parse floor:                        {best / floor:.2f}x   (target <= 4x)")
+    peak = mem["peak_kib"] * 1024
+    print(f"peak RSS of one validation:                  {peak / 1e6:.0f} MB = {peak / size:.1f}x file size "
+          f"(baseline after imports {mem['baseline_kib'] * 1024 / 1e6:.0f} MB; target <= 6x)")
+    print(f"kvittens of a 2,000-row file, warm process:  {latency * 1000:.0f} ms median of 20 (target <= 300 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
