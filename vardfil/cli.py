@@ -1,7 +1,16 @@
 """The ``vardfil`` command line. The contracts of its subcommands are fixed (the region's tooling
-calls them exactly): ``vardfil validate PATH [--received-at ISO8601] [--reference DIR]`` prints the
-kvittens JSON and records nothing; exit 0 for GODKAND or DELVIS_GODKAND, 1 for AVVISAD, 2 for a
-usage error.
+calls them exactly):
+
+- ``vardfil validate PATH [--received-at ISO8601] [--reference DIR]`` prints the kvittens JSON and
+  records nothing; exit 0 for GODKAND or DELVIS_GODKAND, 1 for AVVISAD, 2 for a usage error.
+- ``vardfil submit PATH [--received-at ISO8601] [--reference DIR]`` records the file in the ledger
+  under ``$VARDFIL_HOME`` and prints its kvittens (exit codes as ``validate``).
+- ``vardfil intake INBOX_DIR`` takes every new file in a folder.
+- ``vardfil status PERIOD`` prints per unit and filtyp the gällande file, its status, on_time, and
+  the units with no file.
+
+Exit 3 means the program could not do its work (the store cannot be written): nothing was
+recorded, and the same command can be run again.
 """
 
 from __future__ import annotations
@@ -9,10 +18,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_FAULT = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -56,6 +66,105 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_REJECTED if result.kvittens.status.value == "AVVISAD" else EXIT_OK
 
 
+def _app():
+    """The ledger, store and settings of this process (the embedded defaults unless configured)."""
+    from vardfil.ledger import Ledger
+    from vardfil.settings import load_settings
+    from vardfil.store import RawStore
+
+    settings = load_settings()
+    return settings, Ledger(settings.database_url), RawStore(settings.store)
+
+
+def _actor(args: argparse.Namespace) -> str:
+    import getpass
+
+    return getattr(args, "actor", None) or os.environ.get("VARDFIL_ACTOR") or getpass.getuser()
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Record one file in the ledger and print its kvittens."""
+    from vardfil.intake import submit
+
+    path: Path = args.path
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    reference = _reference(args.reference)
+    received_at = args.received_at or dt.datetime.now(dt.timezone.utc)
+    _, ledger, store = _app()
+    sub = submit(path, file_name=path.name, received_at=received_at, ledger=ledger, store=store,
+                 reference=reference, source_kind="cli", actor=_actor(args))
+    json.dump(sub.kvittens, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    return EXIT_REJECTED if sub.kvittens["status"] == "AVVISAD" else EXIT_OK
+
+
+def cmd_intake(args: argparse.Namespace) -> int:
+    """Take in every new file of an inbox folder."""
+    from vardfil.intake import intake_folder
+
+    if not args.inbox.is_dir():
+        raise UsageError(f"no such folder: {args.inbox}")
+    reference = _reference(args.reference)
+    _, ledger, store = _app()
+    results = intake_folder(args.inbox, ledger=ledger, store=store, reference=reference, actor=_actor(args))
+    for r in results:
+        if r.submission is None:
+            print(f"{r.name}\tREFUSED\t{r.refused}")
+        else:
+            kv = r.submission.kvittens
+            note = "" if r.submission.new else "\t(copy of an earlier file)"
+            print(f"{r.name}\t{kv['status']}\ton_time={kv['on_time']}\t{kv['receipt_id']}{note}")
+    print(f"{sum(r.submission is not None for r in results)} file(s) taken in", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Per unit and filtyp: the gällande file, its status and on_time; units with no file."""
+    from validators.window import parse_period
+    from vardfil.status import period_status
+
+    try:
+        parse_period(args.period)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    reference = _reference(args.reference)
+    _, ledger, _ = _app()
+    report = period_status(args.period, ledger=ledger, reference=reference)
+    if args.json:
+        json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    print(f"period {report['period']}, deadline {report['deadline']}")
+    print(f"{'unit':<28} {'filtyp':<6} {'gällande fil':<46} {'status':<15} on_time")
+    for u in report["units"]:
+        g = u["gallande"]
+        print(f"{u['unit_hsaid']:<28} {u['file_type']:<6} {(g or {}).get('file_name', '-'):<46} "
+              f"{(g or {}).get('status', '-'):<15} {(g or {}).get('on_time', '-')}")
+    missing = [f"{u['unit_hsaid']} ({u['file_type']})" for u in report["units"] if u["gallande"] is None]
+    print(f"\nunits with no gällande file: {', '.join(missing) if missing else 'none'}")
+    return EXIT_OK
+
+
+def cmd_dispens(args: argparse.Namespace) -> int:
+    """Grant a unit an extended deadline for one period."""
+    from validators.window import parse_period, window_for
+
+    try:
+        parse_period(args.period)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.until <= window_for(args.period).deadline:
+        raise UsageError("a dispens must end after the ordinary deadline")
+    _, ledger, _ = _app()
+    row = ledger.grant_dispens(unit_hsaid=args.unit, period=args.period, deadline=args.until,
+                               reason=args.reason, actor=_actor(args))
+    print(json.dumps({"unit_hsaid": row.unit_hsaid, "period": row.period,
+                      "deadline": args.until.isoformat(), "reason": row.reason, "granted_by": row.granted_by},
+                     ensure_ascii=False))
+    return EXIT_OK
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     """Run the main job on the sample month and say where its outputs are."""
     from vardfil.sample import run_sample_month
@@ -78,6 +187,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the full findings list as CSV here")
     v.set_defaults(func=cmd_validate)
 
+    sm = sub.add_parser("submit", help="record one file in the ledger and print its kvittens")
+    sm.add_argument("path", type=Path, metavar="PATH")
+    sm.add_argument("--received-at", type=_instant, metavar="ISO8601",
+                    help="arrival instant with offset (default: now)")
+    sm.add_argument("--reference", type=Path, metavar="DIR",
+                    help="reference data folder (default: the sample reference data)")
+    sm.add_argument("--actor", help="who submits (default: $VARDFIL_ACTOR or the login name)")
+    sm.set_defaults(func=cmd_submit)
+
+    it = sub.add_parser("intake", help="take in every new file of an inbox folder")
+    it.add_argument("inbox", type=Path, metavar="INBOX_DIR")
+    it.add_argument("--reference", type=Path, metavar="DIR")
+    it.add_argument("--actor")
+    it.set_defaults(func=cmd_intake)
+
+    st = sub.add_parser("status", help="per unit and filtyp: the gällande file of a period")
+    st.add_argument("period", metavar="PERIOD")
+    st.add_argument("--reference", type=Path, metavar="DIR")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=cmd_status)
+
+    dp = sub.add_parser("dispens", help="grant a unit an extended deadline for one period")
+    dp.add_argument("unit", metavar="HSAID")
+    dp.add_argument("period", metavar="PERIOD")
+    dp.add_argument("--until", type=_instant, required=True, metavar="ISO8601")
+    dp.add_argument("--reason", required=True)
+    dp.add_argument("--actor")
+    dp.set_defaults(func=cmd_dispens)
+
     s = sub.add_parser("sample", help="run the sample month with embedded defaults")
     s.add_argument("--out", type=Path, default=None, help="output folder (default: $VARDFIL_HOME/sample)")
     s.set_defaults(func=cmd_sample)
@@ -87,11 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vardfil`` console script."""
     args = build_parser().parse_args(argv)
+    from vardfil.store import StoreError
+
     try:
         return args.func(args)
     except UsageError as e:
         print(f"vardfil: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except StoreError as e:
+        print(f"vardfil: nothing was recorded: {e}", file=sys.stderr)
+        return EXIT_FAULT
 
 
 if __name__ == "__main__":

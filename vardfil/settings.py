@@ -3,6 +3,8 @@
 | variable | default | meaning |
 |---|---|---|
 | ``VARDFIL_HOME`` | ``./var`` | where the embedded default keeps its ledger, raw store and outputs |
+| ``VARDFIL_DATABASE_URL`` | ``sqlite:///$VARDFIL_HOME/ledger.sqlite3`` | the ledger (``postgresql+psycopg://…`` in production) |
+| ``VARDFIL_STORE`` | ``$VARDFIL_HOME/store`` | the content-addressed raw store (shared or object storage when scaled out) |
 | ``VARDFIL_REFERENCE`` | the sample reference data | the reference data folder |
 """
 
@@ -21,12 +23,17 @@ class Settings:
 
     home: Path
     reference: Path
+    database_url: str
+    store: Path
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Settings from the environment (``os.environ`` by default)."""
     env = os.environ if environ is None else environ
+    home = Path(env.get("VARDFIL_HOME", "var")).resolve()
     return Settings(
-        home=Path(env.get("VARDFIL_HOME", "var")).resolve(),
+        home=home,
         reference=Path(env.get("VARDFIL_REFERENCE", str(SAMPLE_REFERENCE))).resolve(),
+        database_url=env.get("VARDFIL_DATABASE_URL") or f"sqlite:///{(home / 'ledger.sqlite3').as_posix()}",
+        store=Path(env.get("VARDFIL_STORE", str(home / "store"))).resolve(),
     )

@@ -1,0 +1,156 @@
+"""Intake: the one way a file enters vardfil (CLI ``submit`` and ``intake``, the portal, the DAGs).
+
+1. The bytes go to the content-addressed store first (temporary name, fsync, rename).
+2. A byte-identical copy of an earlier file is not a new submission: the earlier kvittens comes
+   back, and the arrival is written to the audit log.
+3. The file is validated against the history the ledger holds for its unit, filtyp and period
+   (F09) and the unit's dispens, if any; accepted rows are stored as Parquet, the full findings
+   as CSV; then the file, its counts and an audit entry are recorded in one transaction. If the
+   history changed meanwhile (a concurrent file for the same unit and period), it is validated
+   again.
+
+``received_at`` is stamped once, at arrival, by the caller; nothing here reads the clock to decide
+lateness. For a folder, the arrival is the file's modification time as the transfer set it.
+A crash anywhere leaves either a complete record or none (the inbox file is removed only after the
+commit; store files written before a crash are content-addressed and simply reused).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from filespec import Reference
+from validators import findings_to_csv, parse_file_name, validate_file
+from validators.engine import receipt_id as make_receipt_id
+from vardfil.ledger import FileKey, HistoryChanged, Ledger, utcnow
+from vardfil.models import ReceivedFile
+from vardfil.store import RawStore
+
+MAX_NAME = 255
+RETRIES = 5
+
+
+@dataclass(frozen=True, kw_only=True)
+class Submission:
+    """What intake answers: the kvittens, and whether this arrival was a new submission."""
+
+    kvittens: dict
+    receipt_id: str
+    new: bool
+    file: ReceivedFile
+
+
+def display_name(name: str) -> str:
+    """The received name made safe to show and store: control characters replaced, length capped.
+
+    It is only ever text: files are stored under their hash, never under this name.
+    """
+    cleaned = "".join("?" if unicodedata.category(c).startswith("C") else c for c in name)
+    return cleaned[:MAX_NAME] if cleaned else "?"
+
+
+def submit(source: bytes | Path, *, file_name: str, received_at: dt.datetime, ledger: Ledger,
+           store: RawStore, reference: Reference, source_kind: str = "cli", actor: str = "cli") -> Submission:
+    """Receive one file: store it, validate it against the ledger's history, record it."""
+    if received_at.tzinfo is None:
+        raise ValueError("received_at must be aware")
+    shown = display_name(file_name)
+    sha, size, raw = store.put_raw(source)
+
+    earlier = ledger.file_by_sha(sha)
+    if earlier is not None:
+        _audit_copy(ledger, earlier, shown, received_at, source_kind, actor)
+        return Submission(kvittens=json.loads(earlier.kvittens_json), receipt_id=earlier.receipt_id,
+                          new=False, file=earlier)
+
+    name = parse_file_name(file_name)
+    key = FileKey(unit_hsaid=name.unit_hsaid, file_type=name.file_type, period=name.period) if name else None
+    dispens = ledger.dispens_deadline(key.unit_hsaid, key.period) if key else None
+    receipt = make_receipt_id(sha, received_at, shown)
+    for _ in range(RETRIES):
+        history = ledger.earlier_sequences(key) if key else []
+        result = validate_file(raw, file_name=file_name, received_at=received_at, reference=reference,
+                               earlier_sequences=history, deadline=dispens, receipt=receipt)
+        kv = result.kvittens.to_dict()
+        kv["file_name"] = shown
+        findings_path = store.put_bytes("findings", sha, ".csv", findings_to_csv(result.findings))
+        accepted_path = store.put_parquet(sha, result.accepted) if result.accepted.height else None
+        k = result.kvittens
+        row = ReceivedFile(
+            receipt_id=receipt, sha256=sha, file_name=shown, size_bytes=size, received_at=received_at,
+            recorded_at=utcnow(), source=source_kind, actor=actor, file_type=k.file_type,
+            unit_hsaid=k.unit_hsaid, period=k.period, sequence=k.sequence, spec_version=k.spec_version,
+            deadline=k.deadline, on_time=k.on_time, status=k.status.value, rows_total=k.rows.total,
+            rows_accepted=k.rows.accepted, rows_rejected=k.rows.rejected,
+            rows_with_warnings=k.rows.with_warnings,
+            kvittens_json=json.dumps(kv, ensure_ascii=False),
+            findings_path=store.relative(findings_path),
+            accepted_path=store.relative(accepted_path) if accepted_path else None,
+        )
+        counts = {rule: (_severity(result, rule), n) for rule, n in k.counts_by_rule.items()}
+        try:
+            recorded, new = ledger.record(row, counts, key=key, expected_sequences=history)
+        except HistoryChanged:
+            continue
+        if not new:
+            _audit_copy(ledger, recorded, shown, received_at, source_kind, actor)
+        return Submission(kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id,
+                          new=new, file=recorded)
+    raise HistoryChanged(f"history of {key} kept changing; gave up after {RETRIES} tries")
+
+
+def _severity(result, rule: str) -> str:
+    if rule.startswith("F"):
+        return "AVVISA_FIL"
+    return result.spec.severity(rule).value if result.spec else "FEL"
+
+
+def _audit_copy(ledger: Ledger, earlier: ReceivedFile, shown: str, received_at: dt.datetime,
+                source_kind: str, actor: str) -> None:
+    with ledger.transaction() as s:
+        ledger.audit(s, actor=actor, action="copy_received", subject=earlier.receipt_id,
+                     detail={"file_name": shown, "received_at": received_at.isoformat(),
+                             "source": source_kind, "same_name": shown == earlier.file_name})
+
+
+@dataclass(frozen=True, kw_only=True)
+class InboxResult:
+    """One inbox file taken in."""
+
+    name: str
+    submission: Submission | None
+    refused: str | None = None
+
+
+def arrival_time(path: Path) -> dt.datetime:
+    """The file's modification time as the transfer set it, aware UTC."""
+    return dt.datetime.fromtimestamp(path.stat().st_mtime_ns / 1e9, tz=dt.timezone.utc)
+
+
+def intake_folder(inbox: Path, *, ledger: Ledger, store: RawStore, reference: Reference,
+                  actor: str = "intake") -> list[InboxResult]:
+    """Take in every new file of an inbox folder, oldest first; remove each once it is recorded.
+
+    Dot-files (transfers in progress by convention), folders and symbolic links are left alone.
+    """
+    entries, results = [], []
+    for entry in os.scandir(inbox):
+        if entry.name.startswith(".") or entry.is_dir(follow_symlinks=False):
+            continue
+        if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+            results.append(InboxResult(name=display_name(entry.name), submission=None,
+                                       refused="inte en vanlig fil (länk eller specialfil): lämnas orörd"))
+            continue
+        entries.append(Path(entry.path))
+    entries.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
+    for path in entries:
+        sub = submit(path, file_name=path.name, received_at=arrival_time(path), ledger=ledger,
+                     store=store, reference=reference, source_kind="inbox", actor=actor)
+        path.unlink()  # only after the commit: a crash before it leaves the file for the next run
+        results.append(InboxResult(name=path.name, submission=sub))
+    return results

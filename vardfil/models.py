@@ -1,0 +1,142 @@
+"""The ledger's tables (SQLAlchemy 2 declarative). The schema itself is created and upgraded by
+the Alembic migrations in ``vardfil/migrations``; these classes must match them (a test compares).
+
+Times are stored as UTC and returned as aware UTC datetimes on every backend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator):
+    """An aware datetime stored as naive UTC (SQLite has no time zones; PostgreSQL gets the same)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("ledger times must be aware")
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the ledger."""
+
+
+class ReceivedFile(Base):
+    """One received file (one SHA-256): what arrived, when, and the kvittens it got."""
+
+    __tablename__ = "received_file"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    receipt_id: Mapped[str] = mapped_column(String(40), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(16))  # cli | inbox | portal | dag
+    actor: Mapped[str] = mapped_column(String(128))
+    file_type: Mapped[str | None] = mapped_column(String(3))
+    unit_hsaid: Mapped[str | None] = mapped_column(String(31))
+    period: Mapped[str | None] = mapped_column(String(7))
+    sequence: Mapped[int | None] = mapped_column(Integer)
+    spec_version: Mapped[str | None] = mapped_column(String(32))
+    deadline: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    on_time: Mapped[bool | None] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))
+    rows_total: Mapped[int] = mapped_column(Integer)
+    rows_accepted: Mapped[int] = mapped_column(Integer)
+    rows_rejected: Mapped[int] = mapped_column(Integer)
+    rows_with_warnings: Mapped[int] = mapped_column(Integer)
+    kvittens_json: Mapped[str] = mapped_column(Text)
+    findings_path: Mapped[str] = mapped_column(String(255))  # relative to the store root
+    accepted_path: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_received_file_key", "unit_hsaid", "file_type", "period", "received_at"),)
+
+
+class FindingCount(Base):
+    """counts_by_rule of a file, one row per rule (the findings summary)."""
+
+    __tablename__ = "finding_count"
+
+    received_file_id: Mapped[int] = mapped_column(ForeignKey("received_file.id"), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(8), primary_key=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class PeriodState(Base):
+    """Where a period stands: OPEN, CLOSED (with the instant of the last close), FINALISED."""
+
+    __tablename__ = "period_state"
+
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Dispens(Base):
+    """An extended deadline for one unit and one period, with the analyst's reason."""
+
+    __tablename__ = "dispens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    unit_hsaid: Mapped[str] = mapped_column(String(31))
+    period: Mapped[str] = mapped_column(String(7))
+    deadline: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(String(128))
+    granted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_dispens_unit_period", "unit_hsaid", "period"),)
+
+
+class Approval(Base):
+    """A unit's approval or dispute of its underlag, or an analyst's finalisation."""
+
+    __tablename__ = "approval"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    unit_hsaid: Mapped[str | None] = mapped_column(String(31))
+    file_type: Mapped[str | None] = mapped_column(String(3))
+    period: Mapped[str] = mapped_column(String(7))
+    action: Mapped[str] = mapped_column(String(16))  # GODKANN | INVAND | FASTSTALL
+    comment: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class AuditLog(Base):
+    """Append-only: who did what, when, and why. UPDATE and DELETE are refused by triggers."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[str | None] = mapped_column(Text)

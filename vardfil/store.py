@@ -1,0 +1,126 @@
+"""The content-addressed raw store: every received byte, once, under its SHA-256.
+
+Layout under the store root::
+
+    raw/ab/cd/<sha256>            the received bytes, exactly
+    accepted/ab/<sha256>.parquet  the accepted rows of a file
+    findings/ab/<sha256>.csv      the full findings list of a file
+
+Every write goes to a temporary name in the same folder, is fsynced, and is renamed into place,
+so a crash leaves the old state or the new, never half a file. Names are derived from hashes
+only: nothing a sender chose ever reaches the file system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+CHUNK = 1 << 20
+
+
+class StoreError(Exception):
+    """The store cannot be written (full disk, unwritable folder). Worth a retry once fixed."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, path: Path | None = None):
+        super().__init__(message)
+        self.path = path
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class RawStore:
+    """A folder of immutable, content-addressed files."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def raw_path(self, sha256: str) -> Path:
+        """Where the bytes with this hash live."""
+        return self.root / "raw" / sha256[:2] / sha256[2:4] / sha256
+
+    def relative(self, path: Path) -> str:
+        """A store path as the ledger records it."""
+        return path.relative_to(self.root).as_posix()
+
+    def resolve(self, relative: str) -> Path:
+        """The absolute path of a recorded store path."""
+        return self.root / relative
+
+    def _atomic_write(self, target: Path, write: Callable[[object], None]) -> Path:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    write(fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            _fsync_dir(target.parent)
+        except OSError as e:
+            raise StoreError(f"cannot write to the store at {target.parent}: {e.strerror or e}", path=target) from e
+        return target
+
+    def put_raw(self, source: bytes | Path) -> tuple[str, int, Path]:
+        """Store received bytes (or a file's bytes, streamed). Returns (sha256, size, path).
+
+        Idempotent: bytes already stored are not written again.
+        """
+        if isinstance(source, bytes):
+            sha = hashlib.sha256(source).hexdigest()
+            target = self.raw_path(sha)
+            if not target.exists():
+                self._atomic_write(target, lambda fh: fh.write(source))
+            return sha, len(source), target
+        # Stream a file: copy to a temporary name while hashing, then rename to its hash.
+        staging = self.root / "raw" / "incoming"
+        h, size = hashlib.sha256(), 0
+        try:
+            staging.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=staging, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+                    for chunk in iter(lambda: src.read(CHUNK), b""):
+                        h.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                sha = h.hexdigest()
+                target = self.raw_path(sha)
+                if target.exists():
+                    Path(tmp).unlink()
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, target)
+                    _fsync_dir(target.parent)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as e:
+            raise StoreError(f"cannot write to the store at {staging}: {e.strerror or e}", path=staging) from e
+        return sha, size, target
+
+    def put_bytes(self, kind: str, sha256: str, suffix: str, data: bytes) -> Path:
+        """Store a derived file (findings CSV) under its source file's hash."""
+        return self._atomic_write(self.root / kind / sha256[:2] / f"{sha256}{suffix}", lambda fh: fh.write(data))
+
+    def put_parquet(self, sha256: str, frame) -> Path:
+        """Store the accepted rows of a file as Parquet."""
+        return self._atomic_write(self.root / "accepted" / sha256[:2] / f"{sha256}.parquet",
+                                  lambda fh: frame.write_parquet(fh))
