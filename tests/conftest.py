@@ -75,3 +75,38 @@ def run(reference):
 def triples(result) -> set[tuple]:
     """The findings as {(row, field, rule)}."""
     return {(f["row"], f["field"], f["rule"]) for f in result.findings.iter_rows(named=True)}
+
+
+# --- the ledger, on every backend ------------------------------------------------------------------
+
+from ledger_support import database_url, drop_schema  # noqa: E402
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request):
+    """Run a ledger test on the embedded SQLite and on a real PostgreSQL."""
+    return request.param
+
+
+@pytest.fixture
+def app_env(backend, tmp_path, monkeypatch):
+    """VARDFIL_HOME and VARDFIL_DATABASE_URL for one test; yields the settings."""
+    from vardfil.settings import load_settings
+
+    url = database_url(backend, tmp_path)
+    monkeypatch.setenv("VARDFIL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VARDFIL_DATABASE_URL", url)
+    monkeypatch.delenv("VARDFIL_STORE", raising=False)
+    yield load_settings()
+    drop_schema(url)
+
+
+@pytest.fixture
+def app(app_env, reference):
+    """(ledger, store, reference) on the test's backend."""
+    from vardfil.ledger import Ledger
+    from vardfil.store import RawStore
+
+    ledger = Ledger(app_env.database_url)
+    yield ledger, RawStore(app_env.store), reference
+    ledger.dispose()

@@ -114,6 +114,7 @@ def validate_file(
     unit has a dispens. Bad input never raises: it becomes findings.
     """
     received_at = to_stockholm(received_at)
+    deadline = to_stockholm(deadline) if deadline is not None else None
     sha, size = _sha256_and_size(source)
     name = parse_file_name(file_name)
     spec = spec_for(name.file_type, name.period) if name else None
