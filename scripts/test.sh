@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite. `.ci/run` calls exactly this.
+# The ledger tests run on SQLite and on a real PostgreSQL server: this script starts one (or
+# installs it from Debian's packages) when none answers; where that is impossible (no root) the
+# PostgreSQL variants are skipped with the reason, except in CI, where they must run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+if url=$(bash scripts/ensure-postgres.sh); then
+  export VARDFIL_TEST_PG_URL="${VARDFIL_TEST_PG_URL:-$url}" VARDFIL_REQUIRE_PG=1
+elif [ "${CI:-}" = "true" ]; then
+  echo "test.sh: CI needs PostgreSQL for the ledger tests" >&2; exit 1
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -37,7 +37,10 @@ def test_sample_month_matches_golden_kvittenser(tmp_path, monkeypatch):
     from vardfil.sample import run_sample_month
 
     monkeypatch.setenv("VARDFIL_HOME", str(tmp_path))
+    monkeypatch.delenv("VARDFIL_DATABASE_URL", raising=False)
+    monkeypatch.delenv("VARDFIL_STORE", raising=False)
     assert run_sample_month() == 0
+    assert run_sample_month() == 0  # a second run: every file is a byte-identical copy, same kvittens
     made = sorted((tmp_path / "sample" / "kvittens").glob("*.json"))
     assert [p.name for p in made] == sorted(p.name for p in GOLDEN.glob("*.json"))
     for p in made:

@@ -107,14 +107,17 @@ def cmd_intake(args: argparse.Namespace) -> int:
         raise UsageError(f"no such folder: {args.inbox}")
     reference = _reference(args.reference)
     _, ledger, store = _app()
-    results = intake_folder(args.inbox, ledger=ledger, store=store, reference=reference, actor=_actor(args))
-    for r in results:
+
+    def show(r) -> None:
         if r.submission is None:
-            print(f"{r.name}\tREFUSED\t{r.refused}")
-        else:
-            kv = r.submission.kvittens
-            note = "" if r.submission.new else "\t(copy of an earlier file)"
-            print(f"{r.name}\t{kv['status']}\ton_time={kv['on_time']}\t{kv['receipt_id']}{note}")
+            print(f"{r.name}\tREFUSED\t{r.refused}", flush=True)
+            return
+        kv = r.submission.kvittens
+        note = "" if r.submission.new else "\t(copy of an earlier file)"
+        print(f"{r.name}\t{kv['status']}\ton_time={kv['on_time']}\t{kv['receipt_id']}{note}", flush=True)
+
+    results = intake_folder(args.inbox, ledger=ledger, store=store, reference=reference, actor=_actor(args),
+                            on_result=show)
     print(f"{sum(r.submission is not None for r in results)} file(s) taken in", file=sys.stderr)
     return EXIT_OK
 

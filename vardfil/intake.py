@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,11 +134,14 @@ def arrival_time(path: Path) -> dt.datetime:
 
 
 def intake_folder(inbox: Path, *, ledger: Ledger, store: RawStore, reference: Reference,
-                  actor: str = "intake") -> list[InboxResult]:
+                  actor: str = "intake",
+                  on_result: Callable[[InboxResult], None] | None = None) -> list[InboxResult]:
     """Take in every new file of an inbox folder, oldest first; remove each once it is recorded.
 
     Dot-files (transfers in progress by convention), folders and symbolic links are left alone.
+    ``on_result`` is called after each file is committed (progress for operators).
     """
+    report = on_result or (lambda _r: None)
     entries, results = [], []
     for entry in os.scandir(inbox):
         if entry.name.startswith(".") or entry.is_dir(follow_symlinks=False):
@@ -145,6 +149,7 @@ def intake_folder(inbox: Path, *, ledger: Ledger, store: RawStore, reference: Re
         if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
             results.append(InboxResult(name=display_name(entry.name), submission=None,
                                        refused="inte en vanlig fil (länk eller specialfil): lämnas orörd"))
+            report(results[-1])
             continue
         entries.append(Path(entry.path))
     entries.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
@@ -153,4 +158,5 @@ def intake_folder(inbox: Path, *, ledger: Ledger, store: RawStore, reference: Re
                      store=store, reference=reference, source_kind="inbox", actor=actor)
         path.unlink()  # only after the commit: a crash before it leaves the file for the next run
         results.append(InboxResult(name=path.name, submission=sub))
+        report(results[-1])
     return results
