@@ -38,6 +38,21 @@ def _instant(text: str) -> dt.datetime:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 instant with offset: {text!r} ({e})") from None
 
 
+def _period(text: str) -> str:
+    from validators.window import parse_period
+
+    try:
+        parse_period(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _print_json(obj) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
 def _reference(path: Path | None):
     from filespec import ReferenceDataError, load_reference
     from vardfil.settings import load_settings
@@ -61,8 +76,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                            reference=_reference(args.reference))
     if args.findings_csv:
         write_findings_csv(result.findings, args.findings_csv)
-    json.dump(result.kvittens.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    _print_json(result.kvittens.to_dict())
     return EXIT_REJECTED if result.kvittens.status.value == "AVVISAD" else EXIT_OK
 
 
@@ -94,8 +108,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     _, ledger, store = _app()
     sub = submit(path, file_name=path.name, received_at=received_at, ledger=ledger, store=store,
                  reference=reference, source_kind="cli", actor=_actor(args))
-    json.dump(sub.kvittens, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    _print_json(sub.kvittens)
     return EXIT_REJECTED if sub.kvittens["status"] == "AVVISAD" else EXIT_OK
 
 
@@ -124,19 +137,13 @@ def cmd_intake(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Per unit and filtyp: the gällande file, its status and on_time; units with no file."""
-    from validators.window import parse_period
     from vardfil.status import period_status
 
-    try:
-        parse_period(args.period)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
     reference = _reference(args.reference)
     _, ledger, _ = _app()
     report = period_status(args.period, ledger=ledger, reference=reference)
     if args.json:
-        json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        _print_json(report)
         return EXIT_OK
     print(f"period {report['period']}, deadline {report['deadline']}")
     print(f"{'unit':<28} {'filtyp':<6} {'gällande fil':<46} {'status':<15} on_time")
@@ -151,12 +158,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_dispens(args: argparse.Namespace) -> int:
     """Grant a unit an extended deadline for one period."""
-    from validators.window import parse_period, window_for
+    from validators.window import window_for
 
-    try:
-        parse_period(args.period)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
     if args.until <= window_for(args.period).deadline:
         raise UsageError("a dispens must end after the ordinary deadline")
     _, ledger, _ = _app()
@@ -206,14 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     it.set_defaults(func=cmd_intake)
 
     st = sub.add_parser("status", help="per unit and filtyp: the gällande file of a period")
-    st.add_argument("period", metavar="PERIOD")
+    st.add_argument("period", type=_period, metavar="PERIOD")
     st.add_argument("--reference", type=Path, metavar="DIR")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=cmd_status)
 
     dp = sub.add_parser("dispens", help="grant a unit an extended deadline for one period")
     dp.add_argument("unit", metavar="HSAID")
-    dp.add_argument("period", metavar="PERIOD")
+    dp.add_argument("period", type=_period, metavar="PERIOD")
     dp.add_argument("--until", type=_instant, required=True, metavar="ISO8601")
     dp.add_argument("--reason", required=True)
     dp.add_argument("--actor")
