@@ -183,22 +183,21 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="vardfil", description="Monthly visit files of VGR's care units.")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    v = sub.add_parser("validate", help="validate one file and print its kvittens (records nothing)")
-    v.add_argument("path", type=Path, metavar="PATH")
-    v.add_argument("--received-at", type=_instant, metavar="ISO8601",
-                   help="arrival instant with offset (default: now)")
-    v.add_argument("--reference", type=Path, metavar="DIR",
-                   help="reference data folder (default: the sample reference data)")
+    # validate and submit take the same file arguments (the contract names them identically).
+    file_args = argparse.ArgumentParser(add_help=False)
+    file_args.add_argument("path", type=Path, metavar="PATH")
+    file_args.add_argument("--received-at", type=_instant, metavar="ISO8601",
+                           help="arrival instant with offset (default: now)")
+    file_args.add_argument("--reference", type=Path, metavar="DIR",
+                           help="reference data folder (default: the sample reference data)")
+
+    v = sub.add_parser("validate", parents=[file_args],
+                       help="validate one file and print its kvittens (records nothing)")
     v.add_argument("--findings-csv", type=Path, metavar="PATH",
                    help="also write the full findings list as CSV here")
     v.set_defaults(func=cmd_validate)
 
-    sm = sub.add_parser("submit", help="record one file in the ledger and print its kvittens")
-    sm.add_argument("path", type=Path, metavar="PATH")
-    sm.add_argument("--received-at", type=_instant, metavar="ISO8601",
-                    help="arrival instant with offset (default: now)")
-    sm.add_argument("--reference", type=Path, metavar="DIR",
-                    help="reference data folder (default: the sample reference data)")
+    sm = sub.add_parser("submit", parents=[file_args], help="record one file in the ledger and print its kvittens")
     sm.add_argument("--actor", help="who submits (default: $VARDFIL_ACTOR or the login name)")
     sm.set_defaults(func=cmd_submit)
 
