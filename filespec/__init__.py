@@ -5,11 +5,14 @@ Nothing here validates; ``validators`` reads these objects. Dependency direction
 """
 
 from filespec.fees import FeeTable, all_fee_tables, fee_table_for
+from filespec.prices import PriceList, all_price_lists, price_list_for
 from filespec.reference import (
     Reference,
     ReferenceDataError,
     Unit,
+    listing_path,
     load_kva,
+    load_listing,
     load_reference,
     load_units,
     period_bounds,
@@ -32,18 +35,23 @@ __all__ = [
     "FieldSpec",
     "FileRule",
     "FileSpec",
+    "PriceList",
     "Reference",
     "ReferenceDataError",
     "RowRule",
     "Severity",
     "Unit",
     "all_fee_tables",
+    "all_price_lists",
     "all_specs",
     "fee_table_for",
     "file_rule_messages",
+    "listing_path",
     "load_kva",
+    "load_listing",
     "load_reference",
     "load_units",
     "period_bounds",
+    "price_list_for",
     "spec_for",
 ]

@@ -114,6 +114,27 @@ def load_kva(path: Path) -> frozenset[str]:
     return frozenset(r["kod"] for r in _read_rows(path, ["kod", "text"]) if r["kod"])
 
 
+LISTING_COLUMNS = ["patient_id", "kon", "vardenhet_hsaid"]
+
+
+def listing_path(root: Path | str, period: str) -> Path:
+    """Where the VGP listing of a period lives: ``listning_YYYYMM.csv``."""
+    return Path(root) / f"listning_{period.replace('-', '')}.csv"
+
+
+def load_listing(root: Path | str, period: str):
+    """The VGP listing on the last day of ``period`` as a polars frame of strings (or None if absent)."""
+    import polars as pl
+
+    path = listing_path(root, period)
+    if not path.is_file():
+        return None
+    frame = pl.read_csv(path, separator=";", infer_schema=False)
+    if frame.columns != LISTING_COLUMNS:
+        raise ReferenceDataError(f"{path.name}: header must be {';'.join(LISTING_COLUMNS)}", path=path)
+    return frame.select(pl.all().str.strip_chars(" "))
+
+
 def load_reference(root: Path | str) -> Reference:
     """Load a reference folder: ``enhetsregister.csv`` and every ``kva_YYYY.csv`` in it."""
     root = Path(root)

@@ -171,6 +171,28 @@ def cmd_dispens(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _close_context(args: argparse.Namespace):
+    from vardfil.close import CloseContext, pseudonym_key
+
+    settings, ledger, store = _app()
+    return CloseContext(ledger=ledger, store=store, reference=_reference(args.reference), out_root=settings.output,
+                        pseudonym_key=pseudonym_key(settings.home, settings.pseudonym_key))
+
+
+def cmd_close(args: argparse.Namespace) -> int:
+    """Close a period as of an instant and print the JSON summary."""
+    from filespec import ReferenceDataError
+    from vardfil.close import CloseTooEarly, close_period
+
+    at = args.at or dt.datetime.now(dt.timezone.utc)
+    try:
+        summary = close_period(args.period, at=at, ctx=_close_context(args), actor=_actor(args))
+    except (CloseTooEarly, ReferenceDataError) as e:
+        raise UsageError(str(e)) from None
+    _print_json(summary)
+    return EXIT_OK
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     """Run the main job on the sample month and say where its outputs are."""
     from vardfil.sample import run_sample_month
@@ -220,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--reason", required=True)
     dp.add_argument("--actor")
     dp.set_defaults(func=cmd_dispens)
+
+    cl = sub.add_parser("close", help="close a period and publish every unit's underlag")
+    cl.add_argument("period", type=_period, metavar="PERIOD")
+    cl.add_argument("--at", type=_instant, metavar="ISO8601", help="the instant of the close (default: now)")
+    cl.add_argument("--reference", type=Path, metavar="DIR")
+    cl.add_argument("--actor")
+    cl.set_defaults(func=cmd_close)
 
     s = sub.add_parser("sample", help="run the sample month with embedded defaults")
     s.add_argument("--out", type=Path, default=None, help="output folder (default: $VARDFIL_HOME/sample)")

@@ -74,10 +74,10 @@ def default_url(home: Path) -> str:
     return f"sqlite:///{(home / 'ledger.sqlite3').as_posix()}"
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, writer: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
-        # pysqlite's own transaction handling is switched off so BEGIN IMMEDIATE can be issued.
+        # pysqlite's own transaction handling is switched off so BEGIN can be issued explicitly.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -88,7 +88,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take SQLite's single write lock up front (no upgrade deadlocks); readers do not,
+        # and in WAL mode they read beside a writer.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
 
 class Ledger:
@@ -105,9 +107,13 @@ class Ledger:
             if connect_args:
                 kwargs["connect_args"] = connect_args
         self.engine = create_engine(url, **kwargs)
+        self.read_engine = self.engine
         if self.engine.dialect.name == "sqlite":
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, writer=True)
+            self.read_engine = create_engine(url, **kwargs)
+            _configure_sqlite(self.read_engine, writer=False)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
         if migrate:
             self.migrate()
 
@@ -129,6 +135,7 @@ class Ledger:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        self.read_engine.dispose()
 
     # --- transactions --------------------------------------------------------------------------
 
@@ -142,8 +149,8 @@ class Ledger:
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        """A read-only session."""
-        with self.sessions() as session:
+        """A read-only session (on SQLite it never holds the write lock)."""
+        with self.read_sessions() as session:
             yield session
 
     # --- audit -----------------------------------------------------------------------------------

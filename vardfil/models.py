@@ -140,3 +140,54 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class PeriodClose(Base):
+    """A close of a period: the instant, who, the snapshot of everything used, where the outputs are."""
+
+    __tablename__ = "period_close"
+
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    closed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)  # the instant T the close is "as of"
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    snapshot: Mapped[str] = mapped_column(Text)  # JSON: files, spec/price/fee versions, reference hashes
+    underlag_path: Mapped[str] = mapped_column(String(512))
+    total: Mapped[str] = mapped_column(String(32))  # Decimal kronor, as text (exact on every backend)
+
+
+class UnderlagLineRow(Base):
+    """One line of the underlag published at a close (RATTELSE lines included)."""
+
+    __tablename__ = "underlag_line"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    close_period: Mapped[str] = mapped_column(ForeignKey("period_close.period"))
+    period: Mapped[str] = mapped_column(String(7))
+    file_type: Mapped[str] = mapped_column(String(3))
+    unit_hsaid: Mapped[str] = mapped_column(String(31))
+    component: Mapped[str] = mapped_column(String(24))
+    quantity: Mapped[str | None] = mapped_column(String(32))
+    unit_price: Mapped[str | None] = mapped_column(String(32))
+    amount: Mapped[str] = mapped_column(String(32))
+    corrected_period: Mapped[str | None] = mapped_column(String(7))
+
+    __table_args__ = (Index("ix_underlag_line_unit", "close_period", "unit_hsaid"),)
+
+
+class Settlement(Base):
+    """What was paid for a unit, filtyp and period, and on which file. Append-only: the newest row of
+    a (period, file_type, unit) is in force; a RATTELSE appends a new one."""
+
+    __tablename__ = "settlement"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(7))
+    file_type: Mapped[str] = mapped_column(String(3))
+    unit_hsaid: Mapped[str] = mapped_column(String(31))
+    received_file_id: Mapped[int | None] = mapped_column(ForeignKey("received_file.id"))
+    total: Mapped[str] = mapped_column(String(32))
+    settled_in: Mapped[str] = mapped_column(String(7))  # the period whose close recorded it
+    settled_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_settlement_key", "period", "file_type", "unit_hsaid"),)

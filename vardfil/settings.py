@@ -6,6 +6,8 @@
 | ``VARDFIL_DATABASE_URL`` | ``sqlite:///$VARDFIL_HOME/ledger.sqlite3`` | the ledger (``postgresql+psycopg://…`` in production) |
 | ``VARDFIL_STORE`` | ``$VARDFIL_HOME/store`` | the content-addressed raw store (shared or object storage when scaled out) |
 | ``VARDFIL_REFERENCE`` | the sample reference data | the reference data folder |
+| ``VARDFIL_OUTPUT`` | ``$VARDFIL_HOME/underlag`` | underlag, Parquet datasets and workbooks, one folder per period |
+| ``VARDFIL_PSEUDONYM_KEY`` | a random key made once in ``$VARDFIL_HOME/pseudonym.key`` | the HMAC key of patient pseudonyms |
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class Settings:
     reference: Path
     database_url: str
     store: Path
+    output: Path
+    pseudonym_key: str | None
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -36,4 +40,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         reference=Path(env.get("VARDFIL_REFERENCE", str(SAMPLE_REFERENCE))).resolve(),
         database_url=env.get("VARDFIL_DATABASE_URL") or f"sqlite:///{(home / 'ledger.sqlite3').as_posix()}",
         store=Path(env.get("VARDFIL_STORE", str(home / "store"))).resolve(),
+        output=Path(env.get("VARDFIL_OUTPUT", str(home / "underlag"))).resolve(),
+        pseudonym_key=env.get("VARDFIL_PSEUDONYM_KEY") or None,
     )

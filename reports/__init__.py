@@ -1,0 +1,32 @@
+"""reports: accepted rows and reference data in, underlag lines and workbooks out.
+
+Never imports the ledger, Airflow or the web framework.
+"""
+
+from reports.underlag import (
+    Component,
+    UnderlagLine,
+    contact_points,
+    first_visits,
+    listing_points,
+    rattelse_line,
+    reh_underlag,
+    round_ore,
+    total,
+    underlag_for,
+    vgp_underlag,
+)
+
+__all__ = [
+    "Component",
+    "UnderlagLine",
+    "contact_points",
+    "first_visits",
+    "listing_points",
+    "rattelse_line",
+    "reh_underlag",
+    "round_ore",
+    "total",
+    "underlag_for",
+    "vgp_underlag",
+]

@@ -1,0 +1,219 @@
+"""The ersättningsunderlag of one unit and period (ERSATTNINGSMODELL.md sections 3, 4 and 7).
+
+Inputs are accepted rows (as the validators give them), the VGP listing, the unit register row and
+a price list; outputs are underlag lines ``(component, quantity, unit price, amount)``. Amounts are
+Decimal kronor; each line is rounded half away from zero to öre, and totals are sums of rounded
+lines. Lines with quantity 0 and amount 0 are left out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from enum import Enum
+
+import polars as pl
+
+from filespec import PriceList, Unit, period_bounds
+from validators.identifiers import patient_id_parts
+
+ORE = Decimal("0.01")
+
+
+class Component(str, Enum):
+    """The components of an underlag (section 4)."""
+
+    ALDER_KON = "ALDER_KON"
+    CNI = "CNI"
+    BESOK_EJ_LISTAD = "BESOK_EJ_LISTAD"
+    BESOK_UTOMLANS = "BESOK_UTOMLANS"
+    KONTAKTPOANG = "KONTAKTPOANG"
+    GEOGRAFI = "GEOGRAFI"
+    PATIENTAVGIFT = "PATIENTAVGIFT"
+    MOMSKOMPENSATION = "MOMSKOMPENSATION"
+    RATTELSE = "RATTELSE"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnderlagLine:
+    """One line of an underlag."""
+
+    period: str
+    file_type: str
+    unit_hsaid: str
+    component: Component
+    quantity: Decimal | None
+    unit_price: Decimal | None
+    amount: Decimal
+    corrected_period: str | None = None
+
+    def as_dict(self) -> dict:
+        """Plain values (Decimals kept) for frames and workbooks."""
+        return {"period": self.period, "file_type": self.file_type, "unit_hsaid": self.unit_hsaid,
+                "component": self.component.value, "quantity": self.quantity,
+                "unit_price": self.unit_price, "amount": self.amount,
+                "corrected_period": self.corrected_period}
+
+
+def round_ore(value: Decimal) -> Decimal:
+    """Half away from zero to two decimals (Decimal's ROUND_HALF_UP rounds ties away from zero)."""
+    return value.quantize(ORE, rounding=ROUND_HALF_UP)
+
+
+def total(lines: list[UnderlagLine]) -> Decimal:
+    """The sum of the (already rounded) line amounts."""
+    return sum((line.amount for line in lines), Decimal("0.00"))
+
+
+class _Lines:
+    def __init__(self, period: str, unit: Unit):
+        self.period, self.unit, self.lines = period, unit, []
+
+    def add(self, component: Component, quantity: Decimal | None, unit_price: Decimal | None,
+            amount: Decimal) -> UnderlagLine | None:
+        amount = round_ore(amount)
+        if (quantity is None or quantity == 0) and amount == 0:
+            return None
+        line = UnderlagLine(period=self.period, file_type=self.unit.filtyp, unit_hsaid=self.unit.hsaid,
+                            component=component, quantity=quantity, unit_price=unit_price, amount=amount)
+        self.lines.append(line)
+        return line
+
+    def priced(self, component: Component, quantity: Decimal, unit_price: Decimal) -> UnderlagLine | None:
+        return self.add(component, quantity, unit_price, quantity * unit_price)
+
+    def fees(self, accepted: pl.DataFrame | None) -> None:
+        if accepted is None or accepted.height == 0:
+            return
+        fees = accepted["forvantad_avgift"].fill_null(0).sum()
+        self.add(Component.PATIENTAVGIFT, Decimal(accepted.height), None, -Decimal(int(fees)))
+
+    def moms(self, prices: PriceList, basis: set[Component]) -> None:
+        if self.unit.driftform != "PRIVAT":
+            return
+        base = sum((ln.amount for ln in self.lines if ln.component in basis), Decimal("0.00"))
+        self.priced(Component.MOMSKOMPENSATION, base, prices.moms_rate)
+
+
+def listing_points(listing: pl.DataFrame | None, unit_hsaid: str, period: str, prices: PriceList) -> Decimal:
+    """Listningspoäng of a unit: the age/sex weights of every person listed there (listing's kon,
+    age in whole years on the last day of the period)."""
+    if listing is None:
+        return Decimal(0)
+    _, last = period_bounds(period)
+    listed = listing.filter(pl.col("vardenhet_hsaid") == unit_hsaid)
+    if listed.height == 0:
+        return Decimal(0)
+    parts = patient_id_parts(pl.col("patient_id"))
+    frame = listed.lazy()
+    for stage in parts.stages:
+        frame = frame.with_columns(stage)
+    birth = parts.birth_date
+    md = lambda d: d.dt.month().cast(pl.Int32) * 100 + d.dt.day().cast(pl.Int32)  # noqa: E731
+    last_md = last.month * 100 + last.day
+    age = (pl.lit(last.year) - birth.dt.year().cast(pl.Int32) - (pl.lit(last_md) < md(birth)).cast(pl.Int32))
+    counts = frame.select(age.alias("age"), pl.col("kon")).group_by("age", "kon").len().collect()
+    if counts["age"].null_count():
+        raise ValueError(f"listing for {unit_hsaid} {period} has patient ids without a valid birth date")
+    return sum((prices.weight(a, k) * n for a, k, n in counts.iter_rows()), Decimal(0))
+
+
+def vgp_underlag(*, unit: Unit, period: str, accepted: pl.DataFrame | None, listing: pl.DataFrame | None,
+                 prices: PriceList) -> list[UnderlagLine]:
+    """The VGP underlag: capitation (ALDER_KON, CNI), visit fees, patient fees, VAT compensation.
+
+    ``accepted`` is None for a unit without a gällande file (capitation is paid all the same).
+    """
+    out = _Lines(period, unit)
+    points = listing_points(listing, unit.hsaid, period, prices)
+    out.priced(Component.ALDER_KON, points, prices.kr_per_listningspoang)
+    if unit.cni > prices.vgp_cni_threshold:
+        out.priced(Component.CNI, points, prices.vgp_cni_kr)
+    if accepted is not None and accepted.height:
+        listed_here = (listing.filter(pl.col("vardenhet_hsaid") == unit.hsaid)["patient_id"]
+                       if listing is not None else pl.Series([], dtype=pl.Utf8))
+        paid = accepted.filter(pl.col("kontakttyp").is_in(list(prices.besok_kontakttyper)))
+        lak = pl.col("yrkeskategori") == "LAK"
+        home = pl.col("folkbokforing_lan") == prices.hemlan
+        not_listed = paid.filter(home & ~pl.col("patient_id").is_in(listed_here.implode()))
+        utomlans = paid.filter(~home)
+        for component, rows, (p_lak, p_other) in (
+            (Component.BESOK_EJ_LISTAD, not_listed, prices.besok_ej_listad),
+            (Component.BESOK_UTOMLANS, utomlans, prices.besok_utomlans),
+        ):
+            n_lak = rows.filter(lak).height
+            out.priced(component, Decimal(n_lak), p_lak)
+            out.priced(component, Decimal(rows.height - n_lak), p_other)
+    out.fees(accepted)
+    out.moms(prices, {Component.ALDER_KON, Component.CNI, Component.BESOK_EJ_LISTAD, Component.BESOK_UTOMLANS})
+    return out.lines
+
+
+def first_visits(current: pl.DataFrame, history: pl.DataFrame | None, days: int) -> pl.Series:
+    """Per row of ``current``: True when it is the patient's first visit at the unit (reading 3).
+
+    Earlier visits are those of ``history`` (accepted rows of earlier periods) and of ``current``
+    with a date in [date − days, date − 1], or the same date and a smaller ``besok_id``.
+    """
+    cols = ["patient_id", "besoksdatum_dat", "besok_id"]
+    cur = current.select(cols).with_row_index("__i")
+    parts = [cur]
+    if history is not None and history.height:
+        parts.append(history.select(cols).with_columns(pl.lit(None, pl.UInt32).alias("__i")).select(cur.columns))
+    visits = pl.concat(parts).sort(["patient_id", "besoksdatum_dat", "besok_id"])
+    prev = pl.col("besoksdatum_dat").shift(1).over("patient_id")
+    flagged = visits.with_columns(
+        (prev.is_null() | (prev < pl.col("besoksdatum_dat") - dt.timedelta(days=days))).alias("first"))
+    return flagged.filter(pl.col("__i").is_not_null()).sort("__i")["first"]
+
+
+def contact_points(accepted: pl.DataFrame, history: pl.DataFrame | None, prices: PriceList) -> Decimal:
+    """Sum of contact points of accepted REH rows, with the tolk and first-visit add-ons."""
+    if accepted.height == 0:
+        return Decimal(0)
+    first = first_visits(accepted, history, prices.forstabesok_dagar)
+    combos = accepted.select("kontakttyp", "yrkeskategori", (pl.col("tolk") == "J").alias("tolk")).with_columns(
+        first.alias("first")).group_by("kontakttyp", "yrkeskategori", "tolk", "first").len()
+    points = Decimal(0)
+    for kt, yrk, tolk, is_first, n in combos.iter_rows():
+        base = prices.kontaktpoang[kt][yrk]
+        if kt in prices.tillagg_kontakttyper:
+            base += prices.tillagg * (int(tolk) + int(is_first))
+        points += base * n
+    return points
+
+
+def reh_underlag(*, unit: Unit, period: str, accepted: pl.DataFrame | None, history: pl.DataFrame | None,
+                 prices: PriceList) -> list[UnderlagLine]:
+    """The REH underlag: contact points, CNI, geography, patient fees, VAT compensation.
+
+    ``history`` holds the unit's accepted rows of earlier periods (for the first-visit add-on).
+    """
+    out = _Lines(period, unit)
+    if accepted is not None and accepted.height:
+        out.priced(Component.KONTAKTPOANG, contact_points(accepted, history, prices), prices.kr_per_kontaktpoang)
+        if unit.cni > prices.reh_cni_threshold:
+            patients = Decimal(accepted["patient_id"].n_unique())
+            out.priced(Component.CNI, patients * (unit.cni - prices.reh_cni_threshold), prices.reh_cni_kr)
+    geo = unit.geografi_poang
+    if geo is not None and Decimal(geo) > prices.geografi_threshold:
+        out.priced(Component.GEOGRAFI, Decimal(geo), prices.geografi_kr)
+    out.fees(accepted)
+    out.moms(prices, {Component.KONTAKTPOANG, Component.CNI, Component.GEOGRAFI})
+    return out.lines
+
+
+def underlag_for(*, unit: Unit, period: str, accepted: pl.DataFrame | None, listing: pl.DataFrame | None,
+                 history: pl.DataFrame | None, prices: PriceList) -> list[UnderlagLine]:
+    """The underlag of a unit of either filtyp."""
+    if unit.filtyp == "VGP":
+        return vgp_underlag(unit=unit, period=period, accepted=accepted, listing=listing, prices=prices)
+    return reh_underlag(unit=unit, period=period, accepted=accepted, history=history, prices=prices)
+
+
+def rattelse_line(*, unit: Unit, period: str, corrected_period: str, amount: Decimal) -> UnderlagLine:
+    """The correction line of an earlier period, settled in ``period``'s underlag."""
+    return UnderlagLine(period=period, file_type=unit.filtyp, unit_hsaid=unit.hsaid,
+                        component=Component.RATTELSE, quantity=None, unit_price=None,
+                        amount=round_ore(amount), corrected_period=corrected_period)
