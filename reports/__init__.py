@@ -11,10 +11,12 @@ from reports.underlag import (
     listing_points,
     rattelse_line,
     reh_underlag,
+    reh_visits,
     round_ore,
     total,
     underlag_for,
     vgp_underlag,
+    vgp_visits,
 )
 
 __all__ = [
@@ -25,8 +27,10 @@ __all__ = [
     "listing_points",
     "rattelse_line",
     "reh_underlag",
+    "reh_visits",
     "round_ore",
     "total",
     "underlag_for",
     "vgp_underlag",
+    "vgp_visits",
 ]

@@ -119,6 +119,24 @@ def listing_points(listing: pl.DataFrame | None, unit_hsaid: str, period: str, p
     return sum((prices.weight(a, k) * n for a, k, n in counts.iter_rows()), Decimal(0))
 
 
+def vgp_visits(accepted: pl.DataFrame, listing: pl.DataFrame | None, unit_hsaid: str,
+               prices: PriceList) -> pl.DataFrame:
+    """Per accepted VGP row: the visit component it is paid under (or null) and its price."""
+    listed_here = (listing.filter(pl.col("vardenhet_hsaid") == unit_hsaid)["patient_id"]
+                   if listing is not None else pl.Series([], dtype=pl.Utf8))
+    paid = pl.col("kontakttyp").is_in(list(prices.besok_kontakttyper))
+    home = pl.col("folkbokforing_lan") == prices.hemlan
+    lak = pl.col("yrkeskategori") == "LAK"
+    listed = pl.col("patient_id").is_in(listed_here.implode())
+    component = (pl.when(paid & ~home).then(pl.lit(Component.BESOK_UTOMLANS.value))
+                 .when(paid & home & ~listed).then(pl.lit(Component.BESOK_EJ_LISTAD.value)))
+    price = (pl.when(component == Component.BESOK_UTOMLANS.value)
+             .then(pl.when(lak).then(pl.lit(str(prices.besok_utomlans[0]))).otherwise(pl.lit(str(prices.besok_utomlans[1]))))
+             .when(component == Component.BESOK_EJ_LISTAD.value)
+             .then(pl.when(lak).then(pl.lit(str(prices.besok_ej_listad[0]))).otherwise(pl.lit(str(prices.besok_ej_listad[1])))))
+    return accepted.with_columns(listed.alias("listad"), component.alias("komponent"), price.alias("a_pris"))
+
+
 def vgp_underlag(*, unit: Unit, period: str, accepted: pl.DataFrame | None, listing: pl.DataFrame | None,
                  prices: PriceList) -> list[UnderlagLine]:
     """The VGP underlag: capitation (ALDER_KON, CNI), visit fees, patient fees, VAT compensation.
@@ -131,18 +149,11 @@ def vgp_underlag(*, unit: Unit, period: str, accepted: pl.DataFrame | None, list
     if unit.cni > prices.vgp_cni_threshold:
         out.priced(Component.CNI, points, prices.vgp_cni_kr)
     if accepted is not None and accepted.height:
-        listed_here = (listing.filter(pl.col("vardenhet_hsaid") == unit.hsaid)["patient_id"]
-                       if listing is not None else pl.Series([], dtype=pl.Utf8))
-        paid = accepted.filter(pl.col("kontakttyp").is_in(list(prices.besok_kontakttyper)))
-        lak = pl.col("yrkeskategori") == "LAK"
-        home = pl.col("folkbokforing_lan") == prices.hemlan
-        not_listed = paid.filter(home & ~pl.col("patient_id").is_in(listed_here.implode()))
-        utomlans = paid.filter(~home)
-        for component, rows, (p_lak, p_other) in (
-            (Component.BESOK_EJ_LISTAD, not_listed, prices.besok_ej_listad),
-            (Component.BESOK_UTOMLANS, utomlans, prices.besok_utomlans),
-        ):
-            n_lak = rows.filter(lak).height
+        visits = vgp_visits(accepted, listing, unit.hsaid, prices)
+        for component, (p_lak, p_other) in ((Component.BESOK_EJ_LISTAD, prices.besok_ej_listad),
+                                            (Component.BESOK_UTOMLANS, prices.besok_utomlans)):
+            rows = visits.filter(pl.col("komponent") == component.value)
+            n_lak = rows.filter(pl.col("yrkeskategori") == "LAK").height
             out.priced(component, Decimal(n_lak), p_lak)
             out.priced(component, Decimal(rows.height - n_lak), p_other)
     out.fees(accepted)
@@ -168,20 +179,27 @@ def first_visits(current: pl.DataFrame, history: pl.DataFrame | None, days: int)
     return flagged.filter(pl.col("__i").is_not_null()).sort("__i")["first"]
 
 
+def reh_visits(accepted: pl.DataFrame, history: pl.DataFrame | None, prices: PriceList) -> pl.DataFrame:
+    """Per accepted REH row: base points, the add-ons and the row's contact points (as text)."""
+    first = first_visits(accepted, history, prices.forstabesok_dagar)
+    hundredths = {f"{kt}|{yrk}": int(p * 100) for kt, row in prices.kontaktpoang.items() for yrk, p in row.items()}
+    addon = int(prices.tillagg * 100)
+    key = pl.concat_str([pl.col("kontakttyp"), pl.lit("|"), pl.col("yrkeskategori")])
+    with_addons = pl.col("kontakttyp").is_in(list(prices.tillagg_kontakttyper))
+    tolk = with_addons & (pl.col("tolk") == "J")
+    forsta = with_addons & pl.col("forstabesok")
+    frame = accepted.with_columns(first.alias("forstabesok")).with_columns(
+        key.replace_strict(hundredths, return_dtype=pl.Int64).alias("__bas"),
+        tolk.alias("tolktillagg"), forsta.alias("forstabesokstillagg"))
+    total_h = pl.col("__bas") + (pl.col("tolktillagg").cast(pl.Int64) + pl.col("forstabesokstillagg").cast(pl.Int64)) * addon
+    return frame.with_columns(total_h.alias("__poang_h"))
+
+
 def contact_points(accepted: pl.DataFrame, history: pl.DataFrame | None, prices: PriceList) -> Decimal:
     """Sum of contact points of accepted REH rows, with the tolk and first-visit add-ons."""
     if accepted.height == 0:
         return Decimal(0)
-    first = first_visits(accepted, history, prices.forstabesok_dagar)
-    combos = accepted.select("kontakttyp", "yrkeskategori", (pl.col("tolk") == "J").alias("tolk")).with_columns(
-        first.alias("first")).group_by("kontakttyp", "yrkeskategori", "tolk", "first").len()
-    points = Decimal(0)
-    for kt, yrk, tolk, is_first, n in combos.iter_rows():
-        base = prices.kontaktpoang[kt][yrk]
-        if kt in prices.tillagg_kontakttyper:
-            base += prices.tillagg * (int(tolk) + int(is_first))
-        points += base * n
-    return points
+    return Decimal(int(reh_visits(accepted, history, prices)["__poang_h"].sum())) / 100
 
 
 def reh_underlag(*, unit: Unit, period: str, accepted: pl.DataFrame | None, history: pl.DataFrame | None,

@@ -2,7 +2,8 @@
 # The whole test suite. `.ci/run` calls exactly this.
 # The ledger tests run on SQLite and on a real PostgreSQL server: this script starts one (or
 # installs it from Debian's packages) when none answers; where that is impossible (no root) the
-# PostgreSQL variants are skipped with the reason, except in CI, where they must run.
+# PostgreSQL variants are skipped with the reason, except in CI, where they must run. LibreOffice
+# (to open every workbook as a person would) is installed the same way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -10,5 +11,10 @@ if url=$(bash scripts/ensure-postgres.sh); then
   export VARDFIL_TEST_PG_URL="${VARDFIL_TEST_PG_URL:-$url}" VARDFIL_REQUIRE_PG=1
 elif [ "${CI:-}" = "true" ]; then
   echo "test.sh: CI needs PostgreSQL for the ledger tests" >&2; exit 1
+fi
+if bash scripts/ensure-tools.sh; then
+  export VARDFIL_REQUIRE_LIBREOFFICE=1
+elif [ "${CI:-}" = "true" ]; then
+  echo "test.sh: CI needs LibreOffice to open the workbooks" >&2; exit 1
 fi
 exec .venv/bin/python -m pytest "$@"

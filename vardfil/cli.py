@@ -193,6 +193,20 @@ def cmd_close(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """(Re)write the workbooks of a closed period and print their paths."""
+    from vardfil.close import CloseError
+    from vardfil.report import write_reports
+
+    try:
+        paths = write_reports(args.period, ctx=_close_context(args))
+    except CloseError as e:
+        raise UsageError(str(e)) from None
+    for p in paths:
+        print(p)
+    return EXIT_OK
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     """Run the main job on the sample month and say where its outputs are."""
     from vardfil.sample import run_sample_month
@@ -249,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--reference", type=Path, metavar="DIR")
     cl.add_argument("--actor")
     cl.set_defaults(func=cmd_close)
+
+    rp = sub.add_parser("report", help="(re)write the workbooks of a closed period")
+    rp.add_argument("period", type=_period, metavar="PERIOD")
+    rp.add_argument("--reference", type=Path, metavar="DIR")
+    rp.set_defaults(func=cmd_report)
 
     s = sub.add_parser("sample", help="run the sample month with embedded defaults")
     s.add_argument("--out", type=Path, default=None, help="output folder (default: $VARDFIL_HOME/sample)")

@@ -92,7 +92,7 @@ def _newest_file(ctx: CloseContext, key: FileKey, at: dt.datetime) -> ReceivedFi
     return ctx.ledger.gallande(key, as_of=at)
 
 
-def _reh_history(ctx: CloseContext, unit: Unit, period: str, at: dt.datetime) -> pl.DataFrame | None:
+def reh_history(ctx: CloseContext, unit: Unit, period: str, at: dt.datetime) -> pl.DataFrame | None:
     """Accepted rows of the unit's earlier periods: each period's newest non-AVVISAD file as of T."""
     with ctx.ledger.reading() as s:
         periods = sorted(set(s.scalars(select(ReceivedFile.period).where(
@@ -117,7 +117,7 @@ def _listing(ctx: CloseContext, period: str, units: list[Unit]) -> pl.DataFrame 
 def unit_underlag(ctx: CloseContext, unit: Unit, period: str, f: ReceivedFile | None, at: dt.datetime,
                   listing: pl.DataFrame | None) -> list[UnderlagLine]:
     """The underlag of one unit for one period on a given file (None: no file)."""
-    history = _reh_history(ctx, unit, period, at) if unit.filtyp == "REH" else None
+    history = reh_history(ctx, unit, period, at) if unit.filtyp == "REH" else None
     return underlag_for(unit=unit, period=period, accepted=_accepted(ctx, f), listing=listing,
                         history=history, prices=price_list_for(period))
 

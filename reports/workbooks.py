@@ -1,0 +1,183 @@
+"""Excel workbooks for people: a unit's underlag and the analysts' region summary (openpyxl).
+
+Styled as people read them: bold header on a coloured band, kronor formats, frozen header row,
+autofilter, column widths from the content. Every value is written as a value — no formulas — and
+text that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-`` or ``@``) is
+stored explicitly as text. Patient ids appear only masked.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+KRONOR = '#,##0.00 "kr";[Red]-#,##0.00 "kr"'
+QUANTITY = "#,##0.###"
+PERCENT = "0.0 %"
+HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
+HEADER_FONT = Font(bold=True, color="FFFFFF")
+TITLE_FONT = Font(bold=True, size=14)
+FLAG_FILL = PatternFill("solid", fgColor="FCE4D6")
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+COMPONENT_NAMES = {
+    "ALDER_KON": "Ålders- och könsersättning (listning)",
+    "CNI": "Socioekonomisk ersättning (CNI)",
+    "BESOK_EJ_LISTAD": "Besök, ej listade patienter (län 14)",
+    "BESOK_UTOMLANS": "Besök, utomlänspatienter",
+    "KONTAKTPOANG": "Kontaktpoäng",
+    "GEOGRAFI": "Geografisk ersättning",
+    "PATIENTAVGIFT": "Avdrag patientavgifter",
+    "MOMSKOMPENSATION": "Momskompensation (privat driftform)",
+    "RATTELSE": "Rättelse av tidigare period",
+}
+
+
+def write_value(cell: Cell, value, number_format: str | None = None) -> Cell:
+    """Write a value; text that looks like a formula is stored as text, never run."""
+    cell.value = value  # Decimals are written exactly (openpyxl stores their text in the XML)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        cell.data_type = "s"
+    if number_format:
+        cell.number_format = number_format
+    return cell
+
+
+def _table(ws: Worksheet, top: int, headers: list[str], rows: list[list], formats: dict[int, str] | None = None) -> int:
+    """A header row and data rows from row ``top``; returns the row after the table."""
+    formats = formats or {}
+    for c, h in enumerate(headers, start=1):
+        cell = ws.cell(row=top, column=c, value=h)
+        cell.fill, cell.font = HEADER_FILL, HEADER_FONT
+        cell.alignment = Alignment(vertical="center", wrap_text=True)
+    for r, row in enumerate(rows, start=top + 1):
+        for c, value in enumerate(row, start=1):
+            write_value(ws.cell(row=r, column=c), value, formats.get(c - 1))
+    return top + 1 + len(rows)
+
+
+def _finish(ws: Worksheet, header_row: int, last_row: int, ncols: int) -> None:
+    ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
+    # Printed (or exported to PDF) as a person reads it: landscape, all columns on one page width.
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_title_rows = f"{header_row}:{header_row}"
+    if last_row > header_row:
+        ws.auto_filter.ref = f"A{header_row}:{get_column_letter(ncols)}{max(last_row - 1, header_row)}"
+    for col in range(1, ncols + 1):
+        width = 8
+        for (cell,) in ws.iter_rows(min_row=header_row, min_col=col, max_col=col):
+            if cell.value is None:
+                continue
+            # Formatted numbers are wider than their digits: thousands separators, decimals, " kr".
+            extra = 7 if isinstance(cell.value, (int, float, Decimal)) else 0
+            width = max(width, len(str(cell.value)) + extra)
+        ws.column_dimensions[get_column_letter(col)].width = min(width + 2, 60)
+
+
+def _save(wb: Workbook, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    wb.save(tmp)
+    tmp.replace(path)
+    return path
+
+
+def unit_workbook(path: Path, *, meta: dict, lines: list[dict], visits: list[dict], rejected: list[dict]) -> Path:
+    """One unit's underlag for one period.
+
+    ``meta``: unit name and HSA-id, filtyp, driftform, period, versions, file name, hash, received_at,
+    on_time. ``lines``: underlag lines (component, quantity, unit_price, amount, corrected_period).
+    ``visits``: the accepted rows behind the amounts (patient ids already masked). ``rejected``: the
+    findings of the file's rejected rows.
+    """
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Sammanställning"
+    ws["A1"] = f"Ersättningsunderlag {meta['period']}"
+    ws["A1"].font = TITLE_FONT
+    info = [
+        ("Vårdenhet", meta["namn"]), ("HSA-id", meta["unit_hsaid"]), ("Filtyp", meta["file_type"]),
+        ("Driftform", meta["driftform"]), ("Period", meta["period"]),
+        ("Fil", meta.get("file_name") or "ingen fil vid stängningen"), ("SHA-256", meta.get("sha256") or "-"),
+        ("Mottagen", meta.get("received_at") or "-"), ("I tid", {True: "ja", False: "nej", None: "-"}[meta.get("on_time")]),
+        ("Filspecifikation", meta.get("spec_version") or "-"), ("Prislista", meta["price_list"]),
+        ("Avgiftstabell", meta["fee_table"]), ("Stängd", meta["closed_at"]),
+    ]
+    for r, (k, v) in enumerate(info, start=3):
+        ws.cell(row=r, column=1, value=k).font = Font(bold=True)
+        write_value(ws.cell(row=r, column=2), v)
+    top = 3 + len(info) + 1
+    rows = [[COMPONENT_NAMES.get(ln["component"], ln["component"]), ln["component"], ln["quantity"], ln["unit_price"],
+             ln["amount"], ln["corrected_period"] or ""] for ln in lines]
+    end = _table(ws, top, ["Komponent", "Kod", "Antal", "À-pris", "Belopp", "Avser period"], rows,
+                 {2: QUANTITY, 3: QUANTITY, 4: KRONOR})
+    ws.cell(row=end, column=1, value="Summa").font = Font(bold=True)
+    total_cell = write_value(ws.cell(row=end, column=5), sum((Decimal(str(ln["amount"])) for ln in lines), Decimal(0)), KRONOR)
+    total_cell.font = Font(bold=True)
+    _finish(ws, top, end, 6)
+    ws.column_dimensions["A"].width = 42
+    ws.column_dimensions["B"].width = max(ws.column_dimensions["B"].width, 30)
+
+    vs = wb.create_sheet("Besök")
+    if visits:
+        headers = list(visits[0].keys())
+        end = _table(vs, 1, headers, [[v[h] for h in headers] for v in visits],
+                     {i: KRONOR for i, h in enumerate(headers) if h in ("ersattning", "forvantad_avgift")})
+        _finish(vs, 1, end, len(headers))
+    else:
+        vs["A1"] = "Inga godkända besök"
+
+    rs = wb.create_sheet("Avvisade rader")
+    if rejected:
+        headers = ["rad", "besok_id", "regel", "allvarlighet", "falt", "varde", "meddelande"]
+        end = _table(rs, 1, headers, [[f.get(h) for h in headers] for f in rejected])
+        _finish(rs, 1, end, len(headers))
+    else:
+        rs["A1"] = "Inga avvisade rader"
+    return _save(wb, path)
+
+
+def region_workbook(path: Path, *, period: str, closed_at: str, components: list[str], units: list[dict],
+                    change_flag: Decimal = Decimal("0.20")) -> Path:
+    """The analysts' summary: every unit × component, total, change against the previous period,
+    delivery status and rejected share, with large changes flagged."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Region"
+    ws["A1"] = f"Ersättningsunderlag {period} — alla enheter (stängd {closed_at})"
+    ws["A1"].font = TITLE_FONT
+    headers = (["HSA-id", "Vårdenhet", "Filtyp", "Status"] + components
+               + ["Summa", "Föregående period", "Förändring", "Förändring %", "Avvisade rader %", "Flagga"])
+    rows = []
+    for u in units:
+        amounts = [u["components"].get(c, Decimal(0)) for c in components]
+        prev = u.get("previous_total")
+        change = (u["total"] - prev) if prev is not None else None
+        share = (change / prev) if prev not in (None, Decimal(0)) and change is not None else None
+        flag = "stor förändring" if share is not None and abs(share) > change_flag else ""
+        if u["status"] in ("saknas", "sen"):
+            flag = (flag + ", " if flag else "") + u["status"]
+        rows.append([u["unit_hsaid"], u["namn"], u["file_type"], u["status"], *amounts, u["total"], prev, change,
+                     share, u.get("rejected_share"), flag])
+    first_amount = 4
+    formats = {i: KRONOR for i in range(first_amount, first_amount + len(components) + 3)}
+    formats[first_amount + len(components) + 3] = PERCENT
+    formats[first_amount + len(components) + 4] = PERCENT
+    end = _table(ws, 3, headers, rows, formats)
+    for r in range(4, end):
+        if ws.cell(row=r, column=len(headers)).value:
+            for c in range(1, len(headers) + 1):
+                ws.cell(row=r, column=c).fill = FLAG_FILL
+    ws.cell(row=end, column=1, value="Summa").font = Font(bold=True)
+    col_total = first_amount + len(components)
+    write_value(ws.cell(row=end, column=col_total + 1), sum((u["total"] for u in units), Decimal(0)), KRONOR).font = Font(bold=True)
+    _finish(ws, 3, end, len(headers))
+    return _save(wb, path)

@@ -1,0 +1,151 @@
+"""Workbooks read back by cell value (never bytes), formula safety, and LibreOffice opening them."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from openpyxl import load_workbook
+
+from reports.workbooks import unit_workbook
+from vardfil.cli import main
+
+EXAMPLE = Path(__file__).parent / "data" / "region_example"
+EXPECTED = json.loads((EXAMPLE / "expected.json").read_text(encoding="utf-8"))
+REF = str(EXAMPLE / "reference")
+
+
+def cli(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(list(args))
+    return code, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def closed_month(tmp_path_factory):
+    """The region's test month submitted and both periods closed, on the embedded default."""
+    home = tmp_path_factory.mktemp("home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VARDFIL_HOME", str(home))
+    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT"):
+        mp.delenv(var, raising=False)
+    closes = {c["after_submission"]: c for c in EXPECTED["closes"]}
+    summaries = {}
+    for sub in EXPECTED["submissions"]:
+        cli("submit", str(EXAMPLE / sub["file"]), "--received-at", sub["received_at"], "--reference", REF)
+        if sub["index"] in closes:
+            c = closes[sub["index"]]
+            summaries[c["period"]] = json.loads(cli("close", c["period"], "--at", c["at"], "--reference", REF)[1])
+    code, out = cli("report", "2026-10", "--reference", REF)
+    assert code == 0
+    yield summaries, [Path(p) for p in out.split()]
+    mp.undo()
+
+
+def _summary_table(ws) -> tuple[list[tuple], object]:
+    rows = list(ws.iter_rows(values_only=True))
+    top = next(i for i, r in enumerate(rows) if r[0] == "Komponent")
+    body, total = [], None
+    for r in rows[top + 1:]:
+        if r[0] == "Summa":
+            total = r[4]
+            break
+        body.append(r)
+    return body, total
+
+
+def test_unit_workbook_reads_back_to_the_underlag(closed_month):
+    summaries, paths = closed_month
+    lines = [r for r in pq.read_table(summaries["2026-10"]["underlag_parquet"]).to_pylist()
+             if r["unit_hsaid"] == "SE2321000131-E000000000101"]
+    path = next(p for p in paths if p.name == "SE2321000131-E000000000101_VGP_2026-10.xlsx")
+    wb = load_workbook(path)
+    assert wb.sheetnames == ["Sammanställning", "Besök", "Avvisade rader"]
+    ws = wb["Sammanställning"]
+    body, total = _summary_table(ws)
+    assert [(r[1], Decimal(str(r[4])), r[5] or None) for r in body] == [
+        (ln["component"], ln["amount"], ln["corrected_period"]) for ln in lines]
+    assert Decimal(str(total)) == sum(ln["amount"] for ln in lines)
+    amount_cell = next(c for c in ws["E"] if isinstance(c.value, (int, float)))
+    assert "kr" in amount_cell.number_format
+    assert ws.freeze_panes and ws.auto_filter.ref
+
+    visits = list(wb["Besök"].iter_rows(values_only=True))
+    header, data = visits[0], visits[1:]
+    assert len(data) == 2517  # the accepted rows of the gällande file
+    col = {h: i for i, h in enumerate(header)}
+    assert all(str(r[col["patient"]]).endswith("****") for r in data)
+    paid = {}
+    for r in data:
+        if r[col["komponent"]]:
+            paid[r[col["komponent"]]] = paid.get(r[col["komponent"]], 0) + Decimal(str(r[col["ersattning"]]))
+    for comp in ("BESOK_EJ_LISTAD", "BESOK_UTOMLANS"):
+        assert paid[comp] == sum(ln["amount"] for ln in lines if ln["component"] == comp)
+    rejected = list(wb["Avvisade rader"].iter_rows(values_only=True))[1:]
+    counts = next(x["kvittens"]["counts_by_rule"] for x in EXPECTED["submissions"] if x["index"] == 21)
+    assert len(rejected) == sum(n for rule, n in counts.items() if rule.startswith("R"))  # every FEL finding
+
+
+def test_reh_workbook_points_add_up(closed_month):
+    summaries, paths = closed_month
+    path = next(p for p in paths if p.name == "SE2321000131-E000000000201_REH_2026-10.xlsx")
+    rows = list(load_workbook(path)["Besök"].iter_rows(values_only=True))
+    col = {h: i for i, h in enumerate(rows[0])}
+    points = sum(Decimal(str(r[col["kontaktpoang"]])) for r in rows[1:])
+    line = next(r for r in pq.read_table(summaries["2026-10"]["underlag_parquet"]).to_pylist()
+                if r["unit_hsaid"] == "SE2321000131-E000000000201" and r["component"] == "KONTAKTPOANG")
+    assert points == line["quantity"]
+
+
+def test_region_workbook_totals(closed_month):
+    summaries, paths = closed_month
+    wb = load_workbook(next(p for p in paths if p.name == "region_2026-10.xlsx"))
+    rows = list(wb.active.iter_rows(values_only=True))
+    header = rows[2]
+    units = [r for r in rows[3:] if r[0] and r[0].startswith("SE")]
+    assert len(units) == len(summaries["2026-10"]["units"])
+    total = next(r for r in rows if r[0] == "Summa")[header.index("Summa")]
+    assert Decimal(str(total)).quantize(Decimal("0.01")) == Decimal(summaries["2026-10"]["total"])
+    assert header.index("Föregående period") > header.index("Summa")
+
+
+def test_text_that_looks_like_a_formula_stays_text(tmp_path):
+    path = unit_workbook(
+        tmp_path / "u.xlsx",
+        meta={"namn": "=cmd|' /C calc'!A0", "unit_hsaid": "SE2321000131-E000000000101", "file_type": "VGP",
+              "driftform": "PRIVAT", "period": "2026-10", "price_list": "VGR-2026.1", "fee_table": "x",
+              "closed_at": "2026-11-04T15:00:00+01:00"},
+        lines=[], visits=[],
+        rejected=[{"rad": 2, "besok_id": "A1", "regel": "R50", "allvarlighet": "FEL", "falt": "diagnos_1",
+                   "varde": "=HYPERLINK(\"http://x\")", "meddelande": "-"},
+                  {"rad": 3, "besok_id": "A2", "regel": "R25", "allvarlighet": "FEL", "falt": "folkbokforing_lan",
+                   "varde": "+46", "meddelande": "@x"}])
+    wb = load_workbook(path)
+    cells = [c for ws in wb for row in ws.iter_rows() for c in row if isinstance(c.value, str) and c.value[:1] in "=+-@"]
+    assert all(c.data_type == "s" for c in cells)
+    assert {"=cmd|' /C calc'!A0", '=HYPERLINK("http://x")', "+46", "@x"} <= {c.value for c in cells}
+
+
+def test_libreoffice_opens_every_workbook(closed_month, tmp_path):
+    office = shutil.which("libreoffice") or shutil.which("soffice")
+    if office is None:
+        if os.environ.get("VARDFIL_REQUIRE_LIBREOFFICE"):
+            pytest.fail("LibreOffice required but not installed")
+        pytest.skip("LibreOffice not installed (scripts/test.sh installs it)")
+    _, paths = closed_month
+    profile = tmp_path / "profile"
+    result = subprocess.run([office, "--headless", f"-env:UserInstallation=file://{profile}", "--convert-to", "pdf",
+                             "--outdir", str(tmp_path), *map(str, paths)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for p in paths:
+        pdf = tmp_path / (p.stem + ".pdf")
+        assert pdf.exists() and pdf.read_bytes().startswith(b"%PDF")

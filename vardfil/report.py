@@ -1,0 +1,138 @@
+"""Workbooks of a closed period: one per unit, and the region summary for analysts.
+
+Everything is read from what the close recorded (lines, snapshot) and the store (accepted rows,
+findings), so rewriting the workbooks never changes a figure.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import select
+
+from filespec import load_listing, price_list_for
+from reports import reh_visits, vgp_visits
+from reports.workbooks import region_workbook, unit_workbook
+from validators.identifiers import mask_expr
+from validators.window import STOCKHOLM, window_for
+from vardfil.close import CloseContext, CloseError, reh_history
+from vardfil.ledger import FileKey
+from vardfil.models import PeriodClose, ReceivedFile, UnderlagLineRow
+
+COMPONENT_ORDER = ["ALDER_KON", "CNI", "BESOK_EJ_LISTAD", "BESOK_UTOMLANS", "KONTAKTPOANG", "GEOGRAFI",
+                   "PATIENTAVGIFT", "MOMSKOMPENSATION", "RATTELSE"]
+
+
+def _dec(v: str | None) -> Decimal | None:
+    return None if v is None else Decimal(v)
+
+
+def _visit_rows(ctx: CloseContext, unit, period: str, f: ReceivedFile, at, listing) -> list[dict]:
+    if f.accepted_path is None:
+        return []
+    acc = pl.read_parquet(ctx.store.resolve(f.accepted_path))
+    prices = price_list_for(period)
+    if unit.filtyp == "VGP":
+        v = vgp_visits(acc, listing, unit.hsaid, prices)
+        frame = v.select(
+            "rad", "besok_id", mask_expr(pl.col("patient_id")).alias("patient"), pl.col("besoksdatum_dat").alias("besoksdatum"),
+            "yrkeskategori", "kontakttyp", "folkbokforing_lan", "listad", pl.col("komponent").fill_null(""),
+            pl.col("a_pris").alias("ersattning"), "forvantad_avgift")
+        rows = frame.to_dicts()
+        for r in rows:
+            r["ersattning"] = Decimal(r["ersattning"]) if r["ersattning"] else Decimal(0)
+            r["listad"] = "ja" if r["listad"] else "nej"
+        return rows
+    v = reh_visits(acc, reh_history(ctx, unit, period, at), prices)
+    frame = v.select(
+        "rad", "besok_id", mask_expr(pl.col("patient_id")).alias("patient"), pl.col("besoksdatum_dat").alias("besoksdatum"),
+        "yrkeskategori", "kontakttyp", "tolktillagg", "forstabesokstillagg", pl.col("__poang_h"), "forvantad_avgift")
+    rows = frame.to_dicts()
+    for r in rows:
+        points = Decimal(r.pop("__poang_h")) / 100
+        r["kontaktpoang"] = points
+        r["ersattning"] = points * prices.kr_per_kontaktpoang
+        r["tolktillagg"] = "ja" if r["tolktillagg"] else "nej"
+        r["forstabesokstillagg"] = "ja" if r["forstabesokstillagg"] else "nej"
+    return rows
+
+
+def _rejected_rows(ctx: CloseContext, f: ReceivedFile) -> list[dict]:
+    text = ctx.store.resolve(f.findings_path).read_bytes().decode("utf-8-sig")
+    out = []
+    for r in csv.DictReader(io.StringIO(text, newline=""), delimiter=";"):
+        if r["severity"] == "FEL":
+            value = r["value"][1:] if r["value"].startswith("'") else r["value"]
+            out.append({"rad": int(r["row"]) if r["row"] else None, "besok_id": r["besok_id"], "regel": r["rule"],
+                        "allvarlighet": r["severity"], "falt": r["field"], "varde": value, "meddelande": r["message"]})
+    return out
+
+
+def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
+    """(Re)write every unit workbook and the region workbook of a closed period; their paths."""
+    with ctx.ledger.reading() as s:
+        pc = s.get(PeriodClose, period)
+        if pc is None:
+            raise CloseError(f"period {period} is not closed")
+        lines = list(s.scalars(select(UnderlagLineRow).where(UnderlagLineRow.close_period == period)
+                               .order_by(UnderlagLineRow.id)))
+        previous = s.get(PeriodClose, _previous(period))
+        prev_lines = list(s.scalars(select(UnderlagLineRow).where(UnderlagLineRow.close_period == previous.period))) if previous else []
+        files = {f.receipt_id: f for f in s.scalars(select(ReceivedFile).where(ReceivedFile.period == period))}
+    snapshot = json.loads(pc.snapshot)
+    at = pc.closed_at
+    listing = load_listing(ctx.reference.root, period)
+    out_dir = ctx.out_root / period
+    paths, region_units = [], []
+    deadline = window_for(period).deadline
+    for entry in snapshot["files"]:
+        unit = ctx.reference.units.get(entry["unit_hsaid"])
+        if unit is None:
+            continue
+        f = files.get(entry["receipt_id"]) if entry["receipt_id"] else None
+        unit_lines = [ln for ln in lines if ln.unit_hsaid == unit.hsaid and ln.file_type == unit.filtyp]
+        line_dicts = [{"component": ln.component, "quantity": _dec(ln.quantity), "unit_price": _dec(ln.unit_price),
+                       "amount": Decimal(ln.amount), "corrected_period": ln.corrected_period} for ln in unit_lines]
+        meta = {"namn": unit.namn, "unit_hsaid": unit.hsaid, "file_type": unit.filtyp, "driftform": unit.driftform,
+                "period": period, "file_name": f.file_name if f else None, "sha256": f.sha256 if f else None,
+                "received_at": f.received_at.astimezone(STOCKHOLM).isoformat() if f else None,
+                "on_time": f.on_time if f else None, "spec_version": f.spec_version if f else None,
+                "price_list": snapshot["price_list"]["version"], "fee_table": snapshot["fee_table"]["version"],
+                "closed_at": snapshot["at"]}
+        visits = _visit_rows(ctx, unit, period, f, at, listing) if f else []
+        rejected = _rejected_rows(ctx, f) if f else []
+        paths.append(unit_workbook(out_dir / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx",
+                                   meta=meta, lines=line_dicts, visits=visits, rejected=rejected))
+        components: dict[str, Decimal] = {}
+        for ln in line_dicts:
+            components[ln["component"]] = components.get(ln["component"], Decimal(0)) + ln["amount"]
+        prev = [Decimal(ln.amount) for ln in prev_lines if ln.unit_hsaid == unit.hsaid and ln.file_type == unit.filtyp
+                and ln.corrected_period is None]
+        region_units.append({
+            "unit_hsaid": unit.hsaid, "namn": unit.namn, "file_type": unit.filtyp,
+            "status": _delivery_status(ctx, unit, period, f, deadline),
+            "components": components, "total": sum(components.values(), Decimal(0)),
+            "previous_total": sum(prev, Decimal(0)) if previous else None,
+            "rejected_share": (Decimal(f.rows_rejected) / Decimal(f.rows_total)) if f and f.rows_total else None,
+        })
+    used = [c for c in COMPONENT_ORDER if any(c in u["components"] for u in region_units)]
+    paths.append(region_workbook(out_dir / f"region_{period}.xlsx", period=period, closed_at=snapshot["at"],
+                                 components=used, units=region_units))
+    return paths
+
+
+def _previous(period: str) -> str:
+    y, m = int(period[:4]), int(period[5:])
+    return f"{y - 1:04d}-12" if m == 1 else f"{y:04d}-{m - 1:02d}"
+
+
+def _delivery_status(ctx: CloseContext, unit, period: str, f: ReceivedFile | None, deadline) -> str:
+    if f is not None:
+        return "i tid"
+    late = ctx.ledger.gallande(FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=period))
+    return "sen" if late is not None and late.received_at >= deadline else "saknas"
