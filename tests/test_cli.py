@@ -39,12 +39,17 @@ def test_sample_month_matches_golden_kvittenser(tmp_path, monkeypatch):
     monkeypatch.setenv("VARDFIL_HOME", str(tmp_path))
     monkeypatch.delenv("VARDFIL_DATABASE_URL", raising=False)
     monkeypatch.delenv("VARDFIL_STORE", raising=False)
+    monkeypatch.delenv("VARDFIL_OUTPUT", raising=False)
     assert run_sample_month() == 0
     assert run_sample_month() == 0  # a second run: every file is a byte-identical copy, same kvittens
     made = sorted((tmp_path / "sample" / "kvittens").glob("*.json"))
     assert [p.name for p in made] == sorted(p.name for p in GOLDEN.glob("*.json"))
     for p in made:
         assert json.loads(p.read_text(encoding="utf-8")) == json.loads((GOLDEN / p.name).read_text(encoding="utf-8")), p.name
+    # The month was closed at its deadline and every deliverable written.
+    out = tmp_path / "underlag" / "2026-10"
+    assert (out / "underlag.parquet").exists() and (out / "region_2026-10.xlsx").exists()
+    assert len(list((out / "enheter").glob("*.xlsx"))) == 5  # the units active in 2026-10
 
 
 def test_committed_sample_month_is_what_the_generator_writes(tmp_path):

@@ -146,3 +146,27 @@ def test_lines_sum_to_the_total_and_moms_is_on_the_rounded_lines(visits, driftfo
         assert moms[0].quantity == basis and moms[0].amount == round_ore(basis * Decimal("0.06"))
     paid = sum(1 for k, *_ in visits if k in "MHV")
     assert sum(ln.quantity for ln in lines if ln.component in (Component.BESOK_EJ_LISTAD, Component.BESOK_UTOMLANS)) == paid
+
+
+def test_approve_dispute_and_finalise(app_env):
+    for sub in EXPECTED["submissions"][:13]:
+        cli("submit", str(EXAMPLE / sub["file"]), "--received-at", sub["received_at"], "--reference", REF)
+    unit = "SE2321000131-E000000000201"
+    assert cli("approve", unit, "2026-09", "--file-type", "REH")[0] == 2  # not closed yet
+    code, out = cli("close", "2026-09", "--at", "2026-10-05T15:00:00+02:00", "--reference", REF)
+    before = pq.read_table(json.loads(out)["underlag_parquet"])
+    assert cli("approve", unit, "2026-09", "--file-type", "REH", "--dispute")[0] == 2  # a dispute needs a comment
+    assert cli("approve", unit, "2026-09", "--file-type", "REH", "--dispute", "--comment", "Geografi saknas?")[0] == 0
+    assert cli("approve", unit, "2026-09", "--file-type", "REH")[0] == 0
+    code, out = cli("finalise", "2026-09")
+    assert code == 0 and json.loads(out)["answers"] == {f"{unit}/REH": "GODKANN"}
+    assert cli("approve", unit, "2026-09", "--file-type", "REH")[0] == 2  # finalised: never changes
+    assert cli("finalise", "2026-09")[0] == 2
+    code, out = cli("close", "2026-09", "--at", "2026-10-06T15:00:00+02:00", "--reference", REF)
+    assert pq.read_table(json.loads(out)["underlag_parquet"]).equals(before)
+    from vardfil.ledger import Ledger
+
+    ledger = Ledger(app_env.database_url)
+    actions = [e.action for e in ledger.audit_entries()]
+    assert {"underlag_invand", "underlag_godkann", "period_finalised", "period_closed"} <= set(actions)
+    ledger.dispose()

@@ -207,6 +207,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_approve(args: argparse.Namespace) -> int:
+    """A unit approves or disputes its underlag of a closed period."""
+    from vardfil.approval import ApprovalError, answer
+
+    _, ledger, _ = _app()
+    try:
+        row = answer(ledger, unit_hsaid=args.unit, file_type=args.file_type, period=args.period,
+                     action="INVAND" if args.dispute else "GODKANN", comment=args.comment, actor=_actor(args))
+    except ApprovalError as e:
+        raise UsageError(str(e)) from None
+    _print_json({"unit_hsaid": row.unit_hsaid, "file_type": row.file_type, "period": row.period,
+                 "action": row.action, "comment": row.comment})
+    return EXIT_OK
+
+
+def cmd_finalise(args: argparse.Namespace) -> int:
+    """An analyst finalises a closed period."""
+    from vardfil.approval import ApprovalError, finalise
+
+    _, ledger, _ = _app()
+    try:
+        _print_json(finalise(ledger, period=args.period, actor=_actor(args)))
+    except ApprovalError as e:
+        raise UsageError(str(e)) from None
+    return EXIT_OK
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     """Run the main job on the sample month and say where its outputs are."""
     from vardfil.sample import run_sample_month
@@ -268,6 +295,20 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("period", type=_period, metavar="PERIOD")
     rp.add_argument("--reference", type=Path, metavar="DIR")
     rp.set_defaults(func=cmd_report)
+
+    ap_ = sub.add_parser("approve", help="a unit approves (or with --dispute, disputes) its underlag")
+    ap_.add_argument("unit", metavar="HSAID")
+    ap_.add_argument("period", type=_period, metavar="PERIOD")
+    ap_.add_argument("--file-type", choices=["VGP", "REH"], required=True)
+    ap_.add_argument("--dispute", action="store_true", help="dispute instead of approve (needs --comment)")
+    ap_.add_argument("--comment")
+    ap_.add_argument("--actor")
+    ap_.set_defaults(func=cmd_approve)
+
+    fi = sub.add_parser("finalise", help="finalise a closed period (its underlag never changes again)")
+    fi.add_argument("period", type=_period, metavar="PERIOD")
+    fi.add_argument("--actor")
+    fi.set_defaults(func=cmd_finalise)
 
     s = sub.add_parser("sample", help="run the sample month with embedded defaults")
     s.add_argument("--out", type=Path, default=None, help="output folder (default: $VARDFIL_HOME/sample)")

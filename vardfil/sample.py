@@ -1,8 +1,9 @@
-"""The main job on the sample month: every sample file submitted at its arrival time.
+"""The main job on the sample month: intake, close at the deadline, underlag and workbooks.
 
-Files go through the same intake as ``vardfil submit`` (ledger and store under ``$VARDFIL_HOME``);
-a second run finds every file already received and answers with the same kvittens. Outputs: one
-kvittens JSON and one findings CSV per file under the output folder, and a summary on stdout.
+Files go through the same intake as ``vardfil submit`` (ledger and store under ``$VARDFIL_HOME``),
+each at its arrival time; then the period is closed at its deadline exactly as ``vardfil close``
+does, and the workbooks are written as ``vardfil report`` does. A second run finds every file
+already received and the period already closed, and gives the same answers.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from pathlib import Path
 from filespec import load_reference
 from sample_data import SAMPLE_DIR
 from validators import parse_instant
+from validators.window import window_for
+from vardfil.close import CloseContext, close_period, pseudonym_key
 from vardfil.intake import submit
 from vardfil.ledger import Ledger
+from vardfil.report import write_reports
 from vardfil.settings import load_settings
 from vardfil.store import RawStore
 
@@ -46,7 +50,20 @@ def run_sample_month(out: Path | None = None, folder: Path = SAMPLE_DIR) -> int:
         rules = " ".join(f"{c}×{n}" for c, n in kv["counts_by_rule"].items())
         print(f"{path.name:<46} {kv['status']:<15} {str(kv['on_time']):<7} {kv['rows']['total']:>6} "
               f"{kv['rows']['accepted']:>8}  {rules}")
+    period = sorted({p.name.split("_")[2] for p, _ in read_arrivals(folder)})[-1]
+    period = f"{period[:4]}-{period[4:]}"
+    ctx = CloseContext(ledger=ledger, store=store, reference=reference, out_root=settings.output,
+                       pseudonym_key=pseudonym_key(settings.home, settings.pseudonym_key))
+    summary = close_period(period, at=window_for(period).deadline, ctx=ctx, actor="sample")
+    workbooks = write_reports(period, ctx=ctx)
     ledger.dispose()
+    print(f"\nclose of {period} at {summary['closed_at']}: total {summary['total']} kr, "
+          f"{len(summary['units'])} units, missing: {', '.join(summary['missing_units']) or 'none'}")
+    for u in summary["units"]:
+        print(f"  {u['unit_hsaid']} {u['file_type']}  {u['total']:>16} kr  {'(no file)' if not u['receipt_id'] else ''}")
     print(f"\nkvittenser and findings: {kv_dir}")
-    print(f"ledger: {settings.database_url}\nraw store: {settings.store}")
+    print(f"underlag (Parquet):      {summary['underlag_parquet']}")
+    print(f"visits, ACG (Parquet):   {summary['besok_parquet']}, {summary['acg_parquet']}")
+    print(f"workbooks:               {workbooks[-1]} and {len(workbooks) - 1} unit workbooks in {workbooks[0].parent}")
+    print(f"ledger:                  {settings.database_url}\nraw store:               {settings.store}")
     return 0
