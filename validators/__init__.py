@@ -2,56 +2,33 @@
 
 Also the vectorised patient-identifier module and the submission window (the Swedish calendar).
 Never imports the ledger, Airflow or the web framework.
+
+Exports are loaded lazily (PEP 562): ``validators.window`` — the calendar the Airflow timetable
+uses — must be importable without pulling in pandera, polars or pandas.
 """
 
-from validators.engine import FileName, ValidationResult, parse_file_name, receipt_id, validate_file
-from validators.identifiers import classify, make_personnummer, make_reservnummer, mask
-from validators.kvittens import (
-    FINDINGS_CAP,
-    Kvittens,
-    RowCounts,
-    Status,
-    findings_to_csv,
-    write_findings_csv,
-)
-from validators.reader import ContentError, Records, split_records
-from validators.rules import CHECKS, CheckContext, SpecError, build_schema
-from validators.window import (
-    STOCKHOLM,
-    Window,
-    is_vardag,
-    nth_vardag,
-    parse_instant,
-    window_for,
-)
+from importlib import import_module
 
-__all__ = [
-    "CHECKS",
-    "FINDINGS_CAP",
-    "STOCKHOLM",
-    "CheckContext",
-    "ContentError",
-    "FileName",
-    "Kvittens",
-    "Records",
-    "RowCounts",
-    "SpecError",
-    "Status",
-    "ValidationResult",
-    "Window",
-    "build_schema",
-    "classify",
-    "findings_to_csv",
-    "is_vardag",
-    "make_personnummer",
-    "make_reservnummer",
-    "mask",
-    "nth_vardag",
-    "parse_file_name",
-    "parse_instant",
-    "receipt_id",
-    "split_records",
-    "validate_file",
-    "window_for",
-    "write_findings_csv",
-]
+_EXPORTS = {
+    "validators.engine": ["FileName", "ValidationResult", "parse_file_name", "receipt_id", "validate_file"],
+    "validators.identifiers": ["classify", "make_personnummer", "make_reservnummer", "mask"],
+    "validators.kvittens": ["FINDINGS_CAP", "Kvittens", "RowCounts", "Status", "findings_to_csv",
+                            "write_findings_csv"],
+    "validators.reader": ["ContentError", "Records", "split_records"],
+    "validators.rules": ["CHECKS", "CheckContext", "SpecError", "build_schema"],
+    "validators.window": ["STOCKHOLM", "Window", "is_vardag", "nth_vardag", "parse_instant", "window_for"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'validators' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -76,7 +76,8 @@ class ValidationResult:
 
 def receipt_id(sha256: str, received_at: dt.datetime, file_name: str) -> str:
     """An opaque id, unique per received file, stable for the same bytes, name and instant."""
-    key = f"{sha256}|{received_at.isoformat()}|{file_name}".encode()
+    # The instant, not its text: the same arrival given with another UTC offset is the same file.
+    key = f"{sha256}|{received_at.astimezone(dt.timezone.utc).isoformat()}|{file_name}".encode()
     return "KV-" + hashlib.sha256(key).hexdigest()[:24]
 
 

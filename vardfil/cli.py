@@ -238,7 +238,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     """Run the main job on the sample month and say where its outputs are."""
     from vardfil.sample import run_sample_month
 
-    return run_sample_month(out=args.out)
+    if not args.direct:
+        from importlib.util import find_spec
+
+        if find_spec("airflow") is None:  # find, not import: importing Airflow reconfigures logging
+            print("vardfil: Airflow is not installed; running the sample month directly", file=sys.stderr)
+            args.direct = True
+    return run_sample_month(out=args.out, via_airflow=not args.direct)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -311,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     fi.set_defaults(func=cmd_finalise)
 
     s = sub.add_parser("sample", help="run the sample month with embedded defaults")
-    s.add_argument("--out", type=Path, default=None, help="output folder (default: $VARDFIL_HOME/sample)")
+    s.add_argument("--out", type=Path, default=None, help="kvittens folder (default: $VARDFIL_HOME/sample)")
+    s.add_argument("--direct", action="store_true",
+                   help="call intake, close and report in this process instead of running the Airflow DAG")
     s.set_defaults(func=cmd_sample)
     return ap
 

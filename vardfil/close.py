@@ -193,20 +193,24 @@ def _visit_dataset(ctx: CloseContext, chosen: list[tuple[Unit, ReceivedFile | No
     return visits.with_columns(pseudonymise(visits["patient_id"], ctx.pseudonym_key).alias("pseudonym")).drop("patient_id")
 
 
-def _acg_dataset(ctx: CloseContext, period: str, at: dt.datetime, listing: pl.DataFrame | None) -> pl.DataFrame:
-    """Every accepted diagnosis of a person listed in P, from the newest file of each of the last 18
-    periods (P included), pseudonymised."""
+def _acg_dataset(ctx: CloseContext, period: str, at: dt.datetime, listing: pl.DataFrame | None,
+                 chosen: list[tuple[Unit, ReceivedFile | None]]) -> pl.DataFrame:
+    """Every accepted diagnosis of a person listed in P over the last 18 periods, pseudonymised.
+
+    P's own rows are those of the files the close took; each earlier period contributes the newest
+    non-AVVISAD file of each unit as of the close (late files included)."""
     if listing is None:
         return pl.DataFrame()
     listed = listing.select("patient_id", pl.col("vardenhet_hsaid").alias("listad_vid"))
     first = _period_add(period, -(ACG_MONTHS - 1))
     with ctx.ledger.reading() as s:
         keys = set(s.execute(select(ReceivedFile.unit_hsaid, ReceivedFile.file_type, ReceivedFile.period).where(
-            ReceivedFile.period >= first, ReceivedFile.period <= period,
+            ReceivedFile.period >= first, ReceivedFile.period < period,
             ReceivedFile.status.in_(("GODKAND", "DELVIS_GODKAND")))).all())
+    sources = [(u, ft, q, _newest_file(ctx, FileKey(unit_hsaid=u, file_type=ft, period=q), at)) for u, ft, q in sorted(keys)]
+    sources += [(unit.hsaid, unit.filtyp, period, f) for unit, f in chosen]
     frames = []
-    for unit_hsaid, file_type, q in sorted(keys):
-        f = _newest_file(ctx, FileKey(unit_hsaid=unit_hsaid, file_type=file_type, period=q), at)
+    for unit_hsaid, file_type, q, f in sources:
         acc = _accepted(ctx, f)
         if acc is None or acc.height == 0:
             continue
@@ -257,7 +261,7 @@ def close_period(period: str, *, at: dt.datetime, ctx: CloseContext, actor: str)
     underlag_path = _write_underlag_parquet(line_dicts, out_dir / "underlag.parquet")
     visits = _visit_dataset(ctx, chosen, period)
     _atomic(out_dir / "besok.parquet", visits.write_parquet)
-    _atomic(out_dir / "acg.parquet", _acg_dataset(ctx, period, at, listing).write_parquet)
+    _atomic(out_dir / "acg.parquet", _acg_dataset(ctx, period, at, listing, chosen).write_parquet)
 
     prices, fees = price_list_for(period), fee_table_for(period)
     snapshot = {

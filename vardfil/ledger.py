@@ -276,6 +276,13 @@ class Ledger:
 
     # --- periods ---------------------------------------------------------------------------------
 
+    def period_closed(self, period: str) -> bool:
+        """Whether a close of the period is recorded."""
+        from vardfil.models import PeriodClose
+
+        with self.reading() as s:
+            return s.get(PeriodClose, period) is not None
+
     def period_state(self, period: str) -> PeriodState | None:
         """The recorded state of a period (None: still open, never closed)."""
         with self.reading() as s:

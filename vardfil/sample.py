@@ -1,16 +1,21 @@
 """The main job on the sample month: intake, close at the deadline, underlag and workbooks.
 
-Files go through the same intake as ``vardfil submit`` (ledger and store under ``$VARDFIL_HOME``),
-each at its arrival time; then the period is closed at its deadline exactly as ``vardfil close``
-does, and the workbooks are written as ``vardfil report`` does. A second run finds every file
-already received and the period already closed, and gives the same answers.
+Through Airflow (what the README's main command does): the sample files are put in the inbox with
+their arrival times, and the real ``vardfil_close`` DAG runs at the deadline with ``airflow dags
+test`` on an SQLite Airflow database under ``$VARDFIL_HOME`` — intake, close, workbooks. Directly
+(``--direct``): the same intake, close and report functions called in this process. Both give the
+same outputs (tested). A second run finds every file received and the period closed: no change.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from filespec import load_reference
@@ -18,7 +23,7 @@ from sample_data import SAMPLE_DIR
 from validators import parse_instant
 from validators.window import window_for
 from vardfil.close import CloseContext, close_period, pseudonym_key
-from vardfil.intake import submit
+from vardfil.intake import Submission, submit
 from vardfil.ledger import Ledger
 from vardfil.report import write_reports
 from vardfil.settings import load_settings
@@ -31,18 +36,66 @@ def read_arrivals(folder: Path = SAMPLE_DIR) -> list[tuple[Path, str]]:
         return [(folder / "files" / r["file"], r["received_at"]) for r in csv.DictReader(fh, delimiter=";")]
 
 
-def run_sample_month(out: Path | None = None, folder: Path = SAMPLE_DIR) -> int:
-    """Submit the sample month in arrival order; write kvittenser and findings; print a summary."""
+def stage_inbox(inbox: Path, folder: Path = SAMPLE_DIR) -> list[Path]:
+    """Copy the sample files into an inbox, each with its arrival time as modification time (what
+    the transfer does for a real unit)."""
+    inbox.mkdir(parents=True, exist_ok=True)
+    staged = []
+    for path, received_at in read_arrivals(folder):
+        target = inbox / path.name
+        shutil.copyfile(path, target)
+        ts = parse_instant(received_at).timestamp()
+        os.utime(target, (ts, ts))
+        staged.append(target)
+    return staged
+
+
+def run_through_airflow(period: str, folder: Path = SAMPLE_DIR) -> Path:
+    """Stage the inbox and run the real ``vardfil_close`` DAG at the period's deadline with
+    ``airflow dags test`` on an SQLite Airflow database under ``$VARDFIL_HOME/airflow`` (no server).
+    Returns the log file of the run."""
+    settings = load_settings()
+    env = {**os.environ, "VARDFIL_HOME": str(settings.home)}
+    env.setdefault("AIRFLOW_HOME", str(settings.home / "airflow"))
+    env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parent.parent / "dags"))
+    env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    env.setdefault("VARDFIL_REFERENCE", str(folder / "reference"))
+    stage_inbox(Path(env.get("VARDFIL_INBOX") or settings.home / "inbox"), folder)
+    log = Path(env["AIRFLOW_HOME"]) / "sample-run.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        for cmd in (["db", "migrate"], ["dags", "test", "vardfil_close", window_for(period).deadline.isoformat()]):
+            done = subprocess.run([sys.executable, "-m", "airflow", *cmd], env=env, stdout=fh, stderr=subprocess.STDOUT)
+            if done.returncode != 0:
+                raise RuntimeError(f"airflow {' '.join(cmd)} failed; see {log}")
+    return log
+
+
+def run_sample_month(out: Path | None = None, folder: Path = SAMPLE_DIR, *, via_airflow: bool = False) -> int:
+    """The sample month: submitted in arrival order (directly, or through the Airflow DAG), closed at
+    its deadline, underlag and workbooks written; kvittenser and a summary printed."""
     settings = load_settings()
     out = out or settings.home / "sample"
     kv_dir = out / "kvittens"
     kv_dir.mkdir(parents=True, exist_ok=True)
     reference = load_reference(folder / "reference")
+    arrivals = read_arrivals(folder)
+    period = sorted({p.name.split("_")[2] for p, _ in arrivals})[-1]
+    period = f"{period[:4]}-{period[4:]}"
+    if via_airflow:
+        log = run_through_airflow(period, folder)
+        print(f"ran the vardfil_close DAG at {window_for(period).deadline.isoformat()} with airflow dags test "
+              f"(log: {log})\n")
     ledger, store = Ledger(settings.database_url), RawStore(settings.store)
     print(f"{'file':<46} {'status':<15} {'on_time':<7} {'rows':>6} {'accepted':>8}  rules")
-    for path, received_at in read_arrivals(folder):
-        sub = submit(path, file_name=path.name, received_at=parse_instant(received_at), ledger=ledger,
-                     store=store, reference=reference, source_kind="cli", actor="sample")
+    for path, received_at in arrivals:
+        if via_airflow:
+            recorded = ledger.file_by_sha(hashlib.sha256(path.read_bytes()).hexdigest())
+            sub = Submission(kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id,
+                             new=False, file=recorded)
+        else:
+            sub = submit(path, file_name=path.name, received_at=parse_instant(received_at), ledger=ledger,
+                         store=store, reference=reference, source_kind="cli", actor="sample")
         kv = sub.kvittens
         stem = path.name.removesuffix(".csv")
         (kv_dir / f"{stem}.json").write_text(json.dumps(kv, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -50,8 +103,6 @@ def run_sample_month(out: Path | None = None, folder: Path = SAMPLE_DIR) -> int:
         rules = " ".join(f"{c}×{n}" for c, n in kv["counts_by_rule"].items())
         print(f"{path.name:<46} {kv['status']:<15} {str(kv['on_time']):<7} {kv['rows']['total']:>6} "
               f"{kv['rows']['accepted']:>8}  {rules}")
-    period = sorted({p.name.split("_")[2] for p, _ in read_arrivals(folder)})[-1]
-    period = f"{period[:4]}-{period[4:]}"
     ctx = CloseContext(ledger=ledger, store=store, reference=reference, out_root=settings.output,
                        pseudonym_key=pseudonym_key(settings.home, settings.pseudonym_key))
     summary = close_period(period, at=window_for(period).deadline, ctx=ctx, actor="sample")

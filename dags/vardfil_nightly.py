@@ -1,0 +1,85 @@
+"""vardfil_nightly: every night, take in what arrived, close what is due, remind who is missing.
+
+intake (one mapped task per inbox file) → the period whose deadline passed, if not closed → close
+→ workbooks; reminders while a window is open; a run summary. Every task is idempotent: a rerun or
+backfill finds files already taken and periods already closed. Wiring only: each task calls one
+``vardfil.tasks`` function (imported inside the task, so parsing this file stays light).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Asset, dag, get_current_context, task
+
+UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a closed period"})
+
+
+def _now() -> str:
+    ctx = get_current_context()
+    from vardfil.tasks import run_instant
+
+    return run_instant(ctx.get("logical_date"), getattr(ctx.get("dag_run"), "run_after", None))
+
+
+@dag(
+    dag_id="vardfil_nightly",
+    schedule="0 2 * * *",
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+    catchup=False,
+    max_active_runs=1,
+    tags=["vardfil"],
+    doc_md=__doc__,
+)
+def vardfil_nightly():
+    @task
+    def list_new_files() -> list[str]:
+        from vardfil.tasks import new_inbox_files
+
+        return new_inbox_files()
+
+    @task(retries=2, retry_delay=dt.timedelta(minutes=1))
+    def intake(path: str) -> dict:
+        from vardfil.tasks import intake_one
+
+        return intake_one(path)
+
+    @task(trigger_rule="none_failed")
+    def due_periods(intakes: list[dict]) -> list[str]:
+        from vardfil.tasks import due_periods as due
+
+        return due(_now())
+
+    @task(outlets=[UNDERLAG])
+    def close(period: str) -> dict:
+        from vardfil.tasks import close_one
+
+        summary = close_one(period)  # as of the period's deadline: the same close as at 15:00
+        get_current_context()["outlet_events"][UNDERLAG].extra = {"period": period}
+        return summary
+
+    @task
+    def workbooks(closed: dict) -> list[str]:
+        from vardfil.tasks import write_workbooks
+
+        return write_workbooks(closed["period"])
+
+    @task(trigger_rule="none_failed")
+    def reminders(intakes: list[dict]) -> list[dict]:
+        from vardfil.tasks import reminders as due_reminders
+
+        return due_reminders(_now())
+
+    @task(trigger_rule="none_failed")
+    def summary(intakes: list[dict], closes: list[dict], due: list[dict], books: list[list[str]]) -> dict:
+        from vardfil.tasks import summarise
+
+        return summarise(_now(), list(intakes or []), list(closes or []), list(due or []))
+
+    taken = intake.expand(path=list_new_files())
+    closes = close.expand(period=due_periods(taken))
+    books = workbooks.expand(closed=closes)
+    summary(taken, closes, reminders(taken), books)
+
+
+vardfil_nightly()

@@ -1,0 +1,85 @@
+"""Airflow plugin: the timetable of the close — 15:00 Europe/Stockholm on the third vardag.
+
+Registered through the ``airflow.plugins`` entry point of the package, so every scheduler, worker
+and ``airflow dags test`` that has vardfil installed knows it. It uses the same calendar code as the
+validators (``validators.window``), which imports neither pandas nor polars.
+
+Each run is an exact instant: the deadline of the period that just ended. The period a run closes
+is the month before the month of its instant (``period_of_deadline``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.plugins_manager import AirflowPlugin
+from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
+from pendulum import DateTime, instance
+
+from validators.window import STOCKHOLM, period_of_window, window_for
+
+
+def deadline_on_or_after(instant: dt.datetime) -> dt.datetime:
+    """The first close deadline at or after an instant."""
+    local = instant.astimezone(STOCKHOLM)
+    period = period_of_window(local)  # the period whose window lies in this month
+    deadline = window_for(period).deadline
+    if deadline >= instant:
+        return deadline
+    y, m = local.year + (local.month == 12), local.month % 12 + 1
+    return window_for(period_of_window(dt.datetime(y, m, 15, tzinfo=STOCKHOLM))).deadline
+
+
+def deadline_before_or_at(instant: dt.datetime) -> dt.datetime:
+    """The latest close deadline at or before an instant."""
+    local = instant.astimezone(STOCKHOLM)
+    deadline = window_for(period_of_window(local)).deadline
+    if deadline <= instant:
+        return deadline
+    y, m = (local.year - 1, 12) if local.month == 1 else (local.year, local.month - 1)
+    return window_for(period_of_window(dt.datetime(y, m, 15, tzinfo=STOCKHOLM))).deadline
+
+
+def period_of_deadline(instant: dt.datetime) -> str:
+    """The period a close at ``instant`` closes: the month before the instant's month."""
+    return period_of_window(instant)
+
+
+def _pendulum(value: dt.datetime) -> DateTime:
+    return instance(value.astimezone(dt.timezone.utc))
+
+
+class ThirdVardagTimetable(Timetable):
+    """A run at 15:00 Europe/Stockholm on the third vardag of every month (DST-correct)."""
+
+    description = "15:00 Europe/Stockholm on the third vardag of every month (the deadline)"
+
+    @property
+    def summary(self) -> str:
+        return "third vardag 15:00 Europe/Stockholm"
+
+    def infer_manual_data_interval(self, *, run_after: DateTime) -> DataInterval:
+        """A manual run closes the period whose deadline passed most recently."""
+        return DataInterval.exact(_pendulum(deadline_before_or_at(run_after)))
+
+    def next_dagrun_info(self, *, last_automated_data_interval: DataInterval | None,
+                         restriction) -> DagRunInfo | None:
+        if last_automated_data_interval is not None:
+            after = last_automated_data_interval.end + dt.timedelta(seconds=1)
+        elif restriction.earliest is None:
+            return None
+        elif not restriction.catchup:
+            after = max(restriction.earliest, dt.datetime.now(dt.timezone.utc))
+        else:
+            after = restriction.earliest
+        nxt = deadline_on_or_after(after)
+        if restriction.latest is not None and nxt > restriction.latest:
+            return None
+        return DagRunInfo.exact(_pendulum(nxt))
+
+
+class VardfilPlugin(AirflowPlugin):
+    """Registers vardfil's timetable with Airflow."""
+
+    name = "vardfil"
+    timetables = [ThirdVardagTimetable]
