@@ -234,6 +234,33 @@ def cmd_finalise(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the portal."""
+    import uvicorn
+
+    from vardfil.portal.app import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    return EXIT_OK
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    """Add a portal account; the password comes from $VARDFIL_PASSWORD or is asked for."""
+    import getpass
+
+    from vardfil.accounts import create_account
+
+    password = os.environ.get("VARDFIL_PASSWORD") or getpass.getpass(f"Lösenord för {args.username}: ")
+    _, ledger, _ = _app()
+    try:
+        create_account(ledger, username=args.username, password=password, role=args.role,
+                       units=args.hsaid or [], actor=_actor(args))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(f"account {args.username} ({args.role}) created")
+    return EXIT_OK
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     """Run the main job on the sample month and say where its outputs are."""
     from vardfil.sample import run_sample_month
@@ -315,6 +342,20 @@ def build_parser() -> argparse.ArgumentParser:
     fi.add_argument("period", type=_period, metavar="PERIOD")
     fi.add_argument("--actor")
     fi.set_defaults(func=cmd_finalise)
+
+    sv = sub.add_parser("serve", help="run the web portal")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.set_defaults(func=cmd_serve)
+
+    us = sub.add_parser("user", help="portal accounts")
+    us_sub = us.add_subparsers(dest="user_command", required=True)
+    ua = us_sub.add_parser("add", help="add an account (password from $VARDFIL_PASSWORD or asked for)")
+    ua.add_argument("username")
+    ua.add_argument("--role", choices=["unit", "analyst", "admin"], required=True)
+    ua.add_argument("--hsaid", action="append", help="a unit the account acts for (repeatable)")
+    ua.add_argument("--actor")
+    ua.set_defaults(func=cmd_user_add)
 
     s = sub.add_parser("sample", help="run the sample month with embedded defaults")
     s.add_argument("--out", type=Path, default=None, help="kvittens folder (default: $VARDFIL_HOME/sample)")

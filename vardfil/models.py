@@ -191,3 +191,36 @@ class Settlement(Base):
     settled_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (Index("ix_settlement_key", "period", "file_type", "unit_hsaid"),)
+
+
+class Account(Base):
+    """A portal user: a unit user bound to one or more HSA-ids, an analyst or an admin."""
+
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # unit | analyst | admin
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class AccountUnit(Base):
+    """The units a unit user acts for."""
+
+    __tablename__ = "account_unit"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), primary_key=True)
+    unit_hsaid: Mapped[str] = mapped_column(String(31), primary_key=True)
+
+
+class WebSession(Base):
+    """A signed-in browser: only the SHA-256 of its token is stored, with its CSRF token."""
+
+    __tablename__ = "web_session"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

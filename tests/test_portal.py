@@ -1,0 +1,164 @@
+"""The portal through HTTP: sign-in, CSRF, the unit's upload → kvittens → fix flow, the analyst's
+month, and unit isolation on every route."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from sample_data import SAMPLE_DIR  # noqa: E402
+
+UNIT_A, UNIT_B = "SE2321000131-E000000001001", "SE2321000131-E000000002001"
+PASSWORD = "korrekt-hast-batteri"
+FILE_A1 = SAMPLE_DIR / "files" / f"VGP_{UNIT_A}_202610_01.csv"
+FILE_A2 = SAMPLE_DIR / "files" / f"VGP_{UNIT_A}_202610_02.csv"
+FILE_B = SAMPLE_DIR / "files" / f"REH_{UNIT_B}_202610_01.csv"
+
+
+@pytest.fixture
+def portal(tmp_path, monkeypatch):
+    from vardfil.accounts import create_account
+    from vardfil.ledger import Ledger
+    from vardfil.portal.app import create_app
+
+    clock = tmp_path / "clock"
+    clock.write_text("2026-11-02T10:00:00+01:00")
+    monkeypatch.setenv("VARDFIL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VARDFIL_CLOCK_FILE", str(clock))
+    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT", "VARDFIL_REFERENCE"):
+        monkeypatch.delenv(var, raising=False)
+    app = create_app()
+    ledger: Ledger = app.state.ledger
+    create_account(ledger, username="anna", password=PASSWORD, role="unit", units=[UNIT_A], actor="test")
+    create_account(ledger, username="bertil", password=PASSWORD, role="unit", units=[UNIT_B], actor="test")
+    create_account(ledger, username="analytiker", password=PASSWORD, role="analyst", units=[], actor="test")
+    yield app, clock
+    ledger.dispose()
+
+
+def login(app, username: str) -> TestClient:
+    client = TestClient(app, base_url="http://testserver")
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    resp = client.post("/login", data={"username": username, "password": PASSWORD, "csrf": csrf}, follow_redirects=False)
+    assert resp.status_code == 303, resp.text
+    cookie = resp.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    return client
+
+
+def csrf_of(client: TestClient, path: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', client.get(path).text).group(1)
+
+
+def upload(client: TestClient, hsaid: str, path: Path, name: str | None = None):
+    token = csrf_of(client, f"/enhet/{hsaid}")
+    return client.post(f"/enhet/{hsaid}/upload", data={"csrf": token},
+                       files={"file": (name or path.name, path.read_bytes(), "text/csv")}, follow_redirects=False)
+
+
+def test_sign_in_rejects_bad_passwords_and_missing_csrf(portal):
+    app, _ = portal
+    client = TestClient(app)
+    csrf = csrf_of(client, "/login")
+    assert client.post("/login", data={"username": "anna", "password": "fel", "csrf": csrf}).status_code == 401
+    assert client.post("/login", data={"username": "anna", "password": PASSWORD}).status_code == 403
+    assert client.get("/enhet/" + UNIT_A, follow_redirects=False).headers["location"] == "/login"
+
+
+def test_unit_uploads_reads_kvittens_and_fixes_the_file(portal):
+    app, _ = portal
+    anna = login(app, "anna")
+    resp = upload(anna, UNIT_A, FILE_A1)
+    assert resp.status_code == 303
+    page = anna.get(resp.headers["location"])
+    assert "DELVIS_GODKAND" in page.text and "R21" in page.text and "Kontrollsiffran i patient_id är fel" in page.text
+    assert "Förhandsvisning av ersättningsunderlaget" in page.text
+    receipt = resp.headers["location"].rsplit("/", 1)[-1]
+    csv_text = anna.get(f"/kvittens/{receipt}/findings.csv").content.decode("utf-8-sig")
+    assert csv_text.startswith("rule;severity;row") and "****" in csv_text
+    assert anna.get(f"/kvittens/{receipt}/kvittens.json").json()["status"] == "DELVIS_GODKAND"
+    # Without the CSRF token an upload is refused.
+    assert anna.post(f"/enhet/{UNIT_A}/upload", files={"file": (FILE_A2.name, FILE_A2.read_bytes())}).status_code == 403
+    fixed = anna.get(upload(anna, UNIT_A, FILE_A2).headers["location"])
+    assert "GODKAND" in fixed.text and "Skillnad mot" in fixed.text and "ändrade" in fixed.text
+    home = anna.get(f"/enhet/{UNIT_A}")
+    assert FILE_A1.name in home.text and FILE_A2.name in home.text and "kvar" in home.text
+
+
+def test_hostile_upload_names_are_only_text(portal, tmp_path):
+    app, _ = portal
+    anna = login(app, "anna")
+    resp = upload(anna, UNIT_A, FILE_A1, name="../../../etc/VGP_x.csv")
+    page = anna.get(resp.headers["location"])
+    assert "F01" in page.text
+    assert not Path("/etc/VGP_x.csv").exists()
+    assert upload(anna, UNIT_A, FILE_B).status_code == 403  # a file named for another unit
+
+
+def test_analyst_sees_the_month_closes_and_unit_approves(portal):
+    app, clock = portal
+    anna = login(app, "anna")
+    upload(anna, UNIT_A, FILE_A2)
+    analyst = login(app, "analytiker")
+    board = analyst.get("/analys/2026-10")
+    assert "i tid" in board.text and "saknas" in board.text and "kan stängas efter tidsgränsen" in board.text
+    clock.write_text("2026-11-04T15:05:00+01:00")
+    token = csrf_of(analyst, "/analys/2026-10")
+    assert analyst.post("/analys/2026-10/close", data={"csrf": token}, follow_redirects=False).status_code == 303
+    board = analyst.get("/analys/2026-10")
+    assert "Fastställ perioden" in board.text and " kr" in board.text
+    assert analyst.get("/analys/2026-10/download/region_2026-10.xlsx").status_code == 200
+    assert analyst.get("/analys/2026-10/download/..%2F..%2Fledger.sqlite3").status_code == 404
+    home = anna.get(f"/enhet/{UNIT_A}")
+    assert "Ersättningsunderlag 2026-10" in home.text
+    token = csrf_of(anna, f"/enhet/{UNIT_A}")
+    anna.post(f"/enhet/{UNIT_A}/underlag/2026-10/svar", data={"csrf": token, "action": "GODKANN"})
+    assert "Godkänt" in anna.get(f"/enhet/{UNIT_A}").text
+    assert anna.get(f"/enhet/{UNIT_A}/underlag/2026-10.xlsx").status_code == 200
+    assert "underlag_godkann" in analyst.get("/analys/audit/log").text
+
+
+# Every route, with what another unit's user may do there. A new route without a row fails.
+PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"), ("GET", "/"), ("POST", "/logout")}
+ISOLATION = {
+    ("GET", "/enhet/{hsaid}"): f"/enhet/{UNIT_B}",
+    ("POST", "/enhet/{hsaid}/upload"): f"/enhet/{UNIT_B}/upload",
+    ("GET", "/kvittens/{receipt_id}"): "/kvittens/{b}",
+    ("GET", "/kvittens/{receipt_id}/findings.csv"): "/kvittens/{b}/findings.csv",
+    ("GET", "/kvittens/{receipt_id}/kvittens.json"): "/kvittens/{b}/kvittens.json",
+    ("GET", "/enhet/{hsaid}/underlag/{period}.xlsx"): f"/enhet/{UNIT_B}/underlag/2026-10.xlsx",
+    ("POST", "/enhet/{hsaid}/underlag/{period}/svar"): f"/enhet/{UNIT_B}/underlag/2026-10/svar",
+    ("GET", "/analys/{period}"): "/analys/2026-10",
+    ("POST", "/analys/{period}/dispens"): "/analys/2026-10/dispens",
+    ("POST", "/analys/{period}/close"): "/analys/2026-10/close",
+    ("POST", "/analys/{period}/finalise"): "/analys/2026-10/finalise",
+    ("GET", "/analys/{period}/download/{name}"): "/analys/2026-10/download/underlag.parquet",
+    ("GET", "/analys/audit/log"): "/analys/audit/log",
+}
+
+
+def test_a_unit_user_can_never_read_or_act_on_another_units_data(portal):
+    app, clock = portal
+    routes = {(m, r.path) for r in app.routes if hasattr(r, "methods") for m in r.methods if m != "HEAD"}
+    assert routes == set(ISOLATION) | PUBLIC, routes ^ (set(ISOLATION) | PUBLIC)
+    bertil = login(app, "bertil")
+    b_receipt = upload(bertil, UNIT_B, FILE_B).headers["location"].rsplit("/", 1)[-1]
+    clock.write_text("2026-11-04T15:05:00+01:00")
+    analyst = login(app, "analytiker")
+    analyst.post("/analys/2026-10/close", data={"csrf": csrf_of(analyst, "/analys/2026-10")})
+    anna = login(app, "anna")
+    token = csrf_of(anna, f"/enhet/{UNIT_A}")
+    for (method, _), path in ISOLATION.items():
+        path = path.replace("{b}", b_receipt)
+        resp = anna.request(method, path, data={"csrf": token, "action": "GODKANN", "unit": UNIT_B,
+                                                "until": "2026-12-01T15:00:00+01:00", "reason": "x"},
+                            follow_redirects=False)
+        assert resp.status_code in (403, 404), (method, path, resp.status_code)
+        assert UNIT_B not in resp.text.replace(f"/enhet/{UNIT_B}", "") or resp.status_code == 403
+        assert "Rehab Strandvägen" not in resp.text

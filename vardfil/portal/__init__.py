@@ -1,0 +1,1 @@
+"""The web portal (FastAPI, server-rendered Jinja2): ``vardfil serve``."""
