@@ -13,9 +13,9 @@ elif [ "${CI:-}" = "true" ]; then
   echo "test.sh: CI needs PostgreSQL for the ledger tests" >&2; exit 1
 fi
 if bash scripts/ensure-tools.sh; then
-  export VARDFIL_REQUIRE_LIBREOFFICE=1
+  export VARDFIL_REQUIRE_LIBREOFFICE=1 VARDFIL_REQUIRE_BROWSER=1
 elif [ "${CI:-}" = "true" ]; then
-  echo "test.sh: CI needs LibreOffice to open the workbooks" >&2; exit 1
+  echo "test.sh: CI needs LibreOffice and chromium" >&2; exit 1
 fi
 export VARDFIL_REQUIRE_AIRFLOW=1  # bootstrap installed it: the DAG tests must run
 exec .venv/bin/python -m pytest "$@"

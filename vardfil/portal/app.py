@@ -28,7 +28,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import or_, select
 
-from filespec import load_listing, load_reference, price_list_for
+from filespec import file_rule_messages, load_listing, load_reference, price_list_for, spec_for
 from reports import total, underlag_for
 from reports.workbooks import COMPONENT_NAMES
 from validators.window import STOCKHOLM, parse_instant, period_of_window, window_for
@@ -319,7 +319,9 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route (
     async def kvittens_page(request: Request, receipt_id: str):
         user, f = _file(request, receipt_id)
         kv = json.loads(f.kvittens_json)
-        messages = {x["rule"]: x["message"] for x in kv["findings"]}
+        spec = spec_for(f.file_type, f.period) if f.file_type else None
+        messages = {rule: (spec.message(rule) if spec else file_rule_messages().get(rule, ""))
+                    for rule in kv["counts_by_rule"]}
         old = _replaced(app.state.ledger, f)
         return _page(request, "kvittens.html", user, f=f, kv=kv, findings=kv["findings"][:FINDINGS_SHOWN],
                      messages=messages, preview=preview(app, f), names=COMPONENT_NAMES,
