@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import Cell
+from openpyxl.cell.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -90,6 +90,54 @@ def _save(wb: Workbook, path: Path) -> Path:
     return path
 
 
+class _Sheet:
+    """A write-only sheet (openpyxl streams rows to disk: fast for thousands of visit rows)."""
+
+    def __init__(self, wb: Workbook, title: str):
+        self.ws = wb.create_sheet(title)
+        self.rows: list[list] = []
+        self.header_row: int | None = None
+        self.formats: dict[int, str] = {}
+
+    def row(self, values: list, *, bold: bool = False, header: bool = False, title: bool = False) -> None:
+        if header:
+            self.header_row = len(self.rows) + 1
+        self.rows.append([(v, bold, header, title) for v in values])
+
+    def write(self) -> None:
+        ws, ncols = self.ws, max((len(r) for r in self.rows), default=1)
+        widths = [8] * ncols
+        for r, row in enumerate(self.rows, start=1):
+            if self.header_row is None or r < self.header_row:
+                continue
+            for c, (v, *_rest) in enumerate(row):
+                if v is not None:
+                    extra = 7 if isinstance(v, (int, float, Decimal)) else 0
+                    widths[c] = max(widths[c], len(str(v)) + extra)
+        for c, w in enumerate(widths, start=1):
+            ws.column_dimensions[get_column_letter(c)].width = min(w + 2, 60)
+        if self.header_row:
+            ws.freeze_panes = f"A{self.header_row + 1}"
+            last = len(self.rows) if self.rows[-1][0][0] != "Summa" else len(self.rows) - 1
+            ws.auto_filter.ref = f"A{self.header_row}:{get_column_letter(ncols)}{max(last, self.header_row)}"
+        ws.page_setup.orientation = "landscape"
+        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        for row in self.rows:
+            out = []
+            for c, (v, bold, header, title) in enumerate(row):
+                cell = WriteOnlyCell(ws)
+                write_value(cell, v, None if header else self.formats.get(c))
+                if header:
+                    cell.fill, cell.font = HEADER_FILL, HEADER_FONT
+                elif title:
+                    cell.font = TITLE_FONT
+                elif bold:
+                    cell.font = Font(bold=True)
+                out.append(cell)
+            ws.append(out)
+
+
 def unit_workbook(path: Path, *, meta: dict, lines: list[dict], visits: list[dict], rejected: list[dict]) -> Path:
     """One unit's underlag for one period.
 
@@ -98,11 +146,10 @@ def unit_workbook(path: Path, *, meta: dict, lines: list[dict], visits: list[dic
     ``visits``: the accepted rows behind the amounts (patient ids already masked). ``rejected``: the
     findings of the file's rejected rows.
     """
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "Sammanställning"
-    ws["A1"] = f"Ersättningsunderlag {meta['period']}"
-    ws["A1"].font = TITLE_FONT
+    wb = Workbook(write_only=True)
+    summary = _Sheet(wb, "Sammanställning")
+    summary.row([f"Ersättningsunderlag {meta['period']}"], title=True)
+    summary.row([])
     info = [
         ("Vårdenhet", meta["namn"]), ("HSA-id", meta["unit_hsaid"]), ("Filtyp", meta["file_type"]),
         ("Driftform", meta["driftform"]), ("Period", meta["period"]),
@@ -111,37 +158,38 @@ def unit_workbook(path: Path, *, meta: dict, lines: list[dict], visits: list[dic
         ("Filspecifikation", meta.get("spec_version") or "-"), ("Prislista", meta["price_list"]),
         ("Avgiftstabell", meta["fee_table"]), ("Stängd", meta["closed_at"]),
     ]
-    for r, (k, v) in enumerate(info, start=3):
-        ws.cell(row=r, column=1, value=k).font = Font(bold=True)
-        write_value(ws.cell(row=r, column=2), v)
-    top = 3 + len(info) + 1
-    rows = [[COMPONENT_NAMES.get(ln["component"], ln["component"]), ln["component"], ln["quantity"], ln["unit_price"],
-             ln["amount"], ln["corrected_period"] or ""] for ln in lines]
-    end = _table(ws, top, ["Komponent", "Kod", "Antal", "À-pris", "Belopp", "Avser period"], rows,
-                 {2: QUANTITY, 3: QUANTITY, 4: KRONOR})
-    ws.cell(row=end, column=1, value="Summa").font = Font(bold=True)
-    total_cell = write_value(ws.cell(row=end, column=5), sum((Decimal(str(ln["amount"])) for ln in lines), Decimal(0)), KRONOR)
-    total_cell.font = Font(bold=True)
-    _finish(ws, top, end, 6)
-    ws.column_dimensions["A"].width = 42
-    ws.column_dimensions["B"].width = max(ws.column_dimensions["B"].width, 30)
+    for k, v in info:
+        summary.rows.append([(k, True, False, False), (v, False, False, False)])
+    summary.row([])
+    summary.row(["Komponent", "Kod", "Antal", "À-pris", "Belopp", "Avser period"], header=True)
+    summary.formats = {2: QUANTITY, 3: QUANTITY, 4: KRONOR}
+    for ln in lines:
+        summary.row([COMPONENT_NAMES.get(ln["component"], ln["component"]), ln["component"], ln["quantity"],
+                     ln["unit_price"], ln["amount"], ln["corrected_period"] or ""])
+    summary.row(["Summa", None, None, None, sum((Decimal(str(ln["amount"])) for ln in lines), Decimal(0)), None], bold=True)
+    summary.write()
+    summary.ws.column_dimensions["A"].width = 42
 
-    vs = wb.create_sheet("Besök")
+    vs = _Sheet(wb, "Besök")
     if visits:
         headers = list(visits[0].keys())
-        end = _table(vs, 1, headers, [[v[h] for h in headers] for v in visits],
-                     {i: KRONOR for i, h in enumerate(headers) if h in ("ersattning", "forvantad_avgift")})
-        _finish(vs, 1, end, len(headers))
+        vs.row(headers, header=True)
+        vs.formats = {i: KRONOR for i, h in enumerate(headers) if h in ("ersattning", "forvantad_avgift")}
+        for v in visits:
+            vs.row([v[h] for h in headers])
     else:
-        vs["A1"] = "Inga godkända besök"
+        vs.row(["Inga godkända besök"])
+    vs.write()
 
-    rs = wb.create_sheet("Avvisade rader")
+    rs = _Sheet(wb, "Avvisade rader")
     if rejected:
         headers = ["rad", "besok_id", "regel", "allvarlighet", "falt", "varde", "meddelande"]
-        end = _table(rs, 1, headers, [[f.get(h) for h in headers] for f in rejected])
-        _finish(rs, 1, end, len(headers))
+        rs.row(headers, header=True)
+        for f in rejected:
+            rs.row([f.get(h) for h in headers])
     else:
-        rs["A1"] = "Inga avvisade rader"
+        rs.row(["Inga avvisade rader"])
+    rs.write()
     return _save(wb, path)
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from decimal import Decimal
 from pathlib import Path
 
@@ -88,7 +91,7 @@ def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
     at = pc.closed_at
     listing = load_listing(ctx.reference.root, period)
     out_dir = ctx.out_root / period
-    paths, region_units = [], []
+    jobs, region_units = [], []
     deadline = window_for(period).deadline
     for entry in snapshot["files"]:
         unit = ctx.reference.units.get(entry["unit_hsaid"])
@@ -106,8 +109,8 @@ def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
                 "closed_at": snapshot["at"]}
         visits = _visit_rows(ctx, unit, period, f, at, listing) if f else []
         rejected = _rejected_rows(ctx, f) if f else []
-        paths.append(unit_workbook(out_dir / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx",
-                                   meta=meta, lines=line_dicts, visits=visits, rejected=rejected))
+        jobs.append((out_dir / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx",
+                     {"meta": meta, "lines": line_dicts, "visits": visits, "rejected": rejected}))
         components: dict[str, Decimal] = {}
         for ln in line_dicts:
             components[ln["component"]] = components.get(ln["component"], Decimal(0)) + ln["amount"]
@@ -120,10 +123,26 @@ def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
             "previous_total": sum(prev, Decimal(0)) if previous else None,
             "rejected_share": (Decimal(f.rows_rejected) / Decimal(f.rows_total)) if f and f.rows_total else None,
         })
+    paths = _render(jobs)
     used = [c for c in COMPONENT_ORDER if any(c in u["components"] for u in region_units)]
     paths.append(region_workbook(out_dir / f"region_{period}.xlsx", period=period, closed_at=snapshot["at"],
                                  components=used, units=region_units))
     return paths
+
+
+def _render_one(job: tuple[Path, dict]) -> Path:
+    path, kwargs = job
+    return unit_workbook(path, **kwargs)
+
+
+def _render(jobs: list[tuple[Path, dict]]) -> list[Path]:
+    """Render the unit workbooks, in parallel processes: openpyxl is pure Python (~30,000 cells/s),
+    and the workbooks are independent. ``VARDFIL_WORKBOOK_WORKERS`` sets the number (1: serial)."""
+    workers = int(os.environ.get("VARDFIL_WORKBOOK_WORKERS") or os.cpu_count() or 1)
+    if workers <= 1 or len(jobs) < 2:
+        return [_render_one(j) for j in jobs]
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("fork")) as pool:
+        return list(pool.map(_render_one, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
 
 
 def _previous(period: str) -> str:

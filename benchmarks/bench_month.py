@@ -1,0 +1,166 @@
+"""Benchmark: a region month end to end — intake → close → every underlag, workbook and Parquet.
+
+Generates (once, cached) a month of ``--units`` units (half VGP, half REH) with ``--rows`` visit
+rows in all, a unit register and a VGP listing; then, on a fresh embedded ledger, submits every
+file at its arrival time, closes the period at its deadline and writes every workbook. Prints the
+time of each stage, the total, the parse floor of all files (pyarrow, measured in the same run)
+and the peak resident memory. Not a test: figures are printed, never asserted.
+
+    python benchmarks/bench_month.py                      # 300 files, 500,000 rows (issue target 3)
+    python benchmarks/bench_month.py --scale 10           # 5,000,000 rows (target 4)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+PERIOD = "2026-10"
+
+
+def build_month(out: Path, units: int, rows: int, seed: int) -> Path:
+    """The month's reference data and files under ``out`` (reused when already there)."""
+    from sample_data.generate import (
+        KVA_SOURCE,
+        PatientPool,
+        SampleUnit,
+        add_defects,
+        generate_visits,
+        kva_list,
+        to_csv,
+        write_listing,
+        write_register,
+    )
+
+    done = out / "arrivals.csv"
+    if done.exists():
+        return out
+    rng = np.random.default_rng(seed)
+    ref, files = out / "reference", out / "files"
+    ref.mkdir(parents=True, exist_ok=True)
+    files.mkdir(parents=True, exist_ok=True)
+    register = []
+    for i in range(units):
+        ft = "VGP" if i % 2 == 0 else "REH"
+        register.append(SampleUnit(f"SE2321000131-E{i + 100000:012d}", f"Enhet {i}", ft,
+                                   "PRIVAT" if i % 3 == 0 else "OFFENTLIG", "2025-01-01", "",
+                                   f"{rng.uniform(1.5, 3.8):.3f}", "" if ft == "VGP" else str(int(rng.integers(0, 15)))))
+    write_register(ref / "enhetsregister.csv", register)
+    for kva in KVA_SOURCE.glob("kva_*.csv"):
+        shutil.copyfile(kva, ref / kva.name)
+    pool = PatientPool(rng, max(2000, rows // 3))
+    write_listing(ref / f"listning_{PERIOD.replace('-', '')}.csv", pool, register, seed)
+    codes = kva_list(2026, ref)
+    # VGP units are larger than REH units, as in the region: three quarters of the rows are VGP.
+    vgp_rows = int(rows * 0.75) // max(1, sum(u.filtyp == "VGP" for u in register))
+    reh_rows = (rows - vgp_rows * sum(u.filtyp == "VGP" for u in register)) // max(1, sum(u.filtyp == "REH" for u in register))
+    lines = ["file;received_at"]
+    opens = dt.datetime(2026, 11, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    span = (dt.datetime(2026, 11, 4, 14, 55, tzinfo=opens.tzinfo) - opens).total_seconds()
+    for i, u in enumerate(register):
+        n = vgp_rows if u.filtyp == "VGP" else reh_rows
+        cols = generate_visits(file_type=u.filtyp, hsaid=u.hsaid, period=PERIOD, rows=n, seed=seed + i,
+                               kva_codes=codes, pool=pool, id_prefix=f"U{i}")
+        add_defects(cols, count=max(1, n // 500), seed=seed + i)
+        name = f"{u.filtyp}_{u.hsaid}_{PERIOD.replace('-', '')}_01.csv"
+        (files / name).write_bytes(to_csv(cols, crlf=u.filtyp == "VGP"))
+        at = opens + dt.timedelta(seconds=float(rng.uniform(0, span)))
+        lines.append(f"{name};{at.isoformat()}")
+    done.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+def _high_water_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--units", type=int, default=300)
+    ap.add_argument("--rows", type=int, default=500_000)
+    ap.add_argument("--scale", type=int, default=1, help="multiply the rows (10 for the national-scale month)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", type=Path, default=HERE / "out")
+    ap.add_argument("--keep", action="store_true", help="keep the run's ledger and outputs")
+    args = ap.parse_args(argv)
+    rows = args.rows * args.scale
+    t0 = time.perf_counter()
+    month = build_month(args.out / f"month-{args.units}-{rows}-{args.seed}", args.units, rows, args.seed)
+    print(f"month: {month} (generated/cached in {time.perf_counter() - t0:.1f} s)")
+
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from filespec import load_reference
+    from validators import parse_instant, window_for
+    from vardfil.close import CloseContext, close_period, pseudonym_key
+    from vardfil.intake import submit
+    from vardfil.ledger import Ledger
+    from vardfil.report import write_reports
+    from vardfil.store import RawStore
+
+    arrivals = [line.split(";") for line in (month / "arrivals.csv").read_text().splitlines()[1:]]
+    paths = [month / "files" / name for name, _ in arrivals]
+    size = sum(p.stat().st_size for p in paths)
+    t = time.perf_counter()
+    for p in paths:
+        names = p.open(encoding="utf-8").readline().rstrip("\r\n").split(";")
+        pcsv.read_csv(p, parse_options=pcsv.ParseOptions(delimiter=";"),
+                      convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names}))
+    floor = time.perf_counter() - t
+
+    home = Path(tempfile.mkdtemp(prefix="vardfil-bench-"))
+    ledger = Ledger(f"sqlite:///{home / 'ledger.sqlite3'}")
+    store = RawStore(home / "store")
+    reference = load_reference(month / "reference")
+    stages = {}
+    t = time.perf_counter()
+    total_rows = 0
+    for (name, at), p in zip(arrivals, paths):
+        sub = submit(p, file_name=name, received_at=parse_instant(at), ledger=ledger, store=store,
+                     reference=reference, source_kind="cli", actor="bench")
+        total_rows += sub.kvittens["rows"]["total"]
+    stages["intake (store, validate, kvittens, Parquet, ledger)"] = time.perf_counter() - t
+    ctx = CloseContext(ledger=ledger, store=store, reference=reference, out_root=home / "underlag",
+                       pseudonym_key=pseudonym_key(home, "bench-key"))
+    t = time.perf_counter()
+    summary = close_period(PERIOD, at=window_for(PERIOD).deadline, ctx=ctx, actor="bench")
+    stages["close (every underlag, Parquet datasets)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    books = write_reports(PERIOD, ctx=ctx)
+    stages["workbooks (every unit + region)"] = time.perf_counter() - t
+    ledger.dispose()
+
+    import platform
+
+    import polars
+
+    print(f"machine: {platform.machine()}, Python {platform.python_version()}, polars {polars.__version__}")
+    print(f"files: {len(paths)}, rows: {total_rows:,}, {size / 1e6:.0f} MB; units in the close: {len(summary['units'])}; "
+          f"workbooks: {len(books)}")
+    print(f"parse floor, all files (pyarrow read_csv, all strings): {floor:.2f} s")
+    end_to_end = sum(stages.values())
+    for stage, seconds in stages.items():
+        print(f"  {stage:<55} {seconds:7.2f} s  {100 * seconds / end_to_end:4.0f} %")
+    print(f"end to end: {end_to_end:.2f} s = {end_to_end / floor:.1f}x the parse floor   (target <= 30 s)")
+    print(f"peak RSS: {_high_water_mb():.0f} MB (largest file {max(p.stat().st_size for p in paths) / 1e6:.1f} MB)")
+    if args.keep:
+        print(f"kept: {home}")
+    else:
+        shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
