@@ -78,6 +78,25 @@ def build_month(out: Path, units: int, rows: int, seed: int) -> Path:
     return out
 
 
+def _intake_chunk(args: tuple[str, str, str, list[tuple[str, str]]]) -> int:
+    """One worker's share of the burst, on its own ledger connection (like a mapped Airflow task)."""
+    from filespec import load_reference
+    from validators import parse_instant
+    from vardfil.intake import submit
+    from vardfil.ledger import Ledger
+    from vardfil.store import RawStore
+
+    url, store_root, ref_root, jobs = args
+    ledger, store, reference = Ledger(url, migrate=False), RawStore(Path(store_root)), load_reference(ref_root)
+    rows = 0
+    for path, at in jobs:
+        sub = submit(Path(path), file_name=Path(path).name, received_at=parse_instant(at), ledger=ledger,
+                     store=store, reference=reference, source_kind="dag", actor="bench")
+        rows += sub.kvittens["rows"]["total"]
+    ledger.dispose()
+    return rows
+
+
 def _high_water_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -93,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--keep", action="store_true", help="keep the run's ledger and outputs")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="intake worker processes (what mapped Airflow tasks on several workers do)")
     args = ap.parse_args(argv)
     rows = args.rows * args.scale
     t0 = time.perf_counter()
@@ -127,11 +148,21 @@ def main(argv: list[str] | None = None) -> int:
     stages = {}
     t = time.perf_counter()
     total_rows = 0
-    for (name, at), p in zip(arrivals, paths):
-        sub = submit(p, file_name=name, received_at=parse_instant(at), ledger=ledger, store=store,
-                     reference=reference, source_kind="cli", actor="bench")
-        total_rows += sub.kvittens["rows"]["total"]
-    stages["intake (store, validate, kvittens, Parquet, ledger)"] = time.perf_counter() - t
+    if args.workers <= 1:
+        for (name, at), p in zip(arrivals, paths):
+            sub = submit(p, file_name=name, received_at=parse_instant(at), ledger=ledger, store=store,
+                         reference=reference, source_kind="cli", actor="bench")
+            total_rows += sub.kvittens["rows"]["total"]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        jobs = [(str(p), at) for (_, at), p in zip(arrivals, paths)]
+        chunks = [jobs[i::args.workers] for i in range(args.workers)]
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
+            total_rows = sum(pool.map(_intake_chunk, [(ledger.url, str(store.root), str(month / "reference"), c)
+                                                      for c in chunks]))
+    stages[f"intake (store, validate, kvittens, Parquet, ledger; {args.workers} worker(s))"] = time.perf_counter() - t
     ctx = CloseContext(ledger=ledger, store=store, reference=reference, out_root=home / "underlag",
                        pseudonym_key=pseudonym_key(home, "bench-key"))
     t = time.perf_counter()

@@ -20,13 +20,6 @@ from vardfil.airflow_plugin import ThirdVardagTimetable
 UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a closed period"})
 
 
-def _now() -> str:
-    ctx = get_current_context()
-    from vardfil.tasks import run_instant
-
-    return run_instant(ctx.get("logical_date"), getattr(ctx.get("dag_run"), "run_after", None))
-
-
 @dag(
     dag_id="vardfil_close",
     schedule=ThirdVardagTimetable(),
@@ -52,9 +45,9 @@ def vardfil_close():
     @task(trigger_rule="none_failed", outlets=[UNDERLAG])
     def close(intakes: list[dict]) -> dict:
         from vardfil.airflow_plugin import period_of_deadline
-        from vardfil.tasks import close_one
+        from vardfil.tasks import close_one, current_instant
 
-        now = _now()
+        now = current_instant()
         period = period_of_deadline(dt.datetime.fromisoformat(now))
         summary = close_one(period, now)
         get_current_context()["outlet_events"][UNDERLAG].extra = {"period": period}

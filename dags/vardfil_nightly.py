@@ -15,13 +15,6 @@ from airflow.sdk import Asset, dag, get_current_context, task
 UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a closed period"})
 
 
-def _now() -> str:
-    ctx = get_current_context()
-    from vardfil.tasks import run_instant
-
-    return run_instant(ctx.get("logical_date"), getattr(ctx.get("dag_run"), "run_after", None))
-
-
 @dag(
     dag_id="vardfil_nightly",
     schedule="0 2 * * *",
@@ -46,9 +39,9 @@ def vardfil_nightly():
 
     @task(trigger_rule="none_failed")
     def due_periods(intakes: list[dict]) -> list[str]:
-        from vardfil.tasks import due_periods as due
+        from vardfil.tasks import current_instant, due_periods as due
 
-        return due(_now())
+        return due(current_instant())
 
     @task(outlets=[UNDERLAG])
     def close(period: str) -> dict:
@@ -66,15 +59,15 @@ def vardfil_nightly():
 
     @task(trigger_rule="none_failed")
     def reminders(intakes: list[dict]) -> list[dict]:
-        from vardfil.tasks import reminders as due_reminders
+        from vardfil.tasks import current_instant, reminders as due_reminders
 
-        return due_reminders(_now())
+        return due_reminders(current_instant())
 
     @task(trigger_rule="none_failed")
     def summary(intakes: list[dict], closes: list[dict], due: list[dict], books: list[list[str]]) -> dict:
-        from vardfil.tasks import summarise
+        from vardfil.tasks import current_instant, summarise
 
-        return summarise(_now(), list(intakes or []), list(closes or []), list(due or []))
+        return summarise(current_instant(), list(intakes or []), list(closes or []), list(due or []))
 
     taken = intake.expand(path=list_new_files())
     closes = close.expand(period=due_periods(taken))

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from filespec.versions import load_all, valid_for
+
 FEE_DIR = Path(__file__).parent / "fees"
 
 
@@ -43,16 +45,9 @@ def _load(path: Path) -> FeeTable:
 @cache
 def all_fee_tables() -> tuple[FeeTable, ...]:
     """Every fee table shipped, oldest first."""
-    return tuple(sorted((_load(p) for p in FEE_DIR.glob("*.toml")), key=lambda t: t.valid_from))
+    return load_all(FEE_DIR, _load)
 
 
 def fee_table_for(period: str) -> FeeTable:
-    """The fee table valid on the first day of ``period`` ("YYYY-MM")."""
-    first_day = f"{period}-01"
-    chosen = None
-    for t in all_fee_tables():
-        if t.valid_from <= first_day:
-            chosen = t
-    if chosen is None:
-        raise LookupError(f"no patient-fee table valid for period {period}")
-    return chosen
+    """The patient-fee table valid on the first day of ``period`` ("YYYY-MM")."""
+    return valid_for(all_fee_tables(), period, "patient-fee table")

@@ -9,6 +9,8 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
+from filespec.versions import load_all, valid_for
+
 PRICE_DIR = Path(__file__).parent / "prices"
 
 
@@ -83,16 +85,9 @@ def _load(path: Path) -> PriceList:
 @cache
 def all_price_lists() -> tuple[PriceList, ...]:
     """Every price list shipped, oldest first."""
-    return tuple(sorted((_load(p) for p in PRICE_DIR.glob("*.toml")), key=lambda p: p.valid_from))
+    return load_all(PRICE_DIR, _load)
 
 
 def price_list_for(period: str) -> PriceList:
     """The price list valid on the first day of ``period`` ("YYYY-MM")."""
-    first_day = f"{period}-01"
-    chosen = None
-    for p in all_price_lists():
-        if p.valid_from <= first_day:
-            chosen = p
-    if chosen is None:
-        raise LookupError(f"no price list valid for period {period}")
-    return chosen
+    return valid_for(all_price_lists(), period, "price list")

@@ -72,6 +72,19 @@ def run(reference):
     return _run
 
 
+def cli(*args: str) -> tuple[int, str]:
+    """Run ``vardfil`` in this process: (exit code, stdout); stderr is swallowed."""
+    import contextlib
+    import io
+
+    from vardfil.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(list(args))
+    return code, out.getvalue()
+
+
 def triples(result) -> set[tuple]:
     """The findings as {(row, field, rule)}."""
     return {(f["row"], f["field"], f["rule"]) for f in result.findings.iter_rows(named=True)}

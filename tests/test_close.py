@@ -3,9 +3,7 @@ PostgreSQL), the Parquet contract, idempotency, and the worked example of ERSATT
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import io
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -20,18 +18,13 @@ from hypothesis import strategies as st
 from filespec import Unit, price_list_for
 from reports import Component, round_ore, total, vgp_underlag
 from validators import make_personnummer
-from vardfil.cli import main
+from conftest import cli
 
 EXAMPLE = Path(__file__).parent / "data" / "region_example"
 EXPECTED = json.loads((EXAMPLE / "expected.json").read_text(encoding="utf-8"))
 REF = str(EXAMPLE / "reference")
 
 
-def cli(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = main(list(args))
-    return code, out.getvalue()
 
 
 def _norm(line: dict) -> tuple:

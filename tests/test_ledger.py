@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from conftest import file_name, make_file
+from conftest import cli, file_name, make_file
 from validators import parse_instant
 from vardfil.cli import main
 from vardfil.intake import submit
@@ -24,11 +24,6 @@ EXAMPLE = Path(__file__).parent / "data" / "region_example"
 EXPECTED = json.loads((EXAMPLE / "expected.json").read_text(encoding="utf-8"))
 
 
-def cli(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(list(args))
-    return code, out.getvalue()
 
 
 def test_migrated_schema_matches_the_models(app):
@@ -216,8 +211,8 @@ def test_unwritable_store_gives_a_clear_error_and_records_nothing(app_env, tmp_p
     inbox.mkdir()
     (inbox / file_name()).write_bytes(make_file())
     err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code, _ = cli("intake", str(inbox))
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["intake", str(inbox)])
     assert code == 3 and "nothing was recorded" in err.getvalue()
     assert (inbox / file_name()).exists()
     ledger = Ledger(app_env.database_url)

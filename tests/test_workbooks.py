@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -16,18 +14,13 @@ import pytest
 from openpyxl import load_workbook
 
 from reports.workbooks import unit_workbook
-from vardfil.cli import main
+from conftest import cli
 
 EXAMPLE = Path(__file__).parent / "data" / "region_example"
 EXPECTED = json.loads((EXAMPLE / "expected.json").read_text(encoding="utf-8"))
 REF = str(EXAMPLE / "reference")
 
 
-def cli(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = main(list(args))
-    return code, out.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -158,3 +158,11 @@ def summarise(now: str, intakes: list[dict], closes: list[dict], due: list[dict]
 def run_instant(logical_date: dt.datetime | None, run_after: dt.datetime | None) -> str:
     """The instant a DAG run stands for: its logical date, or when it was set to run."""
     return (logical_date or run_after or dt.datetime.now(dt.timezone.utc)).isoformat()
+
+
+def current_instant() -> str:
+    """``run_instant`` of the DAG run the calling task belongs to (call it inside a task)."""
+    from airflow.sdk import get_current_context
+
+    ctx = get_current_context()
+    return run_instant(ctx.get("logical_date"), getattr(ctx.get("dag_run"), "run_after", None))
