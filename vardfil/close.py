@@ -179,18 +179,50 @@ def pseudonym_key(home: Path, configured: str | None) -> bytes:
     return path.read_text().strip().encode()
 
 
-def _visit_dataset(ctx: CloseContext, chosen: list[tuple[Unit, ReceivedFile | None]], period: str) -> pl.DataFrame:
-    frames = []
-    for unit, f in chosen:
-        acc = _accepted(ctx, f)
-        if acc is None or acc.height == 0:
-            continue
-        frames.append(acc.with_columns(pl.lit(period).alias("period"), pl.lit(unit.filtyp).alias("file_type"),
-                                       pl.lit(f.receipt_id).alias("receipt_id")))
-    if not frames:
-        return pl.DataFrame()
-    visits = pl.concat(frames, how="diagonal_relaxed")
-    return visits.with_columns(pseudonymise(visits["patient_id"], ctx.pseudonym_key).alias("pseudonym")).drop("patient_id")
+def _write_visit_dataset(ctx: CloseContext, chosen: list[tuple[Unit, ReceivedFile | None]], period: str,
+                         path: Path) -> None:
+    """The accepted visits of the close, pseudonymised, written unit by unit (memory follows the
+    largest file, not the month)."""
+    writer, schema = None, None
+    tmp = path.with_name(f".tmp-{path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        for unit, f in chosen:
+            acc = _accepted(ctx, f)
+            if acc is None or acc.height == 0:
+                continue
+            part = acc.with_columns(pl.lit(period).alias("period"), pl.lit(unit.filtyp).alias("file_type"),
+                                    pl.lit(f.receipt_id).alias("receipt_id"),
+                                    pseudonymise(acc["patient_id"], ctx.pseudonym_key).alias("pseudonym")).drop("patient_id")
+            table = part.to_arrow()
+            if writer is None:
+                schema = _widen(table.schema)
+                writer = pq.ParquetWriter(tmp, schema)
+            writer.write_table(_conform(table, schema))
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        pl.DataFrame().write_parquet(tmp)
+    tmp.replace(path)
+
+
+_VGP_ONLY = ("akut", "diagnos_4", "diagnos_5")
+_REH_ONLY = ("antal_deltagare",)
+
+
+def _widen(schema: pa.Schema) -> pa.Schema:
+    """One schema for VGP and REH visits: every field of either filtyp, as text where absent."""
+    names = schema.names
+    extra = [pa.field(n, pa.string()) for n in (*_VGP_ONLY, *_REH_ONLY) if n not in names]
+    return pa.schema([*schema, *extra])
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    for field in schema:
+        if field.name not in table.column_names:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(schema.names).cast(schema)
 
 
 def _acg_dataset(ctx: CloseContext, period: str, at: dt.datetime, listing: pl.DataFrame | None,
@@ -259,8 +291,7 @@ def close_period(period: str, *, at: dt.datetime, ctx: CloseContext, actor: str)
     line_dicts = [ln.as_dict() for ln in lines]
     out_dir = ctx.out_root / period
     underlag_path = _write_underlag_parquet(line_dicts, out_dir / "underlag.parquet")
-    visits = _visit_dataset(ctx, chosen, period)
-    _atomic(out_dir / "besok.parquet", visits.write_parquet)
+    _write_visit_dataset(ctx, chosen, period, out_dir / "besok.parquet")
     _atomic(out_dir / "acg.parquet", _acg_dataset(ctx, period, at, listing, chosen).write_parquet)
 
     prices, fees = price_list_for(period), fee_table_for(period)

@@ -91,7 +91,8 @@ def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
     at = pc.closed_at
     listing = load_listing(ctx.reference.root, period)
     out_dir = ctx.out_root / period
-    jobs, region_units = [], []
+    region_units = []
+    renderer = _Renderer()
     deadline = window_for(period).deadline
     for entry in snapshot["files"]:
         unit = ctx.reference.units.get(entry["unit_hsaid"])
@@ -109,8 +110,9 @@ def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
                 "closed_at": snapshot["at"]}
         visits = _visit_rows(ctx, unit, period, f, at, listing) if f else []
         rejected = _rejected_rows(ctx, f) if f else []
-        jobs.append((out_dir / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx",
-                     {"meta": meta, "lines": line_dicts, "visits": visits, "rejected": rejected}))
+        renderer.add((out_dir / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx",
+                      {"meta": meta, "lines": line_dicts, "visits": visits, "rejected": rejected}))
+        del visits, rejected
         components: dict[str, Decimal] = {}
         for ln in line_dicts:
             components[ln["component"]] = components.get(ln["component"], Decimal(0)) + ln["amount"]
@@ -123,7 +125,7 @@ def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
             "previous_total": sum(prev, Decimal(0)) if previous else None,
             "rejected_share": (Decimal(f.rows_rejected) / Decimal(f.rows_total)) if f and f.rows_total else None,
         })
-    paths = _render(jobs)
+    paths = renderer.finish()
     used = [c for c in COMPONENT_ORDER if any(c in u["components"] for u in region_units)]
     paths.append(region_workbook(out_dir / f"region_{period}.xlsx", period=period, closed_at=snapshot["at"],
                                  components=used, units=region_units))
@@ -135,14 +137,34 @@ def _render_one(job: tuple[Path, dict]) -> Path:
     return unit_workbook(path, **kwargs)
 
 
-def _render(jobs: list[tuple[Path, dict]]) -> list[Path]:
-    """Render the unit workbooks, in parallel processes: openpyxl is pure Python (~30,000 cells/s),
-    and the workbooks are independent. ``VARDFIL_WORKBOOK_WORKERS`` sets the number (1: serial)."""
-    workers = int(os.environ.get("VARDFIL_WORKBOOK_WORKERS") or os.cpu_count() or 1)
-    if workers <= 1 or len(jobs) < 2:
-        return [_render_one(j) for j in jobs]
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("fork")) as pool:
-        return list(pool.map(_render_one, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+class _Renderer:
+    """Renders unit workbooks in parallel processes as their data is ready, with at most two per
+    worker in flight, so memory follows the largest unit, not the month. openpyxl is pure Python
+    (~30,000 cells/s) and the workbooks are independent. ``VARDFIL_WORKBOOK_WORKERS`` sets the
+    number of processes (1: in this process)."""
+
+    def __init__(self):
+        self.workers = int(os.environ.get("VARDFIL_WORKBOOK_WORKERS") or os.cpu_count() or 1)
+        self.pool = (ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("fork"))
+                     if self.workers > 1 else None)
+        self.pending: list = []
+        self.done: list[Path] = []
+
+    def add(self, job: tuple[Path, dict]) -> None:
+        if self.pool is None:
+            self.done.append(_render_one(job))
+            return
+        self.pending.append(self.pool.submit(_render_one, job))
+        while len(self.pending) >= 2 * self.workers:
+            self.done.append(self.pending.pop(0).result())
+
+    def finish(self) -> list[Path]:
+        try:
+            self.done += [f.result() for f in self.pending]
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown()
+        return self.done
 
 
 def _previous(period: str) -> str:
