@@ -35,34 +35,34 @@ def _dec(v: str | None) -> Decimal | None:
     return None if v is None else Decimal(v)
 
 
-def _visit_rows(ctx: CloseContext, unit, period: str, f: ReceivedFile, at, listing) -> list[dict]:
+def _visit_rows(ctx: CloseContext, unit, period: str, f: ReceivedFile, at, listing) -> pl.DataFrame | None:
+    """The accepted rows behind the amounts, as the unit workbook shows them (patient ids masked).
+
+    Converted column by column in polars; amounts are exact decimals (never floats)."""
     if f.accepted_path is None:
-        return []
+        return None
     acc = pl.read_parquet(ctx.store.resolve(f.accepted_path))
     prices = price_list_for(period)
+    common = ["rad", "besok_id", mask_expr(pl.col("patient_id")).alias("patient"),
+              pl.col("besoksdatum_dat").alias("besoksdatum"), "yrkeskategori", "kontakttyp"]
+
+    def ja_nej(c: str) -> pl.Expr:
+        return pl.when(pl.col(c)).then(pl.lit("ja")).otherwise(pl.lit("nej")).alias(c)
+
     if unit.filtyp == "VGP":
-        v = vgp_visits(acc, listing, unit.hsaid, prices)
-        frame = v.select(
-            "rad", "besok_id", mask_expr(pl.col("patient_id")).alias("patient"), pl.col("besoksdatum_dat").alias("besoksdatum"),
-            "yrkeskategori", "kontakttyp", "folkbokforing_lan", "listad", pl.col("komponent").fill_null(""),
-            pl.col("a_pris").alias("ersattning"), "forvantad_avgift")
-        rows = frame.to_dicts()
-        for r in rows:
-            r["ersattning"] = Decimal(r["ersattning"]) if r["ersattning"] else Decimal(0)
-            r["listad"] = "ja" if r["listad"] else "nej"
-        return rows
-    v = reh_visits(acc, reh_history(ctx, unit, period, at), prices)
-    frame = v.select(
-        "rad", "besok_id", mask_expr(pl.col("patient_id")).alias("patient"), pl.col("besoksdatum_dat").alias("besoksdatum"),
-        "yrkeskategori", "kontakttyp", "tolktillagg", "forstabesokstillagg", pl.col("__poang_h"), "forvantad_avgift")
-    rows = frame.to_dicts()
-    for r in rows:
-        points = Decimal(r.pop("__poang_h")) / 100
-        r["kontaktpoang"] = points
-        r["ersattning"] = points * prices.kr_per_kontaktpoang
-        r["tolktillagg"] = "ja" if r["tolktillagg"] else "nej"
-        r["forstabesokstillagg"] = "ja" if r["forstabesokstillagg"] else "nej"
-    return rows
+        return vgp_visits(acc, listing, unit.hsaid, prices).select(
+            *common, "folkbokforing_lan", ja_nej("listad"), pl.col("komponent").fill_null(""),
+            pl.col("a_pris").fill_null("0").cast(pl.Decimal(18, 2)).alias("ersattning"), "forvantad_avgift")
+    # Points are hundredths (integers); kronor = hundredths × price, scaled exactly (polars rounds
+    # decimal products to the larger scale, so the product is taken in integers).
+    kr = prices.kr_per_kontaktpoang
+    scale = max(0, -kr.as_tuple().exponent)
+    h = pl.col("__poang_h")
+    return reh_visits(acc, reh_history(ctx, unit, period, at), prices).select(
+        *common, ja_nej("tolktillagg"), ja_nej("forstabesokstillagg"),
+        (h.cast(pl.Decimal(38, 2)) / 100).alias("kontaktpoang"),
+        ((h * int(kr.scaleb(scale))).cast(pl.Decimal(38, 2 + scale)) / 10 ** (2 + scale)).alias("ersattning"),
+        "forvantad_avgift")
 
 
 def _rejected_rows(ctx: CloseContext, f: ReceivedFile) -> list[dict]:
@@ -108,7 +108,7 @@ def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
                 "on_time": f.on_time if f else None, "spec_version": f.spec_version if f else None,
                 "price_list": snapshot["price_list"]["version"], "fee_table": snapshot["fee_table"]["version"],
                 "closed_at": snapshot["at"]}
-        visits = _visit_rows(ctx, unit, period, f, at, listing) if f else []
+        visits = _visit_rows(ctx, unit, period, f, at, listing) if f else None
         rejected = _rejected_rows(ctx, f) if f else []
         renderer.add((out_dir / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx",
                       {"meta": meta, "lines": line_dicts, "visits": visits, "rejected": rejected}))
