@@ -24,7 +24,7 @@ from filespec import FileSpec, Reference, Severity, fee_table_for, file_rule_mes
 from validators.identifiers import mask_expr
 from validators.kvittens import FINDINGS_CAP, Kvittens, RowCounts, Status, empty_findings
 from validators.reader import NFIELDS_COL, ROW_COL, ContentError, Records, split_records
-from validators.rules import CheckContext, build_schema, prepare
+from validators.rules import CheckContext, build_schema, evaluate, prepare, rule_columns
 from validators.window import Window, to_stockholm, window_for
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
@@ -221,9 +221,10 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.Da
         pl.lit(r01.message).alias("message"))]
 
     prepared = prepare(whole, ctx)
-    schema = build_schema(ctx)
+    columns = rule_columns(ctx)
+    judged = evaluate(prepared, columns)
     try:
-        schema.validate(prepared, lazy=True)
+        build_schema(ctx, columns).validate(judged, lazy=True)
         failures = None
     except pa.errors.SchemaErrors as e:
         failures = e.failure_cases.select(
