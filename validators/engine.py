@@ -24,7 +24,7 @@ from filespec import FileSpec, Reference, Severity, fee_table_for, file_rule_mes
 from validators.identifiers import mask_expr
 from validators.kvittens import FINDINGS_CAP, Kvittens, RowCounts, Status, empty_findings
 from validators.reader import NFIELDS_COL, ROW_COL, ContentError, Records, split_records
-from validators.rules import CheckContext, build_schema, evaluate, prepare, rule_columns
+from validators.rules import RULE_PREFIX, CheckContext, build_schema, evaluate, prepare, rule_columns
 from validators.window import Window, to_stockholm, window_for
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
@@ -228,8 +228,8 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.Da
         failures = None
     except pa.errors.SchemaErrors as e:
         failures = e.failure_cases.select(
-            # Frame-level checks report the schema's name as column: they have no field.
-            pl.when(pl.col("schema_context") == "Column").then(pl.col("column")).alias("column"),
+            # Whole-row rules are checked on their verdict column: they have no field.
+            pl.when(~pl.col("column").str.starts_with(RULE_PREFIX)).then(pl.col("column")).alias("column"),
             "check", pl.col("index").cast(pl.Int64))
 
     keep = np.ones(prepared.height, dtype=bool)

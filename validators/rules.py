@@ -35,6 +35,7 @@ VISIT = "__visit"
 AGE = "__age"
 FEE = "__fee"
 AVGIFT = "__avgift"
+RULE_PREFIX = "__ok_"  # the per-row verdict column of a rule (validators.rules.evaluate)
 
 
 class SpecError(Exception):
@@ -339,7 +340,7 @@ def rule_columns(ctx: CheckContext) -> list[RuleColumn]:
             raise SpecError(f"{ctx.spec.spec_version}: rule {rule.code} names unknown check {rule.check!r}")
         fn = CHECKS[rule.check]
         for f in rule.fields or [None]:
-            name = f"__ok_{rule.code}" + (f"_{f}" if f else "")
+            name = f"{RULE_PREFIX}{rule.code}" + (f"_{f}" if f else "")
             out.append(RuleColumn(name, rule.code, f, fn(ctx, rule, f).fill_null(True).alias(name)))
     return out
 
@@ -362,14 +363,20 @@ def _as_check(column: RuleColumn) -> pa.Check:
 
 
 def build_schema(ctx: CheckContext, columns: list[RuleColumn] | None = None) -> pa.DataFrameSchema:
-    """The pandera schema of one file: a column per spec field with its rules, row rules on the frame.
+    """The pandera schema of one file: a column per spec field with its rules.
 
     The checks read the rule columns of :func:`evaluate`; pandera decides pass/fail per check and
-    reports the failure cases (column, rule code, row), from which the findings are built.
+    reports the failure cases (column, rule code, row), from which the findings are built. A rule
+    on the whole row (no field, e.g. W90) is checked on its own rule column, so that its failure
+    cases are single values: as a frame-level check pandera would turn every failing row into a
+    Python dict (0.9 s of 1.2 s at 1 M rows).
     """
     per_field: dict[str, list[pa.Check]] = {f: [] for f in ctx.spec.field_names}
-    frame_checks: list[pa.Check] = []
+    row_rules: dict[str, pa.Column] = {}
     for column in columns if columns is not None else rule_columns(ctx):
-        (per_field[column.field] if column.field else frame_checks).append(_as_check(column))
+        if column.field:
+            per_field[column.field].append(_as_check(column))
+        else:
+            row_rules[column.name] = pa.Column(pl.Boolean, checks=[_as_check(column)])
     fields = {f: pa.Column(pl.Utf8, nullable=True, checks=checks) for f, checks in per_field.items()}
-    return pa.DataFrameSchema(fields, checks=frame_checks, strict=False, name=ctx.spec.spec_version)
+    return pa.DataFrameSchema(fields | row_rules, strict=False, name=ctx.spec.spec_version)
