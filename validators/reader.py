@@ -162,34 +162,43 @@ def has_field_start_quote(utf8: bytes) -> bool:
     return utf8.startswith(b'"') or b';"' in utf8 or b'\n"' in utf8
 
 
-def _strip_trailing(body: bytes) -> bytes:
-    """Drop the last line's terminator, then the one trailing empty line if there is one."""
+def _body_end(data: bytes, start: int) -> int:
+    """End of the records from ``start``: before the last line's terminator and the one trailing
+    empty line, if there is one (offsets, so a 200 MB file is not copied to trim two bytes)."""
+    end = len(data)
     for _ in range(2):
-        if body.endswith(b"\r\n"):
-            body = body[:-2]
-        elif body.endswith(b"\n"):
-            body = body[:-1]
+        if data.endswith(b"\r\n", start, end):
+            end -= 2
+        elif data.endswith(b"\n", start, end):
+            end -= 1
         else:
-            return body
-        if not body.endswith(b"\n") and body != b"":
-            return body
-    return body
+            return end
+        if end == start or data[end - 1] != 0x0A:
+            return end
+    return end
 
 
-def _has_bare_cr(body: bytes) -> bool:
-    """Whether some CR is not the first half of a CRLF (polars would misread it)."""
-    if body.find(b"\r") < 0:
+def _has_bare_cr(data: bytes, start: int) -> bool:
+    """Whether some CR from ``start`` is not the first half of a CRLF (polars would misread it)."""
+    if data.find(b"\r", start) < 0:
         return False
-    buf = np.frombuffer(body, dtype=np.uint8)
+    buf = np.frombuffer(data, dtype=np.uint8)[start:]
     at = np.flatnonzero(buf == 0x0D)
     return bool(at[-1] == buf.size - 1 or (buf[at + 1] != 0x0A).any())
 
 
-def _has_padding(body: bytes) -> bool:
-    """Whether any value may start or end with a space (a space next to ``;``, a line break or an end)."""
-    if body.find(b" ") < 0:
+def _has_padding(data: bytes, start: int, end: int) -> bool:
+    """Whether a value in ``data[start:end]`` may start or end with a space (a space next to
+    ``;``, a line break or either end)."""
+    spaces = data.count(b" ", start, end)
+    if spaces < 10_000:  # the usual case: look at each space's neighbours, no 200 MB mask
+        at = data.find(b" ", start, end)
+        while at >= 0:
+            if at in (start, end - 1) or data[at - 1] in b";\n" or data[at + 1] in b";\n\r":
+                return True
+            at = data.find(b" ", at + 1, end)
         return False
-    buf = np.frombuffer(body, dtype=np.uint8)
+    buf = np.frombuffer(data, dtype=np.uint8)[start:end]
     at = np.flatnonzero(buf == 0x20)
     before = buf[np.maximum(at - 1, 0)]
     after = buf[np.minimum(at + 1, buf.size - 1)]
@@ -211,27 +220,30 @@ def _split_counted(utf8: bytes) -> tuple[list[str], pl.DataFrame] | None:
     if header_line.endswith(b"\r"):
         header_line = header_line[:-1]
     header = [h.strip(" ") for h in header_line.decode("utf-8").split(";")]
-    body = utf8[nl + 1:]
-    if _has_bare_cr(body):
+    start = nl + 1
+    if _has_bare_cr(utf8, start):
         return None
-    body = _strip_trailing(body)
-    if body == b"" or body.startswith(b"\n"):
+    end = _body_end(utf8, start)
+    if end == start or utf8[start] == 0x0A:
         return None
     k = len(header)
-    records = body.count(b"\n") + 1
-    if body.count(b";") != (k - 1) * records:
+    records = utf8.count(b"\n", start, end) + 1
+    if utf8.count(b";", start, end) != (k - 1) * records:
         return None
     names = [f"c{i}" for i in range(k)]
+    # polars rejects a record with too many fields only when a line break ends it, so one is
+    # always there; with none longer, the separator total proves none is shorter either. In the
+    # usual file (one terminator after the last record) polars reads the bytes as they are.
+    whole = utf8[end:] in (b"\n", b"\r\n")
     try:
-        # polars rejects a record with too many fields only when a line break ends it, so one is
-        # always there; with none longer, the separator total proves none is shorter either.
-        frame = pl.read_csv(body + b"\n", has_header=False, new_columns=names, separator=";",
-                            quote_char=None, infer_schema=False, truncate_ragged_lines=False)
+        frame = pl.read_csv(utf8 if whole else utf8[start:end] + b"\n", has_header=False, skip_rows=1 if whole else 0,
+                            new_columns=names, separator=";", quote_char=None, infer_schema=False,
+                            truncate_ragged_lines=False)
     except pl.exceptions.PolarsError:
         return None
     if frame.height != records:
         return None
-    if _has_padding(body):
+    if _has_padding(utf8, start, end):
         padded = frame.select((pl.all().str.starts_with(" ") | pl.all().str.ends_with(" ")).any()).row(0)
         frame = frame.with_columns(_clean(pl.col(n)).alias(n) for n, p in zip(names, padded) if p)
     frame = frame.with_columns(
