@@ -116,7 +116,6 @@ def validate_file(
     """
     received_at = to_stockholm(received_at)
     deadline = to_stockholm(deadline) if deadline is not None else None
-    sha, size = _sha256_and_size(source)
     name = parse_file_name(file_name)
     spec = spec_for(name.file_type, name.period) if name else None
     messages = spec and {c: r.message for c, r in spec.file_rules.items()} or file_rule_messages()
@@ -126,10 +125,13 @@ def validate_file(
         fired.append("F01")
     max_bytes = spec.max_bytes if spec else DEFAULT_MAX_BYTES
     records: Records | None = None
+    size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
     if size > max_bytes:
         fired.append("F06")
+        sha, size = _sha256_and_size(source)  # streamed: an oversized file is never held in memory
     else:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        sha, size = _sha256_and_size(data)
         try:
             records = split_records(data)
         except ContentError as e:
