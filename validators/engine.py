@@ -24,7 +24,7 @@ from filespec import FileSpec, Reference, Severity, fee_table_for, file_rule_mes
 from validators.identifiers import mask_expr
 from validators.kvittens import FINDINGS_CAP, Kvittens, RowCounts, Status, empty_findings
 from validators.reader import NFIELDS_COL, ROW_COL, ContentError, Records, split_records
-from validators.rules import RULE_PREFIX, CheckContext, build_schema, evaluate, prepare, rule_columns
+from validators.rules import RULE_PREFIX, CheckContext, build_schema, evaluate, failing, prepare, rule_columns
 from validators.window import Window, to_stockholm, window_for
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
@@ -226,7 +226,7 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.Da
     columns = rule_columns(ctx)
     judged = evaluate(prepared, columns)
     try:
-        build_schema(ctx, columns).validate(judged, lazy=True)
+        build_schema(spec, failing(judged, columns)).validate(judged, lazy=True)
         failures = None
     except pa.errors.SchemaErrors as e:
         failures = e.failure_cases.select(
