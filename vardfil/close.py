@@ -114,6 +114,21 @@ def _listing(ctx: CloseContext, period: str, units: list[Unit]) -> pl.DataFrame 
     return listing
 
 
+class UnitListings:
+    """The listing split by unit once, so each unit's rules read only its own listed persons (a
+    filter of the whole listing per unit made the close O(units × listing): 69 s at 10×)."""
+
+    def __init__(self, listing: pl.DataFrame | None):
+        self.listing = listing
+        self.parts = ({} if listing is None else
+                      {k[0]: v for k, v in listing.partition_by("vardenhet_hsaid", as_dict=True).items()})
+
+    def of(self, unit_hsaid: str) -> pl.DataFrame | None:
+        if self.listing is None:
+            return None
+        return self.parts.get(unit_hsaid, self.listing.clear())
+
+
 def unit_underlag(ctx: CloseContext, unit: Unit, period: str, f: ReceivedFile | None, at: dt.datetime,
                   listing: pl.DataFrame | None) -> list[UnderlagLine]:
     """The underlag of one unit for one period on a given file (None: no file)."""
@@ -226,36 +241,47 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _acg_dataset(ctx: CloseContext, period: str, at: dt.datetime, listing: pl.DataFrame | None,
-                 chosen: list[tuple[Unit, ReceivedFile | None]]) -> pl.DataFrame:
-    """Every accepted diagnosis of a person listed in P over the last 18 periods, pseudonymised.
+                 chosen: list[tuple[Unit, ReceivedFile | None]], path: Path) -> None:
+    """Every accepted diagnosis of a person listed in P over the last 18 periods, pseudonymised,
+    written file by file (memory follows the largest file, not 18 months of the region).
 
     P's own rows are those of the files the close took; each earlier period contributes the newest
     non-AVVISAD file of each unit as of the close (late files included)."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     if listing is None:
-        return pl.DataFrame()
+        pl.DataFrame().write_parquet(tmp)
+        tmp.replace(path)
+        return
     listed = listing.select("patient_id", pl.col("vardenhet_hsaid").alias("listad_vid"))
     first = _period_add(period, -(ACG_MONTHS - 1))
     with ctx.ledger.reading() as s:
         keys = set(s.execute(select(ReceivedFile.unit_hsaid, ReceivedFile.file_type, ReceivedFile.period).where(
             ReceivedFile.period >= first, ReceivedFile.period < period,
             ReceivedFile.status.in_(("GODKAND", "DELVIS_GODKAND")))).all())
-    sources = [(u, ft, q, _newest_file(ctx, FileKey(unit_hsaid=u, file_type=ft, period=q), at)) for u, ft, q in sorted(keys)]
-    sources += [(unit.hsaid, unit.filtyp, period, f) for unit, f in chosen]
-    frames = []
-    for unit_hsaid, file_type, q, f in sources:
-        acc = _accepted(ctx, f)
-        if acc is None or acc.height == 0:
-            continue
-        diag_cols = [c for c in acc.columns if c.startswith("diagnos_")]
-        long = acc.select("patient_id", "besoksdatum_dat", *diag_cols).unpivot(
-            index=["patient_id", "besoksdatum_dat"], on=diag_cols, variable_name="diagnosfalt",
-            value_name="diagnos").drop_nulls("diagnos")
-        frames.append(long.with_columns(pl.lit(q).alias("period"), pl.lit(file_type).alias("file_type"),
-                                        pl.lit(unit_hsaid).alias("vardenhet_hsaid")))
-    if not frames:
-        return pl.DataFrame()
-    acg = pl.concat(frames).join(listed, on="patient_id", how="inner")
-    return acg.with_columns(pseudonymise(acg["patient_id"], ctx.pseudonym_key).alias("pseudonym")).drop("patient_id")
+    sources = [(u, ft, q) for u, ft, q in sorted(keys)] + [(unit.hsaid, unit.filtyp, period) for unit, _ in chosen]
+    newest = {(unit.hsaid, unit.filtyp, period): f for unit, f in chosen}
+    schema = pa.schema([("besoksdatum_dat", pa.date32()), ("diagnosfalt", pa.string()), ("diagnos", pa.string()),
+                        ("period", pa.string()), ("file_type", pa.string()), ("vardenhet_hsaid", pa.string()),
+                        ("listad_vid", pa.string()), ("pseudonym", pa.string())])
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for unit_hsaid, file_type, q in sources:
+            f = newest[(unit_hsaid, file_type, q)] if q == period else _newest_file(
+                ctx, FileKey(unit_hsaid=unit_hsaid, file_type=file_type, period=q), at)
+            acc = _accepted(ctx, f)
+            if acc is None or acc.height == 0:
+                continue
+            diag_cols = [c for c in acc.columns if c.startswith("diagnos_")]
+            long = acc.select("patient_id", "besoksdatum_dat", *diag_cols).unpivot(
+                index=["patient_id", "besoksdatum_dat"], on=diag_cols, variable_name="diagnosfalt",
+                value_name="diagnos").drop_nulls("diagnos").join(listed, on="patient_id", how="inner")
+            if long.height == 0:
+                continue
+            part = long.with_columns(pl.lit(q).alias("period"), pl.lit(file_type).alias("file_type"),
+                                     pl.lit(unit_hsaid).alias("vardenhet_hsaid"),
+                                     pseudonymise(long["patient_id"], ctx.pseudonym_key).alias("pseudonym"))
+            writer.write_table(part.select(schema.names).to_arrow().cast(schema))
+    tmp.replace(path)
 
 
 def close_period(period: str, *, at: dt.datetime, ctx: CloseContext, actor: str) -> dict:
@@ -269,6 +295,7 @@ def close_period(period: str, *, at: dt.datetime, ctx: CloseContext, actor: str)
 
     units = sorted((u for u in ctx.reference.units.values() if u.active_in(period)), key=lambda u: (u.filtyp, u.hsaid))
     listing = _listing(ctx, period, units)
+    listings = UnitListings(listing)
     lines: list[UnderlagLine] = []
     chosen: list[tuple[Unit, ReceivedFile | None]] = []
     settlements: list[Settlement] = []
@@ -277,7 +304,7 @@ def close_period(period: str, *, at: dt.datetime, ctx: CloseContext, actor: str)
         key = FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=period)
         limit = ctx.ledger.dispens_deadline(unit.hsaid, period) or window.deadline
         f = ctx.ledger.gallande(key, received_before=limit, as_of=at)
-        unit_lines = unit_underlag(ctx, unit, period, f, at, listing)
+        unit_lines = unit_underlag(ctx, unit, period, f, at, listings.of(unit.hsaid))
         lines += unit_lines
         chosen.append((unit, f))
         settlements.append(Settlement(period=period, file_type=unit.filtyp, unit_hsaid=unit.hsaid,
@@ -292,7 +319,7 @@ def close_period(period: str, *, at: dt.datetime, ctx: CloseContext, actor: str)
     out_dir = ctx.out_root / period
     underlag_path = _write_underlag_parquet(line_dicts, out_dir / "underlag.parquet")
     _write_visit_dataset(ctx, chosen, period, out_dir / "besok.parquet")
-    _atomic(out_dir / "acg.parquet", _acg_dataset(ctx, period, at, listing, chosen).write_parquet)
+    _acg_dataset(ctx, period, at, listing, chosen, out_dir / "acg.parquet")
 
     prices, fees = price_list_for(period), fee_table_for(period)
     snapshot = {

@@ -23,7 +23,7 @@ from reports import reh_visits, vgp_visits
 from reports.workbooks import region_workbook, unit_workbook
 from validators.identifiers import mask_expr
 from validators.window import STOCKHOLM, window_for
-from vardfil.close import CloseContext, CloseError, reh_history
+from vardfil.close import CloseContext, CloseError, UnitListings, reh_history
 from vardfil.ledger import FileKey
 from vardfil.models import PeriodClose, ReceivedFile, UnderlagLineRow
 
@@ -89,7 +89,7 @@ def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
         files = {f.receipt_id: f for f in s.scalars(select(ReceivedFile).where(ReceivedFile.period == period))}
     snapshot = json.loads(pc.snapshot)
     at = pc.closed_at
-    listing = load_listing(ctx.reference.root, period)
+    listings = UnitListings(load_listing(ctx.reference.root, period))
     out_dir = ctx.out_root / period
     region_units = []
     renderer = _Renderer()
@@ -108,7 +108,7 @@ def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
                 "on_time": f.on_time if f else None, "spec_version": f.spec_version if f else None,
                 "price_list": snapshot["price_list"]["version"], "fee_table": snapshot["fee_table"]["version"],
                 "closed_at": snapshot["at"]}
-        visits = _visit_rows(ctx, unit, period, f, at, listing) if f else None
+        visits = _visit_rows(ctx, unit, period, f, at, listings.of(unit.hsaid)) if f else None
         rejected = _rejected_rows(ctx, f) if f else []
         renderer.add((out_dir / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx",
                       {"meta": meta, "lines": line_dicts, "visits": visits, "rejected": rejected}))
