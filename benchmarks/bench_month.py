@@ -104,6 +104,20 @@ def _high_water_mb() -> float:
     return float("nan")
 
 
+def _maybe_profiled(on: bool, path: Path, fn):
+    """``fn()``, under cProfile when ``on`` (the top 25 functions by cumulative time are printed)."""
+    if not on:
+        return fn()
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    result = prof.runcall(fn)
+    prof.dump_stats(path)
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--units", type=int, default=300)
@@ -114,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the run's ledger and outputs")
     ap.add_argument("--workers", type=int, default=1,
                     help="intake worker processes (what mapped Airflow tasks on several workers do)")
+    ap.add_argument("--profile", choices=["close", "workbooks"],
+                    help="run that stage under cProfile; prints the top functions, saves out/<stage>.prof")
     args = ap.parse_args(argv)
     rows = args.rows * args.scale
     t0 = time.perf_counter()
@@ -166,10 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     ctx = CloseContext(ledger=ledger, store=store, reference=reference, out_root=home / "underlag",
                        pseudonym_key=pseudonym_key(home, "bench-key"))
     t = time.perf_counter()
-    summary = close_period(PERIOD, at=window_for(PERIOD).deadline, ctx=ctx, actor="bench")
+    summary = _maybe_profiled(args.profile == "close", args.out / "close.prof",
+                              lambda: close_period(PERIOD, at=window_for(PERIOD).deadline, ctx=ctx, actor="bench"))
     stages["close (every underlag, Parquet datasets)"] = time.perf_counter() - t
     t = time.perf_counter()
-    books = write_reports(PERIOD, ctx=ctx)
+    books = _maybe_profiled(args.profile == "workbooks", args.out / "workbooks.prof", lambda: write_reports(PERIOD, ctx=ctx))
     stages["workbooks (every unit + region)"] = time.perf_counter() - t
     ledger.dispose()
 

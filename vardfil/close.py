@@ -130,10 +130,13 @@ class UnitListings:
 
 
 def unit_underlag(ctx: CloseContext, unit: Unit, period: str, f: ReceivedFile | None, at: dt.datetime,
-                  listing: pl.DataFrame | None) -> list[UnderlagLine]:
-    """The underlag of one unit for one period on a given file (None: no file)."""
+                  listing: pl.DataFrame | None, *, accepted: pl.DataFrame | None = None) -> list[UnderlagLine]:
+    """The underlag of one unit for one period on a given file (None: no file); ``accepted``: the
+    file's accepted rows when the caller has read them already."""
     history = reh_history(ctx, unit, period, at) if unit.filtyp == "REH" else None
-    return underlag_for(unit=unit, period=period, accepted=_accepted(ctx, f), listing=listing,
+    if accepted is None:
+        accepted = _accepted(ctx, f)
+    return underlag_for(unit=unit, period=period, accepted=accepted, listing=listing,
                         history=history, prices=price_list_for(period))
 
 
@@ -194,36 +197,11 @@ def pseudonym_key(home: Path, configured: str | None) -> bytes:
     return path.read_text().strip().encode()
 
 
-def _write_visit_dataset(ctx: CloseContext, chosen: list[tuple[Unit, ReceivedFile | None]], period: str,
-                         path: Path) -> None:
-    """The accepted visits of the close, pseudonymised, written unit by unit (memory follows the
-    largest file, not the month)."""
-    writer, schema = None, None
-    tmp = path.with_name(f".tmp-{path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        for unit, f in chosen:
-            acc = _accepted(ctx, f)
-            if acc is None or acc.height == 0:
-                continue
-            part = acc.with_columns(pl.lit(period).alias("period"), pl.lit(unit.filtyp).alias("file_type"),
-                                    pl.lit(f.receipt_id).alias("receipt_id"),
-                                    pseudonymise(acc["patient_id"], ctx.pseudonym_key).alias("pseudonym")).drop("patient_id")
-            table = part.to_arrow()
-            if writer is None:
-                schema = _widen(table.schema)
-                writer = pq.ParquetWriter(tmp, schema)
-            writer.write_table(_conform(table, schema))
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is None:
-        pl.DataFrame().write_parquet(tmp)
-    tmp.replace(path)
-
-
 _VGP_ONLY = ("akut", "diagnos_4", "diagnos_5")
 _REH_ONLY = ("antal_deltagare",)
+_ACG_SCHEMA = pa.schema([("besoksdatum_dat", pa.date32()), ("diagnosfalt", pa.string()), ("diagnos", pa.string()),
+                         ("period", pa.string()), ("file_type", pa.string()), ("vardenhet_hsaid", pa.string()),
+                         ("listad_vid", pa.string()), ("pseudonym", pa.string())])
 
 
 def _widen(schema: pa.Schema) -> pa.Schema:
@@ -240,48 +218,87 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
-def _acg_dataset(ctx: CloseContext, period: str, at: dt.datetime, listing: pl.DataFrame | None,
-                 chosen: list[tuple[Unit, ReceivedFile | None]], path: Path) -> None:
-    """Every accepted diagnosis of a person listed in P over the last 18 periods, pseudonymised,
-    written file by file (memory follows the largest file, not 18 months of the region).
+class _Datasets:
+    """The close's two visit-level Parquet datasets, written file by file as the close reads each
+    unit's accepted rows once (memory follows the largest file, not the month):
 
-    P's own rows are those of the files the close took; each earlier period contributes the newest
-    non-AVVISAD file of each unit as of the close (late files included)."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if listing is None:
-        pl.DataFrame().write_parquet(tmp)
-        tmp.replace(path)
-        return
-    listed = listing.select("patient_id", pl.col("vardenhet_hsaid").alias("listad_vid"))
-    first = _period_add(period, -(ACG_MONTHS - 1))
-    with ctx.ledger.reading() as s:
-        keys = set(s.execute(select(ReceivedFile.unit_hsaid, ReceivedFile.file_type, ReceivedFile.period).where(
-            ReceivedFile.period >= first, ReceivedFile.period < period,
-            ReceivedFile.status.in_(("GODKAND", "DELVIS_GODKAND")))).all())
-    sources = [(u, ft, q) for u, ft, q in sorted(keys)] + [(unit.hsaid, unit.filtyp, period) for unit, _ in chosen]
-    newest = {(unit.hsaid, unit.filtyp, period): f for unit, f in chosen}
-    schema = pa.schema([("besoksdatum_dat", pa.date32()), ("diagnosfalt", pa.string()), ("diagnos", pa.string()),
-                        ("period", pa.string()), ("file_type", pa.string()), ("vardenhet_hsaid", pa.string()),
-                        ("listad_vid", pa.string()), ("pseudonym", pa.string())])
-    with pq.ParquetWriter(tmp, schema) as writer:
-        for unit_hsaid, file_type, q in sources:
-            f = newest[(unit_hsaid, file_type, q)] if q == period else _newest_file(
-                ctx, FileKey(unit_hsaid=unit_hsaid, file_type=file_type, period=q), at)
-            acc = _accepted(ctx, f)
-            if acc is None or acc.height == 0:
-                continue
-            diag_cols = [c for c in acc.columns if c.startswith("diagnos_")]
-            long = acc.select("patient_id", "besoksdatum_dat", *diag_cols).unpivot(
-                index=["patient_id", "besoksdatum_dat"], on=diag_cols, variable_name="diagnosfalt",
-                value_name="diagnos").drop_nulls("diagnos").join(listed, on="patient_id", how="inner")
-            if long.height == 0:
-                continue
-            part = long.with_columns(pl.lit(q).alias("period"), pl.lit(file_type).alias("file_type"),
-                                     pl.lit(unit_hsaid).alias("vardenhet_hsaid"),
-                                     pseudonymise(long["patient_id"], ctx.pseudonym_key).alias("pseudonym"))
-            writer.write_table(part.select(schema.names).to_arrow().cast(schema))
-    tmp.replace(path)
+    - ``besok.parquet``: the accepted visits of the files the close took, with a keyed pseudonym
+      instead of the patient id;
+    - ``acg.parquet``: every accepted diagnosis of a person listed in P over the last 18 periods,
+      pseudonymised. P's own rows are those of the files the close took; each earlier period
+      contributes the newest non-AVVISAD file of each unit as of the close (late files included).
+
+    Each file's pseudonyms are computed once (HMAC per unique id) and serve both datasets. Both
+    are written to temporary names and renamed by :meth:`commit`.
+    """
+
+    def __init__(self, ctx: CloseContext, period: str, at: dt.datetime, listing: pl.DataFrame | None, out_dir: Path):
+        self.ctx, self.period = ctx, period
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.paths = {name: out_dir / f"{name}.parquet" for name in ("besok", "acg")}
+        self.tmp = {name: p.with_name(f".tmp-{p.name}") for name, p in self.paths.items()}
+        self.listed = (listing.select("patient_id", pl.col("vardenhet_hsaid").alias("listad_vid"))
+                       if listing is not None else None)
+        self.visits: pq.ParquetWriter | None = None
+        self.acg = pq.ParquetWriter(self.tmp["acg"], _ACG_SCHEMA) if self.listed is not None else None
+        if self.acg is not None:
+            first = _period_add(period, -(ACG_MONTHS - 1))
+            with ctx.ledger.reading() as s:
+                keys = set(s.execute(select(ReceivedFile.unit_hsaid, ReceivedFile.file_type, ReceivedFile.period).where(
+                    ReceivedFile.period >= first, ReceivedFile.period < period,
+                    ReceivedFile.status.in_(("GODKAND", "DELVIS_GODKAND")))).all())
+            for unit_hsaid, file_type, q in sorted(keys):
+                f = _newest_file(ctx, FileKey(unit_hsaid=unit_hsaid, file_type=file_type, period=q), at)
+                acc = _accepted(ctx, f)
+                if acc is not None and acc.height:
+                    self._add_acg(acc, unit_hsaid, file_type, q, None)
+
+    def _add_acg(self, acc: pl.DataFrame, unit_hsaid: str, file_type: str, q: str,
+                 pseudonyms: pl.DataFrame | None) -> None:
+        diag_cols = [c for c in acc.columns if c.startswith("diagnos_")]
+        long = acc.select("patient_id", "besoksdatum_dat", *diag_cols).unpivot(
+            index=["patient_id", "besoksdatum_dat"], on=diag_cols, variable_name="diagnosfalt",
+            value_name="diagnos").drop_nulls("diagnos").join(self.listed, on="patient_id", how="inner")
+        if long.height == 0:
+            return
+        if pseudonyms is None:
+            long = long.with_columns(pseudonymise(long["patient_id"], self.ctx.pseudonym_key).alias("pseudonym"))
+        else:  # the file's own pseudonyms (patient_id, pseudonym), computed once for both datasets
+            long = long.join(pseudonyms, on="patient_id", how="left", maintain_order="left")
+        part = long.with_columns(pl.lit(q).alias("period"), pl.lit(file_type).alias("file_type"),
+                                 pl.lit(unit_hsaid).alias("vardenhet_hsaid"))
+        self.acg.write_table(part.select(_ACG_SCHEMA.names).to_arrow().cast(_ACG_SCHEMA))
+
+    def add(self, unit: Unit, f: ReceivedFile | None, acc: pl.DataFrame | None) -> None:
+        """The accepted rows of a file the close took (None or empty: nothing to add)."""
+        if f is None or acc is None or acc.height == 0:
+            return
+        pseudonyms = pseudonymise(acc["patient_id"], self.ctx.pseudonym_key)
+        table = acc.with_columns(pl.lit(self.period).alias("period"), pl.lit(unit.filtyp).alias("file_type"),
+                                 pl.lit(f.receipt_id).alias("receipt_id"),
+                                 pseudonyms.alias("pseudonym")).drop("patient_id").to_arrow()
+        if self.visits is None:
+            self.visits = pq.ParquetWriter(self.tmp["besok"], _widen(table.schema))
+        self.visits.write_table(_conform(table, self.visits.schema))
+        if self.acg is not None:
+            by_id = pl.DataFrame([acc["patient_id"], pseudonyms.alias("pseudonym")]).unique("patient_id")
+            self._add_acg(acc, unit.hsaid, unit.filtyp, self.period, by_id)
+
+    def commit(self) -> None:
+        for writer in (self.visits, self.acg):
+            if writer is not None:
+                writer.close()
+        for name, writer in (("besok", self.visits), ("acg", self.acg)):
+            if writer is None:
+                pl.DataFrame().write_parquet(self.tmp[name])
+            self.tmp[name].replace(self.paths[name])
+
+    def abandon(self) -> None:
+        for writer in (self.visits, self.acg):
+            if writer is not None:
+                writer.close()
+        for tmp in self.tmp.values():
+            tmp.unlink(missing_ok=True)
 
 
 def close_period(period: str, *, at: dt.datetime, ctx: CloseContext, actor: str) -> dict:
@@ -300,26 +317,32 @@ def close_period(period: str, *, at: dt.datetime, ctx: CloseContext, actor: str)
     chosen: list[tuple[Unit, ReceivedFile | None]] = []
     settlements: list[Settlement] = []
     now = utcnow()
-    for unit in units:
-        key = FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=period)
-        limit = ctx.ledger.dispens_deadline(unit.hsaid, period) or window.deadline
-        f = ctx.ledger.gallande(key, received_before=limit, as_of=at)
-        unit_lines = unit_underlag(ctx, unit, period, f, at, listings.of(unit.hsaid))
-        lines += unit_lines
-        chosen.append((unit, f))
-        settlements.append(Settlement(period=period, file_type=unit.filtyp, unit_hsaid=unit.hsaid,
-                                      received_file_id=f.id if f else None, total=str(total(unit_lines)),
-                                      settled_in=period, settled_at=now))
+    out_dir = ctx.out_root / period
+    datasets = _Datasets(ctx, period, at, listing, out_dir)
+    try:
+        for unit in units:
+            key = FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=period)
+            limit = ctx.ledger.dispens_deadline(unit.hsaid, period) or window.deadline
+            f = ctx.ledger.gallande(key, received_before=limit, as_of=at)
+            accepted = _accepted(ctx, f)  # read once: the underlag and both datasets
+            unit_lines = unit_underlag(ctx, unit, period, f, at, listings.of(unit.hsaid), accepted=accepted)
+            datasets.add(unit, f, accepted)
+            lines += unit_lines
+            chosen.append((unit, f))
+            settlements.append(Settlement(period=period, file_type=unit.filtyp, unit_hsaid=unit.hsaid,
+                                          received_file_id=f.id if f else None, total=str(total(unit_lines)),
+                                          settled_in=period, settled_at=now))
+        datasets.commit()
+    except BaseException:
+        datasets.abandon()
+        raise
 
     rattelser = _corrections(ctx, period, at, now)
     lines += [line for line, _ in rattelser if line is not None]
     settlements += [s for _, s in rattelser]
 
     line_dicts = [ln.as_dict() for ln in lines]
-    out_dir = ctx.out_root / period
     underlag_path = _write_underlag_parquet(line_dicts, out_dir / "underlag.parquet")
-    _write_visit_dataset(ctx, chosen, period, out_dir / "besok.parquet")
-    _acg_dataset(ctx, period, at, listing, chosen, out_dir / "acg.parquet")
 
     prices, fees = price_list_for(period), fee_table_for(period)
     snapshot = {
