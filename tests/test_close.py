@@ -163,3 +163,15 @@ def test_approve_dispute_and_finalise(app_env):
     actions = [e.action for e in ledger.audit_entries()]
     assert {"underlag_invand", "underlag_godkann", "period_finalised", "period_closed"} <= set(actions)
     ledger.dispose()
+
+
+@given(st.lists(st.text(min_size=1, max_size=14), max_size=30), st.binary(min_size=1, max_size=80))
+@settings(max_examples=50, deadline=None)
+def test_pseudonym_is_hmac_sha256_of_the_id(ids, key):
+    import hashlib
+    import hmac
+
+    from vardfil.close import pseudonymise
+
+    got = pseudonymise(pl.Series(ids + [None], dtype=pl.Utf8), key).to_list()
+    assert got == [hmac.new(key, i.encode(), hashlib.sha256).hexdigest()[:32] for i in ids] + [None]

@@ -174,9 +174,19 @@ def _atomic(path: Path, write) -> Path:
 
 
 def pseudonymise(ids: pl.Series, key: bytes) -> pl.Series:
-    """A keyed pseudonym (HMAC-SHA256, hex, 32 characters) per patient id; computed per unique id."""
+    """A keyed pseudonym (HMAC-SHA256, hex, 32 characters) per patient id; computed per unique id.
+
+    ``hmac.new`` per id keys a new HMAC every time (half a million ids a month); copying one keyed
+    HMAC (``HMAC.copy``) gives the same value in two thirds of the time. ``tests/test_close.py``
+    checks it against ``hmac.new``.
+    """
     uniq = ids.unique().drop_nulls().to_list()
-    mapping = {i: hmac.new(key, i.encode(), hashlib.sha256).hexdigest()[:32] for i in uniq}
+    probe = hmac.new(key, digestmod=hashlib.sha256)
+    mapping = {}
+    for i in uniq:
+        h = probe.copy()
+        h.update(i.encode())
+        mapping[i] = h.hexdigest()[:32]
     return ids.replace_strict(mapping, default=None, return_dtype=pl.Utf8)
 
 
