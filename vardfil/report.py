@@ -11,7 +11,7 @@ import io
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from multiprocessing import current_process, get_context
 from decimal import Decimal
 from pathlib import Path
 
@@ -145,6 +145,11 @@ class _Renderer:
 
     def __init__(self):
         self.workers = int(os.environ.get("VARDFIL_WORKBOOK_WORKERS") or os.cpu_count() or 1)
+        if current_process().daemon:
+            # A daemonic process (a Celery prefork worker running the Airflow task) may not have
+            # children: render here; on Celery the parallelism is the workers' (found by
+            # scripts/celery-trial.sh).
+            self.workers = 1
         self.pool = (ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("fork"))
                      if self.workers > 1 else None)
         self.pending: list = []
