@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="intake worker processes (what mapped Airflow tasks on several workers do)")
     ap.add_argument("--profile", choices=["close", "workbooks"],
                     help="run that stage under cProfile; prints the top functions, saves out/<stage>.prof")
+    ap.add_argument("--until", choices=["intake", "close", "workbooks"], default="workbooks",
+                    help="stop after that stage (to profile an early stage quickly)")
     args = ap.parse_args(argv)
     rows = args.rows * args.scale
     t0 = time.perf_counter()
@@ -182,12 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     ctx = CloseContext(ledger=ledger, store=store, reference=reference, out_root=home / "underlag",
                        pseudonym_key=pseudonym_key(home, "bench-key"))
     t = time.perf_counter()
-    summary = _maybe_profiled(args.profile == "close", args.out / "close.prof",
+    summary = {"units": []} if args.until == "intake" else _maybe_profiled(args.profile == "close", args.out / "close.prof",
                               lambda: close_period(PERIOD, at=window_for(PERIOD).deadline, ctx=ctx, actor="bench"))
-    stages["close (every underlag, Parquet datasets)"] = time.perf_counter() - t
+    if args.until != "intake":
+        stages["close (every underlag, Parquet datasets)"] = time.perf_counter() - t
     t = time.perf_counter()
-    books = _maybe_profiled(args.profile == "workbooks", args.out / "workbooks.prof", lambda: write_reports(PERIOD, ctx=ctx))
-    stages["workbooks (every unit + region)"] = time.perf_counter() - t
+    books = [] if args.until != "workbooks" else _maybe_profiled(
+        args.profile == "workbooks", args.out / "workbooks.prof", lambda: write_reports(PERIOD, ctx=ctx))
+    if args.until == "workbooks":
+        stages["workbooks (every unit + region)"] = time.perf_counter() - t
     ledger.dispose()
 
     import platform
