@@ -214,7 +214,8 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.Da
 
     # R01: a row with the wrong number of fields gets no other finding and joins no group.
     broken = frame.filter(pl.col(NFIELDS_COL) != k)
-    whole = frame.filter(pl.col(NFIELDS_COL) == k).select(ROW_COL, *spec.field_names)
+    # Without broken rows the frame is used as it is: a filter would copy every column.
+    whole = (frame.filter(pl.col(NFIELDS_COL) == k) if broken.height else frame).select(ROW_COL, *spec.field_names)
     r01 = spec.rule("R01")
     parts = [broken.select(
         pl.lit("R01").alias("rule"), pl.lit(r01.severity.value).alias("severity"),

@@ -260,6 +260,9 @@ def split_records(data: bytes) -> Records:
     if has_field_start_quote(utf8):
         header, frame = _split_quoted(text)
     else:
+        if encoding != "cp1252":
+            del text  # the fast path reads the bytes; the text (as large as the file) is decoded again if needed
         counted = _split_counted(utf8)
-        header, frame = counted if counted is not None else _split_plain(text)
+        header, frame = counted if counted is not None else _split_plain(
+            utf8.decode("utf-8") if encoding != "cp1252" else text)
     return Records(encoding=encoding, header=header, frame=frame)
