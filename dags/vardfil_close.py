@@ -2,7 +2,8 @@
 
 On the ``ThirdVardagTimetable`` (vardfil's Airflow plugin). First every file waiting in the inbox
 is taken in (a file that landed at 14:59 counts: its arrival is its modification time), then the
-period that just ended is closed as of the run's instant and every workbook is written. The
+period that just ended is closed as of the run's instant and every workbook is written: the unit
+workbooks in batches of units (mapped tasks, spread over the workers), then the region workbook. The
 closed period is announced on the ``vardfil://underlag`` Asset (extra: the period), so the
 analysts' own DAGs can be scheduled on it. Safe to rerun: the close is recorded once.
 """
@@ -54,12 +55,25 @@ def vardfil_close():
         return summary
 
     @task
-    def workbooks(closed: dict) -> list[str]:
+    def workbook_batches(closed: dict) -> list[dict]:
+        from vardfil.tasks import workbook_batches as batches
+
+        return batches([closed])
+
+    @task
+    def unit_workbooks(batch: dict) -> list[str]:
         from vardfil.tasks import write_workbooks
 
-        return write_workbooks(closed["period"])
+        return write_workbooks(batch["period"], units=batch["units"], region=False)
 
-    workbooks(close(intake.expand(path=list_new_files())))
+    @task
+    def workbooks(closed: dict, unit_books: list[list[str]]) -> list[str]:
+        from vardfil.tasks import write_workbooks
+
+        return [p for books in unit_books for p in books] + write_workbooks(closed["period"], units=[])
+
+    closed = close(intake.expand(path=list_new_files()))
+    workbooks(closed, unit_workbooks.expand(batch=workbook_batches(closed)))
 
 
 vardfil_close()

@@ -1,7 +1,7 @@
 """vardfil_nightly: every night, take in what arrived, close what is due, remind who is missing.
 
 intake (one mapped task per inbox file) → the period whose deadline passed, if not closed → close
-→ workbooks; reminders while a window is open; a run summary. Every task is idempotent: a rerun or
+→ unit workbooks in batches (mapped) → region workbook; reminders while a window is open; a run summary. Every task is idempotent: a rerun or
 backfill finds files already taken and periods already closed. Wiring only: each task calls one
 ``vardfil.tasks`` function (imported inside the task, so parsing this file stays light).
 """
@@ -51,11 +51,24 @@ def vardfil_nightly():
         get_current_context()["outlet_events"][UNDERLAG].extra = {"period": period}
         return summary
 
+    @task(trigger_rule="none_failed")
+    def workbook_batches(closes: list[dict]) -> list[dict]:
+        from vardfil.tasks import workbook_batches as batches
+
+        return batches(list(closes or []))
+
     @task
-    def workbooks(closed: dict) -> list[str]:
+    def unit_workbooks(batch: dict) -> list[str]:
         from vardfil.tasks import write_workbooks
 
-        return write_workbooks(closed["period"])
+        return write_workbooks(batch["period"], units=batch["units"], region=False)
+
+    @task(trigger_rule="none_failed")
+    def workbooks(closes: list[dict], unit_books: list[list[str]]) -> list[str]:
+        from vardfil.tasks import write_workbooks
+
+        region = [p for c in (closes or []) for p in write_workbooks(c["period"], units=[])]
+        return [p for books in (unit_books or []) for p in books] + region
 
     @task(trigger_rule="none_failed")
     def reminders(intakes: list[dict]) -> list[dict]:
@@ -64,14 +77,14 @@ def vardfil_nightly():
         return due_reminders(current_instant())
 
     @task(trigger_rule="none_failed")
-    def summary(intakes: list[dict], closes: list[dict], due: list[dict], books: list[list[str]]) -> dict:
+    def summary(intakes: list[dict], closes: list[dict], due: list[dict], books: list[str]) -> dict:
         from vardfil.tasks import current_instant, summarise
 
         return summarise(current_instant(), list(intakes or []), list(closes or []), list(due or []))
 
     taken = intake.expand(path=list_new_files())
     closes = close.expand(period=due_periods(taken))
-    books = workbooks.expand(closed=closes)
+    books = workbooks(closes, unit_workbooks.expand(batch=workbook_batches(closes)))
     summary(taken, closes, reminders(taken), books)
 
 

@@ -63,11 +63,14 @@ def test_task_graphs_are_as_designed(dagbag):
     nightly = dagbag.dags["vardfil_nightly"]
     assert _edges(nightly) == {
         ("list_new_files", "intake"), ("intake", "due_periods"), ("intake", "reminders"), ("intake", "summary"),
-        ("due_periods", "close"), ("close", "workbooks"), ("close", "summary"), ("workbooks", "summary"),
+        ("due_periods", "close"), ("close", "workbook_batches"), ("workbook_batches", "unit_workbooks"),
+        ("unit_workbooks", "workbooks"), ("close", "workbooks"), ("close", "summary"), ("workbooks", "summary"),
         ("reminders", "summary"),
     }
     close = dagbag.dags["vardfil_close"]
-    assert _edges(close) == {("list_new_files", "intake"), ("intake", "close"), ("close", "workbooks")}
+    assert _edges(close) == {("list_new_files", "intake"), ("intake", "close"), ("close", "workbook_batches"),
+                             ("workbook_batches", "unit_workbooks"), ("unit_workbooks", "workbooks"),
+                             ("close", "workbooks")}
     assert type(close.timetable).__name__ == "ThirdVardagTimetable"
     assert [o.uri.rstrip("/") for o in close.get_task("close").outlets] == ["vardfil://underlag"]
 

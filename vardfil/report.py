@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import current_process, get_context
 from decimal import Decimal
@@ -76,8 +77,13 @@ def _rejected_rows(ctx: CloseContext, f: ReceivedFile) -> list[dict]:
     return out
 
 
-def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
-    """(Re)write every unit workbook and the region workbook of a closed period; their paths."""
+def write_reports(period: str, *, ctx: CloseContext, units: Collection[str] | None = None,
+                  region: bool = True) -> list[Path]:
+    """(Re)write the workbooks of a closed period; their paths.
+
+    ``units``: the HSA-ids whose unit workbooks to write (None: every unit of the close; empty:
+    none). ``region``: whether to write the region workbook. The unit workbooks are independent,
+    so Airflow writes them in batches as mapped tasks and the region workbook on its own."""
     with ctx.ledger.reading() as s:
         pc = s.get(PeriodClose, period)
         if pc is None:
@@ -89,7 +95,7 @@ def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
         files = {f.receipt_id: f for f in s.scalars(select(ReceivedFile).where(ReceivedFile.period == period))}
     snapshot = json.loads(pc.snapshot)
     at = pc.closed_at
-    listings = UnitListings(load_listing(ctx.reference.root, period))
+    listings = UnitListings(load_listing(ctx.reference.root, period)) if units is None or units else None
     out_dir = ctx.out_root / period
     region_units = []
     renderer = _Renderer()
@@ -97,6 +103,9 @@ def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
     for entry in snapshot["files"]:
         unit = ctx.reference.units.get(entry["unit_hsaid"])
         if unit is None:
+            continue
+        render = units is None or unit.hsaid in units
+        if not (render or region):
             continue
         f = files.get(entry["receipt_id"]) if entry["receipt_id"] else None
         unit_lines = [ln for ln in lines if ln.unit_hsaid == unit.hsaid and ln.file_type == unit.filtyp]
@@ -108,11 +117,14 @@ def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
                 "on_time": f.on_time if f else None, "spec_version": f.spec_version if f else None,
                 "price_list": snapshot["price_list"]["version"], "fee_table": snapshot["fee_table"]["version"],
                 "closed_at": snapshot["at"]}
-        visits = _visit_rows(ctx, unit, period, f, at, listings.of(unit.hsaid)) if f else None
-        rejected = _rejected_rows(ctx, f) if f else []
-        renderer.add((out_dir / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx",
-                      {"meta": meta, "lines": line_dicts, "visits": visits, "rejected": rejected}))
-        del visits, rejected
+        if render:
+            visits = _visit_rows(ctx, unit, period, f, at, listings.of(unit.hsaid)) if f else None
+            rejected = _rejected_rows(ctx, f) if f else []
+            renderer.add((out_dir / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx",
+                          {"meta": meta, "lines": line_dicts, "visits": visits, "rejected": rejected}))
+            del visits, rejected
+        if not region:
+            continue
         components: dict[str, Decimal] = {}
         for ln in line_dicts:
             components[ln["component"]] = components.get(ln["component"], Decimal(0)) + ln["amount"]
@@ -126,6 +138,8 @@ def write_reports(period: str, *, ctx: CloseContext) -> list[Path]:
             "rejected_share": (Decimal(f.rows_rejected) / Decimal(f.rows_total)) if f and f.rows_total else None,
         })
     paths = renderer.finish()
+    if not region:
+        return paths
     used = [c for c in COMPONENT_ORDER if any(c in u["components"] for u in region_units)]
     paths.append(region_workbook(out_dir / f"region_{period}.xlsx", period=period, closed_at=snapshot["at"],
                                  components=used, units=region_units))

@@ -96,8 +96,9 @@ def close_one(period: str, at: str | None = None) -> dict:
                                     "total", "missing_units", "rattelse", "snapshot_sha256")}
 
 
-def write_workbooks(period: str) -> list[str]:
-    """(Re)write the workbooks of a closed period; their paths."""
+def write_workbooks(period: str, units: list[str] | None = None, region: bool = True) -> list[str]:
+    """(Re)write the workbooks of a closed period (``units``: only those unit workbooks; ``region``:
+    the region workbook too); their paths."""
     from vardfil.close import CloseContext, pseudonym_key
     from vardfil.report import write_reports
 
@@ -105,7 +106,30 @@ def write_workbooks(period: str) -> list[str]:
     try:
         ctx = CloseContext(ledger=ledger, store=store, reference=reference, out_root=settings.output,
                            pseudonym_key=pseudonym_key(settings.home, settings.pseudonym_key))
-        return [str(p) for p in write_reports(period, ctx=ctx)]
+        return [str(p) for p in write_reports(period, ctx=ctx, units=units, region=region)]
+    finally:
+        ledger.dispose()
+
+
+def workbook_batches(closes: list[dict], batches: int | None = None) -> list[dict]:
+    """The units of each closed period in up to ``batches`` (``VARDFIL_WORKBOOK_BATCHES``, default
+    8) batches of consecutive units: one mapped unit-workbook task each, so the month's biggest
+    stage spreads over the workers. ``[{"period": ..., "units": [hsaid, ...]}, ...]``."""
+    import json
+
+    from vardfil.models import PeriodClose
+
+    n = batches or int(os.environ.get("VARDFIL_WORKBOOK_BATCHES") or 8)
+    _, ledger, _, _ = _app()
+    try:
+        out = []
+        for closed in closes:
+            with ledger.reading() as s:
+                pc = s.get(PeriodClose, closed["period"])
+            units = [f["unit_hsaid"] for f in json.loads(pc.snapshot)["files"]]
+            size = max(1, -(-len(units) // n))
+            out += [{"period": closed["period"], "units": units[i:i + size]} for i in range(0, len(units), size)]
+        return out
     finally:
         ledger.dispose()
 
