@@ -10,6 +10,7 @@ the reader, every other row rule by the pandera schema built from the spec (``va
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -58,7 +59,7 @@ def parse_file_name(name: str) -> FileName | None:
 class ValidationResult:
     """What validating one file gives: the kvittens, every finding, and the accepted rows.
 
-    ``accepted`` is a polars frame of the accepted rows: the spec's fields as trimmed strings (null
+    ``accepted`` is a polars frame of the accepted rows (``accepted_rows`` the same as a lazy query): the spec's fields as trimmed strings (null
     when empty), ``rad`` (row number), and the typed values the reimbursement needs
     (``besoksdatum_dat``, ``alder``, ``forvantad_avgift``). ``accepted_pandas()`` gives the same
     as an Arrow-backed pandas frame.
@@ -66,8 +67,14 @@ class ValidationResult:
 
     kvittens: Kvittens
     findings: pl.DataFrame = field(repr=False)
-    accepted: pl.DataFrame = field(repr=False)
+    accepted_rows: pl.LazyFrame = field(repr=False)
     spec: FileSpec | None = None
+
+    @functools.cached_property
+    def accepted(self) -> pl.DataFrame:
+        """The accepted rows, collected (``accepted_rows`` is the query: sinking it to Parquet, as
+        the intake does, never holds a second copy of a large file's rows in memory)."""
+        return self.accepted_rows.collect()
 
     def accepted_pandas(self):  # -> pandas.DataFrame (pandas imported lazily: it is slow to load)
         """The accepted rows as a pandas frame with Arrow-backed columns."""
@@ -184,7 +191,7 @@ def validate_file(
                       counts_by_rule={c: 1 for c in fired}, findings=tuple(findings),
                       findings_truncated=False)
         return ValidationResult(kvittens=kv, findings=pl.DataFrame(findings, schema=empty_findings().schema),
-                                accepted=pl.DataFrame(), spec=spec)
+                                accepted_rows=pl.LazyFrame(), spec=spec)
 
     assert spec is not None and records is not None and name is not None
     ctx = CheckContext(spec=spec, period=name.period, file_hsaid=name.unit_hsaid,
@@ -202,11 +209,12 @@ def validate_file(
                   counts_by_rule=dict(zip(counts["rule"].to_list(), counts["len"].to_list())),
                   findings=tuple(shown.iter_rows(named=True)),
                   findings_truncated=findings.height > FINDINGS_CAP)
-    return ValidationResult(kvittens=kv, findings=findings, accepted=accepted, spec=spec)
+    return ValidationResult(kvittens=kv, findings=findings, accepted_rows=accepted, spec=spec)
 
 
-def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Row rules over the records: every finding (sorted by row, rule, field name) and the accepted rows."""
+def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.LazyFrame]:
+    """Row rules over the records: every finding (sorted by row, rule, field name) and the accepted
+    rows (as a query over the judged frame, not a copy)."""
     spec = ctx.spec
     header = records.header or []
     k = len(header)
@@ -244,11 +252,11 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.Da
     # The region's order (examples/expected.json): row, rule code, field name.
     findings = findings.sort(["row", "rule", "field"], nulls_last=False)
 
-    accepted = prepared.select(
+    accepted = prepared.with_columns(pl.Series("__keep", keep)).lazy().filter(pl.col("__keep")).select(
         pl.col(ROW_COL).alias("rad"), *spec.field_names,
         pl.col("__visit").alias("besoksdatum_dat"), pl.col("__age").alias("alder"),
         pl.col("__pid_sex").alias("kon_enligt_id"), pl.col("__fee").alias("forvantad_avgift"),
-    ).filter(pl.Series(keep))
+    )
     return findings, accepted
 
 

@@ -80,7 +80,7 @@ def submit(source: bytes | Path, *, file_name: str, received_at: dt.datetime, le
         kv = result.kvittens.to_dict()
         kv["file_name"] = shown
         findings_path = store.put_bytes("findings", sha, ".csv", findings_to_csv(result.findings))
-        accepted_path = store.put_parquet(sha, result.accepted) if result.accepted.height else None
+        accepted_path = store.put_parquet(sha, result.accepted_rows) if result.kvittens.rows.accepted else None
         k = result.kvittens
         row = ReceivedFile(
             receipt_id=receipt, sha256=sha, file_name=shown, size_bytes=size, received_at=received_at,

@@ -121,6 +121,7 @@ class RawStore:
         return self._atomic_write(self.root / kind / sha256[:2] / f"{sha256}{suffix}", lambda fh: fh.write(data))
 
     def put_parquet(self, sha256: str, frame) -> Path:
-        """Store the accepted rows of a file as Parquet."""
-        return self._atomic_write(self.root / "accepted" / sha256[:2] / f"{sha256}.parquet",
-                                  lambda fh: frame.write_parquet(fh))
+        """Store the accepted rows of a file as Parquet (a polars frame, or a lazy query, which is
+        streamed to the file)."""
+        write = frame.sink_parquet if hasattr(frame, "sink_parquet") else frame.write_parquet
+        return self._atomic_write(self.root / "accepted" / sha256[:2] / f"{sha256}.parquet", write)
