@@ -2,8 +2,8 @@
 
 The parse floor is pyarrow ``read_csv`` of the same file with every column as a string, measured
 in the same run. Validation includes writing the kvittens JSON, the full findings CSV and the
-accepted rows as Parquet (what the intake stores). Peak memory is the maximum resident set of a child process that does one validation (its baseline
-after imports is printed too). Not a test: the machine is shared, so figures are printed, never
+accepted rows as Parquet (what the intake stores). Peak memory is the maximum resident set of a
+child process that does one validation (its baseline after imports is printed too). Not a test: the machine is shared, so figures are printed, never
 asserted.
 
     python benchmarks/bench_validate.py                 # 1,000,000 rows (issue targets 1 and 2)
