@@ -18,6 +18,7 @@ pandas backend (``benchmarks/``); accepted rows are handed on as Arrow-backed pa
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -393,10 +394,17 @@ def build_schema(spec: FileSpec, columns: list[RuleColumn]) -> pa.DataFrameSchem
     single values: as a frame-level check pandera turned every failing row into a Python dict
     (0.9 s of 1.2 s at 1 M rows).
     """
-    return _schema(spec.spec_version, tuple(spec.field_names), tuple((c.name, c.code, c.field) for c in columns))
+    cached = getattr(_schemas, "cached", None)
+    if cached is None:
+        # One cache per thread: pandera schema objects are not documented as safe to validate with
+        # from several threads at once (the portal and the concurrency tests submit in threads).
+        cached = _schemas.cached = functools.lru_cache(maxsize=256)(_schema)
+    return cached(spec.spec_version, tuple(spec.field_names), tuple((c.name, c.code, c.field) for c in columns))
 
 
-@functools.lru_cache(maxsize=256)
+_schemas = threading.local()
+
+
 def _schema(version: str, field_names: tuple[str, ...], checks: tuple[tuple[str, str, str | None], ...]
             ) -> pa.DataFrameSchema:
     per_field: dict[str, list[pa.Check]] = {f: [] for f in field_names}
