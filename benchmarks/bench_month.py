@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,22 +79,19 @@ def build_month(out: Path, units: int, rows: int, seed: int) -> Path:
     return out
 
 
-def _intake_chunk(args: tuple[str, str, str, list[tuple[str, str]]]) -> int:
+def _intake_chunk(args: tuple[Any, list[tuple[str, str]]]) -> int:
     """One worker's share of the burst, on its own ledger connection (like a mapped Airflow task)."""
-    from filespec import load_reference
-    from validators import parse_instant
-    from vardfil.intake import submit
-    from vardfil.ledger import Ledger
-    from vardfil.store import RawStore
+    from filespec.calendar import parse_instant
+    from vardfil.app import open_app
+    from vardfil.month.intake import submit
 
-    url, store_root, ref_root, jobs = args
-    ledger, store, reference = Ledger(url, migrate=False), RawStore(Path(store_root)), load_reference(ref_root)
+    settings, jobs = args
     rows = 0
-    for path, at in jobs:
-        sub = submit(Path(path), file_name=Path(path).name, received_at=parse_instant(at), ledger=ledger,
-                     store=store, reference=reference, source_kind="dag", actor="bench")
-        rows += sub.kvittens["rows"]["total"]
-    ledger.dispose()
+    with open_app(settings, migrate=False) as app:  # the parent migrated the ledger
+        for path, at in jobs:
+            sub = submit(Path(path), file_name=Path(path).name, received_at=parse_instant(at), app=app,
+                         source_kind="dag", actor="bench")
+            rows += sub.kvittens["rows"]["total"]
     return rows
 
 
@@ -141,13 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    from filespec import load_reference
-    from validators import parse_instant, window_for
-    from vardfil.close import CloseContext, close_period, pseudonym_key
-    from vardfil.intake import submit
-    from vardfil.ledger import Ledger
-    from vardfil.report import write_reports
-    from vardfil.store import RawStore
+    from filespec.calendar import Period, parse_instant
+    from vardfil.app import open_app
+    from vardfil.month.close import close_period
+    from vardfil.month.intake import submit
+    from vardfil.publish.workbooks import write_workbooks
+    from vardfil.settings import load_settings
 
     arrivals = [line.split(";") for line in (month / "arrivals.csv").read_text().splitlines()[1:]]
     paths = [month / "files" / name for name, _ in arrivals]
@@ -160,16 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     floor = time.perf_counter() - t
 
     home = Path(tempfile.mkdtemp(prefix="vardfil-bench-"))
-    ledger = Ledger(f"sqlite:///{home / 'ledger.sqlite3'}")
-    store = RawStore(home / "store")
-    reference = load_reference(month / "reference")
+    settings = load_settings({"VARDFIL_HOME": str(home), "VARDFIL_REFERENCE": str(month / "reference"),
+                              "VARDFIL_PSEUDONYM_KEY": "bench-key"})
+    app = open_app(settings)
+    app.ledger  # noqa: B018 - migrate here, before the workers start
     stages = {}
     t = time.perf_counter()
     total_rows = 0
     if args.workers <= 1:
         for (name, at), p in zip(arrivals, paths):
-            sub = submit(p, file_name=name, received_at=parse_instant(at), ledger=ledger, store=store,
-                         reference=reference, source_kind="cli", actor="bench")
+            sub = submit(p, file_name=name, received_at=parse_instant(at), app=app, source_kind="cli",
+                         actor="bench")
             total_rows += sub.kvittens["rows"]["total"]
     else:
         from concurrent.futures import ProcessPoolExecutor
@@ -178,22 +176,19 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(str(p), at) for (_, at), p in zip(arrivals, paths)]
         chunks = [jobs[i::args.workers] for i in range(args.workers)]
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
-            total_rows = sum(pool.map(_intake_chunk, [(ledger.url, str(store.root), str(month / "reference"), c)
-                                                      for c in chunks]))
+            total_rows = sum(pool.map(_intake_chunk, [(settings, c) for c in chunks]))
     stages[f"intake (store, validate, kvittens, Parquet, ledger; {args.workers} worker(s))"] = time.perf_counter() - t
-    ctx = CloseContext(ledger=ledger, store=store, reference=reference, out_root=home / "underlag",
-                       pseudonym_key=pseudonym_key(home, "bench-key"))
     t = time.perf_counter()
     summary = {"units": []} if args.until == "intake" else _maybe_profiled(args.profile == "close", args.out / "close.prof",
-                              lambda: close_period(PERIOD, at=window_for(PERIOD).deadline, ctx=ctx, actor="bench"))
+                              lambda: close_period(PERIOD, at=Period.parse(PERIOD).deadline, app=app, actor="bench"))
     if args.until != "intake":
         stages["close (every underlag, Parquet datasets)"] = time.perf_counter() - t
     t = time.perf_counter()
     books = [] if args.until != "workbooks" else _maybe_profiled(
-        args.profile == "workbooks", args.out / "workbooks.prof", lambda: write_reports(PERIOD, ctx=ctx))
+        args.profile == "workbooks", args.out / "workbooks.prof", lambda: write_workbooks(PERIOD, app=app))
     if args.until == "workbooks":
         stages["workbooks (every unit + region)"] = time.perf_counter() - t
-    ledger.dispose()
+    app.close()
 
     import platform
 

@@ -55,7 +55,8 @@ def validate_once(path: Path, out: Path) -> tuple[float, dict]:
     """Seconds to validate and write the kvittens the findings CSV and the accepted Parquet; the kvittens."""
     from filespec import load_reference
     from sample_data import SAMPLE_REFERENCE
-    from validators import parse_instant, validate_file, write_findings_csv
+    from filespec.calendar import parse_instant
+    from validators import validate_file, write_findings_csv
 
     reference = load_reference(SAMPLE_REFERENCE)
     t = time.perf_counter()

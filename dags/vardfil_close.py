@@ -14,9 +14,11 @@ import datetime as dt
 
 from airflow.sdk import Asset, dag, get_current_context, task
 
-# The one import from outside airflow.sdk: Airflow needs the timetable as an instance. It loads
-# only the calendar (validators.window), never pandas or polars.
-from vardfil.airflow_plugin import ThirdVardagTimetable
+# The imports from outside airflow.sdk: Airflow needs the timetable as an instance (it loads only
+# the calendar, filespec.calendar), and the task groups both DAGs share; neither loads pandas or
+# polars.
+from vardfil.airflow.dag_parts import RETRY, inbox_intake, publish_workbooks
+from vardfil.airflow.plugin import ThirdVardagTimetable
 
 UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a closed period"})
 
@@ -31,22 +33,10 @@ UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a
     doc_md=__doc__,
 )
 def vardfil_close():
-    @task
-    def list_new_files() -> list[str]:
-        from vardfil.tasks import new_inbox_files
-
-        return new_inbox_files()
-
-    @task(retries=2, retry_delay=dt.timedelta(minutes=1))
-    def intake(path: str) -> dict:
-        from vardfil.tasks import intake_one
-
-        return intake_one(path)
-
-    @task(trigger_rule="none_failed", outlets=[UNDERLAG])
+    @task(trigger_rule="none_failed", outlets=[UNDERLAG], **RETRY)
     def close(intakes: list[dict]) -> dict:
-        from vardfil.airflow_plugin import period_of_deadline
-        from vardfil.tasks import close_one, current_instant
+        from vardfil.airflow.plugin import period_of_deadline
+        from vardfil.airflow.tasks import close_one, current_instant
 
         now = current_instant()
         period = period_of_deadline(dt.datetime.fromisoformat(now))
@@ -54,26 +44,7 @@ def vardfil_close():
         get_current_context()["outlet_events"][UNDERLAG].extra = {"period": period}
         return summary
 
-    @task
-    def workbook_batches(closed: dict) -> list[dict]:
-        from vardfil.tasks import workbook_batches as batches
-
-        return batches([closed])
-
-    @task
-    def unit_workbooks(batch: dict) -> list[str]:
-        from vardfil.tasks import write_workbooks
-
-        return write_workbooks(batch["period"], units=batch["units"], region=False)
-
-    @task
-    def workbooks(closed: dict, unit_books: list[list[str]]) -> list[str]:
-        from vardfil.tasks import write_workbooks
-
-        return [p for books in unit_books for p in books] + write_workbooks(closed["period"], units=[])
-
-    closed = close(intake.expand(path=list_new_files()))
-    workbooks(closed, unit_workbooks.expand(batch=workbook_batches(closed)))
+    publish_workbooks(close(inbox_intake()), many=False)
 
 
 vardfil_close()

@@ -15,10 +15,10 @@ from filespec.reference import (
     load_listing,
     load_reference,
     load_units,
-    period_bounds,
 )
 from filespec.spec import (
     FILE_TYPES,
+    FileType,
     FieldSpec,
     FileRule,
     FileSpec,
@@ -26,11 +26,13 @@ from filespec.spec import (
     Severity,
     all_specs,
     file_rule_messages,
+    max_file_bytes,
     spec_for,
 )
 
 __all__ = [
     "FILE_TYPES",
+    "FileType",
     "FeeTable",
     "FieldSpec",
     "FileRule",
@@ -46,12 +48,12 @@ __all__ = [
     "all_specs",
     "fee_table_for",
     "file_rule_messages",
+    "max_file_bytes",
     "listing_path",
     "load_kva",
     "load_listing",
     "load_reference",
     "load_units",
-    "period_bounds",
     "price_list_for",
     "spec_for",
 ]

@@ -17,9 +17,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from filespec.calendar import Period
+from filespec.errors import VardfilError
 
-class ReferenceDataError(Exception):
-    """The reference data folder is missing a file or a file is malformed."""
+
+class ReferenceDataError(VardfilError):
+    """The reference data folder is missing a file or a file is malformed (not worth a retry: a
+    person has to fix the folder)."""
 
     def __init__(self, message: str, *, path: Path | None = None):
         super().__init__(message)
@@ -39,18 +43,11 @@ class Unit:
     cni: Decimal
     geografi_poang: int | None
 
-    def active_in(self, period: str) -> bool:
+    def active_in(self, period: str | Period) -> bool:
         """Active in period P: giltig_from ≤ last day of P and (no giltig_tom or ≥ first day)."""
-        first, last = period_bounds(period)
+        first, last = Period.parse(period).bounds
         return self.giltig_from <= last and (self.giltig_tom is None or self.giltig_tom >= first)
 
-
-def period_bounds(period: str) -> tuple[dt.date, dt.date]:
-    """First and last day of a period "YYYY-MM"."""
-    y, m = int(period[:4]), int(period[5:7])
-    first = dt.date(y, m, 1)
-    nxt = dt.date(y + (m == 12), m % 12 + 1, 1)
-    return first, nxt - dt.timedelta(days=1)
 
 
 def _read_rows(path: Path, columns: list[str]) -> list[dict[str, str]]:
@@ -119,7 +116,7 @@ LISTING_COLUMNS = ["patient_id", "kon", "vardenhet_hsaid"]
 
 def listing_path(root: Path | str, period: str) -> Path:
     """Where the VGP listing of a period lives: ``listning_YYYYMM.csv``."""
-    return Path(root) / f"listning_{period.replace('-', '')}.csv"
+    return Path(root) / f"listning_{Period.parse(period).compact}.csv"
 
 
 def load_listing(root: Path | str, period: str):

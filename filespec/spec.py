@@ -17,7 +17,21 @@ from typing import Any
 
 SPEC_DIR = Path(__file__).parent / "specs"
 
-FILE_TYPES = ("VGP", "REH")
+
+
+class FileType(str, Enum):
+    """The two filtyper (FILSPECIFIKATION.md section 1): VG Primärvård and Vårdval Rehab."""
+
+    VGP = "VGP"
+    REH = "REH"
+
+    @property
+    def label(self) -> str:
+        """The name the region uses for the care choice."""
+        return {"VGP": "VG Primärvård", "REH": "Vårdval Rehab"}[self.value]
+
+
+FILE_TYPES = tuple(ft.value for ft in FileType)
 
 
 class Severity(str, Enum):
@@ -148,6 +162,15 @@ def spec_for(file_type: str, period: str) -> FileSpec | None:
         if s.file_type == file_type and s.valid_from <= period:
             chosen = s
     return chosen
+
+
+def max_file_bytes() -> int:
+    """The largest file any spec version accepts (F06).
+
+    Front doors refuse a body above it before its name, and so its period and spec, is known; the
+    validator then judges the file against the limit of its own spec version.
+    """
+    return max(s.max_bytes for s in all_specs())
 
 
 def file_rule_messages() -> dict[str, str]:

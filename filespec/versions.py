@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
+from filespec.calendar import Period
+
 T = TypeVar("T")
 
 
@@ -16,7 +18,7 @@ def load_all(folder: Path, load: Callable[[Path], T]) -> tuple[T, ...]:
 
 def valid_for(versions: Iterable[T], period: str, what: str) -> T:
     """The version valid on the first day of ``period`` ("YYYY-MM"): the newest not starting later."""
-    first_day = f"{period}-01"
+    first_day = Period.parse(period).first_day.isoformat()
     chosen = None
     for v in versions:
         if v.valid_from <= first_day:

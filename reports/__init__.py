@@ -4,6 +4,7 @@ Never imports the ledger, Airflow or the web framework.
 """
 
 from reports.underlag import (
+    COMPONENT_LABELS,
     Component,
     UnderlagLine,
     contact_points,
@@ -20,6 +21,7 @@ from reports.underlag import (
 )
 
 __all__ = [
+    "COMPONENT_LABELS",
     "Component",
     "UnderlagLine",
     "contact_points",

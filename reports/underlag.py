@@ -15,7 +15,8 @@ from enum import Enum
 
 import polars as pl
 
-from filespec import PriceList, Unit, period_bounds
+from filespec import PriceList, Unit
+from filespec.calendar import Period
 from validators.identifiers import patient_id_parts
 
 ORE = Decimal("0.01")
@@ -33,6 +34,25 @@ class Component(str, Enum):
     PATIENTAVGIFT = "PATIENTAVGIFT"
     MOMSKOMPENSATION = "MOMSKOMPENSATION"
     RATTELSE = "RATTELSE"
+
+    @property
+    def label(self) -> str:
+        """The component's Swedish name (the code stays in Parquet, JSON and beside the name)."""
+        return COMPONENT_LABELS[self.value]
+
+
+# The order of definition above is the order in which underlag and workbooks list components.
+COMPONENT_LABELS = {
+    "ALDER_KON": "Ålders- och könsersättning (listning)",
+    "CNI": "Socioekonomisk ersättning (CNI)",
+    "BESOK_EJ_LISTAD": "Besök, ej listade patienter (län 14)",
+    "BESOK_UTOMLANS": "Besök, utomlänspatienter",
+    "KONTAKTPOANG": "Kontaktpoäng",
+    "GEOGRAFI": "Geografisk ersättning",
+    "PATIENTAVGIFT": "Avdrag patientavgifter",
+    "MOMSKOMPENSATION": "Momskompensation (privat driftform)",
+    "RATTELSE": "Rättelse av tidigare period",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +121,7 @@ def listing_points(listing: pl.DataFrame | None, unit_hsaid: str, period: str, p
     age in whole years on the last day of the period)."""
     if listing is None:
         return Decimal(0)
-    _, last = period_bounds(period)
+    last = Period.parse(period).last_day
     listed = listing.filter(pl.col("vardenhet_hsaid") == unit_hsaid)
     if listed.height == 0:
         return Decimal(0)

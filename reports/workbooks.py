@@ -17,6 +17,8 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from reports.underlag import COMPONENT_LABELS
+
 KRONOR = '#,##0.00 "kr";[Red]-#,##0.00 "kr"'
 QUANTITY = "#,##0.###"
 PERCENT = "0.0 %"
@@ -26,17 +28,6 @@ TITLE_FONT = Font(bold=True, size=14)
 FLAG_FILL = PatternFill("solid", fgColor="FCE4D6")
 FORMULA_STARTS = ("=", "+", "-", "@")
 
-COMPONENT_NAMES = {
-    "ALDER_KON": "Ålders- och könsersättning (listning)",
-    "CNI": "Socioekonomisk ersättning (CNI)",
-    "BESOK_EJ_LISTAD": "Besök, ej listade patienter (län 14)",
-    "BESOK_UTOMLANS": "Besök, utomlänspatienter",
-    "KONTAKTPOANG": "Kontaktpoäng",
-    "GEOGRAFI": "Geografisk ersättning",
-    "PATIENTAVGIFT": "Avdrag patientavgifter",
-    "MOMSKOMPENSATION": "Momskompensation (privat driftform)",
-    "RATTELSE": "Rättelse av tidigare period",
-}
 
 
 def write_value(cell: Cell, value, number_format: str | None = None) -> Cell:
@@ -202,7 +193,7 @@ def unit_workbook(path: Path, *, meta: dict, lines: list[dict], visits, rejected
     summary.row(["Komponent", "Kod", "Antal", "À-pris", "Belopp", "Avser period"], kind="header")
     summary.formats = {2: QUANTITY, 3: QUANTITY, 4: KRONOR}
     for ln in lines:
-        summary.row([COMPONENT_NAMES.get(ln["component"], ln["component"]), ln["component"], ln["quantity"],
+        summary.row([COMPONENT_LABELS.get(ln["component"], ln["component"]), ln["component"], ln["quantity"],
                      ln["unit_price"], ln["amount"], ln["corrected_period"] or ""])
     summary.row(["Summa", None, None, None, sum((Decimal(str(ln["amount"])) for ln in lines), Decimal(0)), None],
                 kind="bold")

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from filespec import fee_table_for, period_bounds
+from filespec import fee_table_for
+from filespec.calendar import Period
 from validators.identifiers import make_personnummer, make_reservnummer
 
 HERE = Path(__file__).parent
@@ -126,7 +127,7 @@ def generate_visits(*, file_type: str, hsaid: str, period: str, rows: int, seed:
     rng = np.random.default_rng(seed)
     # About three visits per patient in the month, as in the region's files.
     pool = pool or PatientPool(np.random.default_rng(seed + 1), max(200, min(rows // 3, 400_000)))
-    first, last = period_bounds(period)
+    first, last = Period.parse(period).bounds
     who = rng.integers(0, len(pool.ids), rows)
     visit = rng.integers(first.toordinal(), last.toordinal() + 1, rows)
     # A patient born after the visit date would be R32: move such visits to the last day.

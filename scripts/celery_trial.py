@@ -120,11 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             start(f"worker-{w}", "celery", "worker", "--concurrency", "2", "--celery-hostname", f"{w}@%h",
                   VARDFIL_TRIAL_WORKER=w)
 
-        from validators import window_for
+        from filespec.calendar import Period
         from vardfil.sample import stage_inbox
 
         staged = stage_inbox(work / "vardfil" / "inbox")
-        deadline = window_for(PERIOD).deadline
+        deadline = Period.parse(PERIOD).deadline
         print(f"trial folder {work}; {len(staged)} files in the inbox; API server on port {port}")
         _wait_for_dag(airflow, env, args.timeout)
         subprocess.run([*airflow, "dags", "trigger", "vardfil_close", "--logical-date", deadline.isoformat()],

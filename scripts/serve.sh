@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export VARDFIL_HOME="${VARDFIL_HOME:-$PWD/var}"
+# The demo judges against the sample unit register, named here: vardfil itself has no such default.
+export VARDFIL_REFERENCE="${VARDFIL_REFERENCE:-$PWD/sample_data/reference}"
 if [ ! -f "$VARDFIL_HOME/.demo-accounts" ]; then
   export VARDFIL_PASSWORD="${VARDFIL_PASSWORD:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(12))')}"
   .venv/bin/vardfil user add enhet --role unit --hsaid SE2321000131-E000000001001 --actor serve.sh

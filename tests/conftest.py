@@ -10,7 +10,8 @@ import pytest
 from filespec import load_reference
 from sample_data import SAMPLE_REFERENCE
 from sample_data.generate import REH_FIELDS, VGP_FIELDS
-from validators import make_personnummer, parse_instant, validate_file
+from filespec.calendar import parse_instant
+from validators import make_personnummer, validate_file
 
 VGP_UNIT = "SE2321000131-E000000001001"
 REH_UNIT = "SE2321000131-E000000002001"
@@ -109,17 +110,16 @@ def app_env(backend, tmp_path, monkeypatch):
     url = database_url(backend, tmp_path)
     monkeypatch.setenv("VARDFIL_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("VARDFIL_DATABASE_URL", url)
+    monkeypatch.setenv("VARDFIL_REFERENCE", str(SAMPLE_REFERENCE))  # never a default: named here
     monkeypatch.delenv("VARDFIL_STORE", raising=False)
     yield load_settings()
     drop_schema(url)
 
 
 @pytest.fixture
-def app(app_env, reference):
-    """(ledger, store, reference) on the test's backend."""
-    from vardfil.ledger import Ledger
-    from vardfil.store import RawStore
+def app(app_env):
+    """The application (``vardfil.app.App``) on the test's backend and the sample reference data."""
+    from vardfil.app import open_app
 
-    ledger = Ledger(app_env.database_url)
-    yield ledger, RawStore(app_env.store), reference
-    ledger.dispose()
+    with open_app(app_env) as opened:
+        yield opened

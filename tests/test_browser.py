@@ -42,8 +42,9 @@ def server(tmp_path):
     clock.write_text("2026-11-04T14:40:00+01:00")
     env = {**os.environ, "VARDFIL_HOME": str(tmp_path / "home"), "VARDFIL_CLOCK_FILE": str(clock),
            "VARDFIL_PASSWORD": PASSWORD}
-    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT", "VARDFIL_REFERENCE"):
+    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT"):
         env.pop(var, None)
+    env["VARDFIL_REFERENCE"] = str(SAMPLE_DIR / "reference")  # the sample register, named (never a default)
     for args in (["anna", "--role", "unit", "--hsaid", UNIT], ["analytiker", "--role", "analyst"]):
         subprocess.run([sys.executable, "-m", "vardfil.cli", "user", "add", *args], env=env, check=True,
                        capture_output=True, timeout=120)

@@ -172,7 +172,7 @@ def test_pseudonym_is_hmac_sha256_of_the_id(ids, key):
     import hashlib
     import hmac
 
-    from vardfil.close import pseudonymise
+    from vardfil.publish.datasets import pseudonymise
 
     got = pseudonymise(pl.Series(ids + [None], dtype=pl.Utf8), key).to_list()
     assert got == [hmac.new(key, i.encode(), hashlib.sha256).hexdigest()[:32] for i in ids] + [None]

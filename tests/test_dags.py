@@ -15,7 +15,7 @@ import pytest
 airflow = pytest.importorskip("airflow", reason="Airflow not installed (scripts/bootstrap.sh installs it)") \
     if not os.environ.get("VARDFIL_REQUIRE_AIRFLOW") else __import__("airflow")
 
-from test_window import THIRD_VARDAG  # noqa: E402
+from test_calendar import THIRD_VARDAG  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS = ROOT / "dags"
@@ -23,7 +23,8 @@ DAGS = ROOT / "dags"
 
 def _airflow_env(tmp: Path, home: Path) -> dict:
     env = {**os.environ, "AIRFLOW_HOME": str(tmp / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "VARDFIL_HOME": str(home)}
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "VARDFIL_HOME": str(home),
+           "VARDFIL_REFERENCE": str(ROOT / "sample_data" / "reference")}
     for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT", "VARDFIL_INBOX"):
         env.pop(var, None)
     return env
@@ -52,7 +53,7 @@ def test_importing_a_dag_file_stays_light(dag_file):
     assert out.stdout.strip().splitlines()[-1:] in ([], [""]), out.stdout
     top = [line for line in (DAGS / dag_file).read_text().splitlines() if line.startswith(("import ", "from "))]
     assert all(line.startswith(("from __future__", "import datetime", "from airflow.sdk ",
-                                "from vardfil.airflow_plugin import ThirdVardagTimetable")) for line in top), top
+                                "from vardfil.airflow.")) for line in top), top
 
 
 def _edges(dag) -> set[tuple[str, str]]:
@@ -79,7 +80,7 @@ def test_timetable_runs_at_15_on_the_third_vardag_2026_2027():
     from airflow.timetables.base import TimeRestriction
     from pendulum import datetime as pdt
 
-    from vardfil.airflow_plugin import ThirdVardagTimetable
+    from vardfil.airflow.plugin import ThirdVardagTimetable
 
     tt = ThirdVardagTimetable()
     restriction = TimeRestriction(earliest=pdt(2026, 1, 1, tz="UTC"), latest=pdt(2027, 12, 31, tz="UTC"), catchup=True)

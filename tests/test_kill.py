@@ -22,8 +22,11 @@ from sqlalchemy import func, select
 
 from ledger_support import database_url, drop_schema
 from sample_data.generate import generate_visits, kva_list, to_csv
+from sample_data import SAMPLE_REFERENCE
+from vardfil.app import open_app
 from vardfil.ledger import Ledger
-from vardfil.models import FindingCount, ReceivedFile
+from vardfil.settings import load_settings
+from vardfil.ledger.tables import FindingCount, ReceivedFile
 from vardfil.store import RawStore
 
 ROUNDS = int(os.environ.get("VARDFIL_KILL_ROUNDS", "12"))
@@ -81,7 +84,8 @@ def test_sigkill_during_intake_never_leaves_half_a_record(backend, tmp_path, ori
             (inbox / name).write_bytes(data)
             os.utime(inbox / name, (1793800000 + n, 1793800000 + n))  # 2026-11-04, inside the window
         url = database_url(backend, home)
-        env = {**os.environ, "VARDFIL_HOME": str(home), "VARDFIL_DATABASE_URL": url}
+        env = {**os.environ, "VARDFIL_HOME": str(home), "VARDFIL_DATABASE_URL": url,
+               "VARDFIL_REFERENCE": str(SAMPLE_REFERENCE)}
         env.pop("VARDFIL_STORE", None)
         proc = subprocess.Popen([sys.executable, "-m", "vardfil.cli", "intake", str(inbox)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -95,8 +99,8 @@ def test_sigkill_during_intake_never_leaves_half_a_record(backend, tmp_path, ori
         proc.wait()
         proc.stdout.close()
 
-        ledger = Ledger(url)
-        store = RawStore(home / "store")
+        app = open_app(load_settings(env))
+        ledger, store = app.ledger, app.store
         recorded = _check_invariants(ledger, store, inbox, originals)
         stats["rounds"] += 1
         if finished:
@@ -107,12 +111,12 @@ def test_sigkill_during_intake_never_leaves_half_a_record(backend, tmp_path, ori
             stats["killed_mid_intake"] += 1
 
         # The next run takes in what is left: every file exactly once, the inbox empty.
-        from vardfil.intake import intake_folder
+        from vardfil.month.intake import intake_folder
 
-        intake_folder(inbox, ledger=ledger, store=store, reference=reference)
+        intake_folder(inbox, app=app)
         assert _check_invariants(ledger, store, inbox, originals) == len(originals)
         assert list(inbox.iterdir()) == []
-        ledger.dispose()
+        app.close()
         drop_schema(url)
     print(f"\nkill test ({backend}): {stats}")
     assert stats["rounds"] == ROUNDS

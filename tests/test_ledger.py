@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import select, text
 
 from conftest import cli, file_name, make_file
-from validators import parse_instant
+from filespec.calendar import parse_instant
 from vardfil.cli import main
-from vardfil.intake import submit
+from vardfil.month.dispens import grant_dispens
+from vardfil.month.intake import submit
 from vardfil.ledger import FileKey, Ledger
-from vardfil.models import AuditLog, Base, ReceivedFile
+from vardfil.ledger.tables import AuditLog, Base, ReceivedFile
 
 EXAMPLE = Path(__file__).parent / "data" / "region_example"
 EXPECTED = json.loads((EXAMPLE / "expected.json").read_text(encoding="utf-8"))
@@ -30,7 +31,7 @@ def test_migrated_schema_matches_the_models(app):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    ledger, _, _ = app
+    ledger = app.ledger
     with ledger.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diffs == []
@@ -77,7 +78,7 @@ def _all_files(ledger: Ledger) -> list[ReceivedFile]:
 
 
 def test_audit_log_is_append_only(app):
-    ledger, _, _ = app
+    ledger = app.ledger
     with ledger.transaction() as s:
         ledger.audit(s, actor="t", action="test", subject="x")
     for stmt in ("UPDATE audit_log SET actor = 'y'", "DELETE FROM audit_log"):
@@ -88,34 +89,34 @@ def test_audit_log_is_append_only(app):
 
 
 def test_dispens_makes_a_late_file_on_time(app):
-    ledger, store, reference = app
+    ledger, store, reference = app.ledger, app.store, app.reference
     late = parse_instant("2026-11-05T10:00:00+01:00")
     data = make_file()
-    ledger.grant_dispens(unit_hsaid="SE2321000131-E000000001001", period="2026-10",
-                         deadline=parse_instant("2026-11-06T15:00:00+01:00"), reason="systembyte hos enheten",
-                         actor="analytiker")
-    sub = submit(data, file_name=file_name(), received_at=late, ledger=ledger, store=store, reference=reference)
+    grant_dispens(app, unit_hsaid="SE2321000131-E000000001001", period="2026-10",
+                  until=parse_instant("2026-11-06T15:00:00+01:00"), reason="systembyte hos enheten",
+                  actor="analytiker")
+    sub = submit(data, file_name=file_name(), received_at=late, app=app)
     assert sub.kvittens["on_time"] is True
     assert sub.kvittens["deadline"] == "2026-11-06T15:00:00+01:00"
     other = submit(make_file(rows=[{"besok_id": "Z9"}]), file_name=file_name(seq="02"), received_at=parse_instant("2026-11-06T15:00:00+01:00"),
-                   ledger=ledger, store=store, reference=reference)
+                   app=app)
     assert other.kvittens["on_time"] is False
     assert [e.action for e in ledger.audit_entries()].count("dispens_granted") == 1
 
 
 def test_sequence_rule_uses_the_ledger_history(app):
-    ledger, store, reference = app
+    ledger, store, reference = app.ledger, app.store, app.reference
     at = parse_instant("2026-11-02T10:00:00+01:00")
-    first = submit(make_file(), file_name=file_name(seq="03"), received_at=at, ledger=ledger, store=store, reference=reference)
+    first = submit(make_file(), file_name=file_name(seq="03"), received_at=at, app=app)
     lower = submit(make_file(rows=[{"besok_id": "B2"}]), file_name=file_name(seq="02"), received_at=at,
-                   ledger=ledger, store=store, reference=reference)
+                   app=app)
     assert first.kvittens["status"] == "GODKAND"
     assert lower.kvittens["counts_by_rule"] == {"F09": 1}
 
 
-def test_concurrent_submissions_lose_and_double_nothing(app_env, reference):
+def test_concurrent_submissions_lose_and_double_nothing(app_env):
     """20 submissions at once, each with its own engine: 10 distinct files, each sent twice."""
-    from vardfil.store import RawStore
+    from vardfil.app import open_app
 
     at = parse_instant("2026-11-02T10:00:00+01:00")
     distinct = [(make_file(rows=[{"besok_id": f"C{i}"}]), file_name(seq=f"{i + 1:02d}")) for i in range(5)]
@@ -124,12 +125,8 @@ def test_concurrent_submissions_lose_and_double_nothing(app_env, reference):
 
     def one(job):
         data, name = job
-        ledger = Ledger(app_env.database_url)
-        try:
-            return submit(data, file_name=name, received_at=at, ledger=ledger, store=RawStore(app_env.store),
-                          reference=reference)
-        finally:
-            ledger.dispose()
+        with open_app(app_env) as own:
+            return submit(data, file_name=name, received_at=at, app=own)
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(one, jobs))
@@ -152,10 +149,10 @@ def test_concurrent_submissions_lose_and_double_nothing(app_env, reference):
     "",
 ])
 def test_hostile_names_get_f01_and_touch_nothing_outside_the_store(app, tmp_path, hostile):
-    ledger, store, reference = app
+    ledger, store, reference = app.ledger, app.store, app.reference
     before = {p for p in tmp_path.rglob("*")}
     sub = submit(make_file(), file_name=hostile, received_at=parse_instant("2026-11-02T10:00:00+01:00"),
-                 ledger=ledger, store=store, reference=reference)
+                 app=app)
     assert sub.kvittens["counts_by_rule"] == {"F01": 1}
     assert "\x00" not in sub.kvittens["file_name"] and len(sub.kvittens["file_name"]) <= 255
     new = {p for p in tmp_path.rglob("*")} - before
@@ -167,37 +164,37 @@ def test_hostile_names_get_f01_and_touch_nothing_outside_the_store(app, tmp_path
 def test_binary_and_zip_renamed_csv_are_rejected_and_kept(app):
     import zipfile
 
-    ledger, store, reference = app
+    ledger, store, reference = app.ledger, app.store, app.reference
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("data.csv", make_file())
     for i, data in enumerate([buf.getvalue(), bytes(range(256)) * 40]):
         sub = submit(data, file_name=file_name(seq=f"{i + 1:02d}"), received_at=parse_instant("2026-11-02T10:00:00+01:00"),
-                     ledger=ledger, store=store, reference=reference)
+                     app=app)
         assert sub.kvittens["status"] == "AVVISAD"
         assert any(code in sub.kvittens["counts_by_rule"] for code in ("F02", "F04", "F05"))
         assert store.raw_path(sub.kvittens["sha256"]).read_bytes() == data
 
 
 def test_same_content_as_another_units_file_is_answered_as_a_copy(app):
-    ledger, store, reference = app
+    ledger, store, reference = app.ledger, app.store, app.reference
     at = parse_instant("2026-11-02T10:00:00+01:00")
     data = make_file()
-    a = submit(data, file_name=file_name(), received_at=at, ledger=ledger, store=store, reference=reference)
+    a = submit(data, file_name=file_name(), received_at=at, app=app)
     b = submit(data, file_name=file_name(unit="SE2321000131-E000000001002"), received_at=at,
-               ledger=ledger, store=store, reference=reference)
+               app=app)
     assert (a.new, b.new) == (True, False) and a.receipt_id == b.receipt_id
     copy = [e for e in ledger.audit_entries() if e.action == "copy_received"][0]
     assert json.loads(copy.detail)["same_name"] is False
 
 
 def test_oversized_file_is_stored_and_rejected_without_reading_it(app, tmp_path):
-    ledger, store, reference = app
+    ledger, store, reference = app.ledger, app.store, app.reference
     path = tmp_path / file_name()
     with open(path, "wb") as fh:
         fh.truncate(200 * 1024 * 1024 + 1)
     sub = submit(path, file_name=path.name, received_at=parse_instant("2026-11-02T10:00:00+01:00"),
-                 ledger=ledger, store=store, reference=reference)
+                 app=app)
     assert sub.kvittens["counts_by_rule"] == {"F06": 1}
     assert store.raw_path(sub.kvittens["sha256"]).stat().st_size == path.stat().st_size
     store.raw_path(sub.kvittens["sha256"]).unlink()  # 200 MB: not kept after the test
@@ -224,9 +221,9 @@ def test_full_disk_gives_a_clear_error_and_records_nothing(app, monkeypatch):
     import errno
     import os
 
-    from vardfil.store import StoreError
+    from vardfil.errors import StoreError
 
-    ledger, store, reference = app
+    ledger, store, reference = app.ledger, app.store, app.reference
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -234,7 +231,7 @@ def test_full_disk_gives_a_clear_error_and_records_nothing(app, monkeypatch):
     monkeypatch.setattr("vardfil.store.os.fsync", no_space)
     with pytest.raises(StoreError, match="No space left"):
         submit(make_file(), file_name=file_name(), received_at=parse_instant("2026-11-02T10:00:00+01:00"),
-               ledger=ledger, store=store, reference=reference)
+               app=app)
     assert _all_files(ledger) == []
     assert not any(p.name.startswith(".tmp-") for p in store.root.rglob("*"))
 

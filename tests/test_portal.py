@@ -30,10 +30,11 @@ def portal(tmp_path, monkeypatch):
     clock.write_text("2026-11-02T10:00:00+01:00")
     monkeypatch.setenv("VARDFIL_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("VARDFIL_CLOCK_FILE", str(clock))
-    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT", "VARDFIL_REFERENCE"):
+    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("VARDFIL_REFERENCE", str(SAMPLE_DIR / "reference"))
     app = create_app()
-    ledger: Ledger = app.state.ledger
+    ledger: Ledger = app.state.vardfil.ledger
     create_account(ledger, username="anna", password=PASSWORD, role="unit", units=[UNIT_A], actor="test")
     create_account(ledger, username="bertil", password=PASSWORD, role="unit", units=[UNIT_B], actor="test")
     create_account(ledger, username="analytiker", password=PASSWORD, role="analyst", units=[], actor="test")

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from filespec import load_reference
-from validators import parse_file_name, parse_instant, validate_file
+from filespec.calendar import parse_instant
+from validators import parse_file_name, validate_file
 from vardfil.cli import main
 
 EXAMPLE = Path(__file__).parent / "data" / "region_example"

@@ -15,23 +15,23 @@ from sqlalchemy import func, select
 from ledger_support import database_url, drop_schema
 from sample_data.generate import generate_visits, kva_list, to_csv
 from vardfil.ledger import Ledger
-from vardfil.models import AuditLog, ReceivedFile
+from vardfil.ledger.tables import AuditLog, ReceivedFile
 
 WORKER = """
 import json, sys
 from pathlib import Path
-from filespec import load_reference
 from sample_data import SAMPLE_REFERENCE
-from validators import parse_instant
-from vardfil.intake import submit
-from vardfil.ledger import Ledger
-from vardfil.store import RawStore
+from filespec.calendar import parse_instant
+from vardfil.app import open_app
+from vardfil.month.intake import submit
+from vardfil.settings import load_settings
 url, store, jobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-ledger, ref = Ledger(url), load_reference(SAMPLE_REFERENCE)
+app = open_app(load_settings({"VARDFIL_DATABASE_URL": url, "VARDFIL_STORE": store,
+                              "VARDFIL_REFERENCE": str(SAMPLE_REFERENCE)}))
 out = []
 for path, at in jobs:
-    sub = submit(Path(path), file_name=Path(path).name, received_at=parse_instant(at), ledger=ledger,
-                 store=RawStore(Path(store)), reference=ref, source_kind="dag", actor="worker")
+    sub = submit(Path(path), file_name=Path(path).name, received_at=parse_instant(at), app=app,
+                 source_kind="dag", actor="worker")
     out.append([Path(path).name, sub.receipt_id, sub.new])
 print(json.dumps(out))
 """

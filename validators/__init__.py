@@ -1,10 +1,10 @@
 """validators: a file in, findings, a kvittens and the accepted rows out.
 
-Also the vectorised patient-identifier module and the submission window (the Swedish calendar).
-Never imports the ledger, Airflow or the web framework.
+Also the vectorised patient-identifier module. The submission window it judges against is the
+region calendar, ``filespec.calendar``. Never imports the ledger, Airflow or the web framework.
 
-Exports are loaded lazily (PEP 562): ``validators.window`` — the calendar the Airflow timetable
-uses — must be importable without pulling in pandera, polars or pandas.
+Exports are loaded lazily (PEP 562): importing one light module (the kvittens model, say) must not
+pull in pandera, polars and pandas, which cost about a second per process.
 """
 
 from importlib import import_module
@@ -16,7 +16,6 @@ _EXPORTS = {
                             "write_findings_csv"],
     "validators.reader": ["ContentError", "Records", "split_records"],
     "validators.rules": ["CHECKS", "CheckContext", "SpecError", "build_schema"],
-    "validators.window": ["STOCKHOLM", "Window", "is_vardag", "nth_vardag", "parse_instant", "window_for"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

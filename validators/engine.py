@@ -21,17 +21,17 @@ import numpy as np
 import pandera.polars as pa
 import polars as pl
 
-from filespec import FileSpec, Reference, Severity, fee_table_for, file_rule_messages, spec_for
+from filespec import FILE_TYPES, FileSpec, Reference, Severity, fee_table_for, file_rule_messages, max_file_bytes, spec_for
+from filespec.calendar import Period, Window, to_stockholm, window_for
+from filespec.errors import InvalidPeriod
 from validators.identifiers import mask_expr
 from validators.kvittens import FINDINGS_CAP, Kvittens, RowCounts, Status, empty_findings
 from validators.reader import NFIELDS_COL, ROW_COL, ContentError, Records, split_records
 from validators.rules import RULE_PREFIX, CheckContext, build_schema, evaluate, failing, prepare, rule_columns
-from validators.window import Window, to_stockholm, window_for
-
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 
 FILE_NAME = re.compile(
-    r"^(?P<file_type>VGP|REH)_(?P<hsaid>SE[0-9]{10}-[A-Za-z0-9]{1,18})_"
+    rf"^(?P<file_type>{'|'.join(FILE_TYPES)})_"
+    r"(?P<hsaid>SE[0-9]{10}-[A-Za-z0-9]{1,18})_"
     r"(?P<year>[0-9]{4})(?P<month>0[1-9]|1[0-2])_(?P<seq>0[1-9]|[1-9][0-9])\.csv$"
 )
 
@@ -51,8 +51,12 @@ def parse_file_name(name: str) -> FileName | None:
     m = FILE_NAME.match(name)
     if m is None:
         return None
-    return FileName(file_type=m["file_type"], unit_hsaid=m["hsaid"],
-                    period=f"{m['year']}-{m['month']}", sequence=int(m["seq"]))
+    try:
+        period = Period(int(m["year"]), int(m["month"]))
+    except InvalidPeriod:  # year 0000: no such month, so no valid name either
+        return None
+    return FileName(file_type=m["file_type"], unit_hsaid=m["hsaid"], period=str(period),
+                    sequence=int(m["seq"]))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,7 +134,7 @@ def validate_file(
 
     if name is None:
         fired.append("F01")
-    max_bytes = spec.max_bytes if spec else DEFAULT_MAX_BYTES
+    max_bytes = spec.max_bytes if spec else max_file_bytes()
     records: Records | None = None
     size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
     if size > max_bytes:

@@ -28,6 +28,19 @@ class Status(str, Enum):
     DELVIS_GODKAND = "DELVIS_GODKAND"
     AVVISAD = "AVVISAD"
 
+    @property
+    def label(self) -> str:
+        """The status as a person reads it; machines (JSON, Parquet, CSV) keep the code."""
+        return {"GODKAND": "Godkänd", "DELVIS_GODKAND": "Delvis godkänd", "AVVISAD": "Avvisad"}[self.value]
+
+    @property
+    def usable(self) -> bool:
+        """Whether a file with this status can be the gällande file (not AVVISAD)."""
+        return self is not Status.AVVISAD
+
+
+NOT_REJECTED = tuple(s.value for s in Status if s.usable)
+
 
 @dataclass(frozen=True, kw_only=True)
 class RowCounts:

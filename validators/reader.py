@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from filespec.errors import VardfilError
+
 BOM = b"\xef\xbb\xbf"
 # Stands in for a bare CR while the csv module reads (it would take a CR for a line break).
 _CR_SENTINEL = "\ue000"
@@ -33,8 +35,10 @@ ROW_COL = "__row"
 NFIELDS_COL = "__nfields"
 
 
-class ContentError(Exception):
-    """The bytes cannot be read as the spec's text; ``code`` is the file rule (F02 or F05)."""
+class ContentError(VardfilError):
+    """The bytes cannot be read as the spec's text; ``code`` is the file rule (F02 or F05).
+
+    Never leaves the validator: ``validate_file`` turns it into the file finding it names."""
 
     def __init__(self, code: str, detail: str):
         super().__init__(f"{code}: {detail}")

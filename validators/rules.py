@@ -26,7 +26,9 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
-from filespec import FeeTable, FileSpec, Reference, RowRule, period_bounds
+from filespec.errors import VardfilError
+from filespec import FeeTable, FileSpec, Reference, RowRule
+from filespec.calendar import Period
 from validators.identifiers import patient_id_parts
 
 # Derived columns (prefixed so they can never collide with a spec field).
@@ -44,7 +46,7 @@ AVGIFT = "__avgift"
 RULE_PREFIX = "__ok_"  # the per-row verdict column of a rule (validators.rules.evaluate)
 
 
-class SpecError(Exception):
+class SpecError(VardfilError):
     """The spec or the reference data cannot support a rule (a configuration fault, not bad input)."""
 
 
@@ -232,7 +234,7 @@ def _real_date(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
 
 @register("date_in_period")
 def _date_in_period(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
-    first, last = period_bounds(ctx.period)
+    first, last = Period.parse(ctx.period).bounds
     return pl.col(VISIT).is_between(pl.lit(first), pl.lit(last))
 
 
@@ -284,7 +286,7 @@ def _no_repeated_diagnosis(ctx: CheckContext, rule: RowRule, field: str | None) 
 
 @register("kva_in_year_list")
 def _kva_in_year_list(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
-    period_year = int(ctx.period[:4])
+    period_year = Period.parse(ctx.period).year
     if ctx.reference.kva_codes(period_year) is None:
         raise SpecError(f"reference data has no kva_{period_year}.csv for period {ctx.period}")
     # Reading 15: the list of the visit's year when the date is real, else of the period's year.

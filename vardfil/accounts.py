@@ -15,10 +15,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
-
+from vardfil.errors import AccountRefused
 from vardfil.ledger import Ledger, utcnow
-from vardfil.models import Account, AccountUnit, WebSession
 
 ROLES = ("unit", "analyst", "admin")
 SESSION_HOURS = 8
@@ -65,55 +63,51 @@ class User:
 
 
 def create_account(ledger: Ledger, *, username: str, password: str, role: str, units: list[str], actor: str) -> None:
-    """Add an account (refuses a duplicate name, an unknown role, or a unit user without units)."""
+    """Add an account; :class:`AccountRefused` for a duplicate name, an unknown role, a short
+    password, or a unit user without units."""
     if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}")
+        raise AccountRefused(f"role must be one of {ROLES}")
     if role == "unit" and not units:
-        raise ValueError("a unit user needs at least one HSA-id")
+        raise AccountRefused("a unit user needs at least one HSA-id")
     if len(password) < 12:
-        raise ValueError("a password needs at least 12 characters")
-    with ledger.transaction() as s:
-        if s.scalars(select(Account).where(Account.username == username)).first():
-            raise ValueError(f"account {username!r} exists")
-        acc = Account(username=username, password_hash=hash_password(password), role=role, created_at=utcnow())
-        s.add(acc)
-        s.flush()
-        for h in units:
-            s.add(AccountUnit(account_id=acc.id, unit_hsaid=h))
-        ledger.audit(s, actor=actor, action="account_created", subject=username, detail={"role": role, "units": units})
+        raise AccountRefused("a password needs at least 12 characters")
+    if ledger.accounts.add(username=username, password_hash=hash_password(password), role=role, units=units,
+                           actor=actor, now=utcnow()) is None:
+        raise AccountRefused(f"account {username!r} exists")
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def sign_in(ledger: Ledger, username: str, password: str) -> str | None:
     """A new session token for valid credentials (None otherwise); the attempt is audited."""
-    with ledger.transaction() as s:
-        acc = s.scalars(select(Account).where(Account.username == username)).first()
-        ok = acc is not None and verify_password(password, acc.password_hash)
-        ledger.audit(s, actor=username[:128], action="sign_in" if ok else "sign_in_failed", subject=username[:255])
-        if not ok:
-            return None
-        token = secrets.token_urlsafe(32)
-        now = utcnow()
-        s.add(WebSession(token_sha256=hashlib.sha256(token.encode()).hexdigest(), account_id=acc.id,
-                         csrf=secrets.token_urlsafe(32), created_at=now,
-                         expires_at=now + dt.timedelta(hours=SESSION_HOURS)))
-        return token
+    acc = ledger.accounts.by_name(username)
+    if acc is None or not verify_password(password, acc.password_hash):
+        ledger.add_audit(actor=username[:128], action="sign_in_failed", subject=username[:255])
+        return None
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    ledger.accounts.add_session(account_id=acc.id, token_sha256=_token_hash(token), csrf=secrets.token_urlsafe(32),
+                                now=now, expires_at=now + dt.timedelta(hours=SESSION_HOURS),
+                                username=acc.username)
+    return token
 
 
 def user_for(ledger: Ledger, token: str | None) -> User | None:
     """The user of a session token, if the session exists and has not expired."""
     if not token:
         return None
-    with ledger.reading() as s:
-        sess = s.get(WebSession, hashlib.sha256(token.encode()).hexdigest())
-        if sess is None or sess.expires_at < utcnow():
-            return None
-        acc = s.get(Account, sess.account_id)
-        units = frozenset(s.scalars(select(AccountUnit.unit_hsaid).where(AccountUnit.account_id == acc.id)))
-        return User(id=acc.id, username=acc.username, role=acc.role, units=units, csrf=sess.csrf)
+    found = ledger.accounts.session(_token_hash(token))
+    if found is None:
+        return None
+    sess, acc, units = found
+    if sess.expires_at < utcnow():
+        return None
+    return User(id=acc.id, username=acc.username, role=acc.role, units=units, csrf=sess.csrf)
 
 
 def sign_out(ledger: Ledger, token: str | None) -> None:
     """End a session."""
     if token:
-        with ledger.transaction() as s:
-            s.execute(delete(WebSession).where(WebSession.token_sha256 == hashlib.sha256(token.encode()).hexdigest()))
+        ledger.accounts.end_session(_token_hash(token))

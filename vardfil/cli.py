@@ -9,8 +9,11 @@ calls them exactly):
 - ``vardfil status PERIOD`` prints per unit and filtyp the gällande file, its status, on_time, and
   the units with no file.
 
-Exit 3 means the program could not do its work (the store cannot be written): nothing was
-recorded, and the same command can be run again.
+Exit 2 answers a request that cannot be carried out as asked (``vardfil.errors.Refused``, bad
+reference data); exit 3 means the program could not do its work for a passing reason (the store
+cannot be written, the database is busy): nothing was recorded, and the same command can be run
+again. Each command opens the application once (``vardfil.app.open_app``) and calls one
+application function.
 """
 
 from __future__ import annotations
@@ -18,20 +21,23 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 from pathlib import Path
+
+from filespec.calendar import Period, parse_instant
+from filespec.errors import InvalidPeriod
+from filespec.reference import ReferenceDataError
+from vardfil.app import App, open_app
+from vardfil.errors import Refused, Transient
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_FAULT = 0, 1, 2, 3
 
 
-class UsageError(Exception):
+class UsageError(Refused):
     """A command was called with arguments it cannot work with (exit 2)."""
 
 
 def _instant(text: str) -> dt.datetime:
-    from validators.window import parse_instant
-
     try:
         return parse_instant(text)
     except ValueError as e:
@@ -39,29 +45,26 @@ def _instant(text: str) -> dt.datetime:
 
 
 def _period(text: str) -> str:
-    from validators.window import parse_period
-
     try:
-        parse_period(text)
-    except ValueError as e:
+        return str(Period.parse(text))
+    except InvalidPeriod as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-    return text
 
 
-def _print_json(obj) -> None:
+def _print_json(obj: object) -> None:
     json.dump(obj, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
 
 
-def _reference(path: Path | None):
-    from filespec import ReferenceDataError, load_reference
-    from vardfil.settings import load_settings
+def _app(args: argparse.Namespace) -> App:
+    """The application of this command: the environment's settings, ``--reference`` if given."""
+    return open_app(reference=getattr(args, "reference", None))
 
-    root = path or load_settings().reference
-    try:
-        return load_reference(root)
-    except ReferenceDataError as e:
-        raise UsageError(str(e)) from None
+
+def _actor(args: argparse.Namespace, app: App) -> str:
+    import getpass
+
+    return getattr(args, "actor", None) or app.settings.actor or getpass.getuser()
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -72,56 +75,37 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
     received_at = args.received_at or dt.datetime.now(dt.timezone.utc)
-    result = validate_file(path, file_name=path.name, received_at=received_at,
-                           reference=_reference(args.reference))
+    result = validate_file(path, file_name=path.name, received_at=received_at, reference=_app(args).reference)
     if args.findings_csv:
         write_findings_csv(result.findings, args.findings_csv)
     _print_json(result.kvittens.to_dict())
     return EXIT_REJECTED if result.kvittens.status.value == "AVVISAD" else EXIT_OK
 
 
-def _app():
-    """The ledger, store and settings of this process (the embedded defaults unless configured)."""
-    from vardfil.ledger import Ledger
-    from vardfil.settings import load_settings
-    from vardfil.store import RawStore
-
-    settings = load_settings()
-    return settings, Ledger(settings.database_url), RawStore(settings.store)
-
-
-def _actor(args: argparse.Namespace) -> str:
-    import getpass
-
-    return getattr(args, "actor", None) or os.environ.get("VARDFIL_ACTOR") or getpass.getuser()
-
-
 def cmd_submit(args: argparse.Namespace) -> int:
     """Record one file in the ledger and print its kvittens."""
-    from vardfil.intake import submit
+    from vardfil.month.intake import submit
 
     path: Path = args.path
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
-    reference = _reference(args.reference)
     received_at = args.received_at or dt.datetime.now(dt.timezone.utc)
-    _, ledger, store = _app()
-    sub = submit(path, file_name=path.name, received_at=received_at, ledger=ledger, store=store,
-                 reference=reference, source_kind="cli", actor=_actor(args))
+    with _app(args) as app:
+        app.reference  # noqa: B018 - bad reference data is a usage error before anything is stored
+        sub = submit(path, file_name=path.name, received_at=received_at, app=app, source_kind="cli",
+                     actor=_actor(args, app))
     _print_json(sub.kvittens)
     return EXIT_REJECTED if sub.kvittens["status"] == "AVVISAD" else EXIT_OK
 
 
 def cmd_intake(args: argparse.Namespace) -> int:
     """Take in every new file of an inbox folder."""
-    from vardfil.intake import intake_folder
+    from vardfil.month.intake import InboxResult, intake_folder
 
     if not args.inbox.is_dir():
         raise UsageError(f"no such folder: {args.inbox}")
-    reference = _reference(args.reference)
-    _, ledger, store = _app()
 
-    def show(r) -> None:
+    def show(r: InboxResult) -> None:
         if r.submission is None:
             print(f"{r.name}\tREFUSED\t{r.refused}", flush=True)
             return
@@ -129,19 +113,20 @@ def cmd_intake(args: argparse.Namespace) -> int:
         note = "" if r.submission.new else "\t(copy of an earlier file)"
         print(f"{r.name}\t{kv['status']}\ton_time={kv['on_time']}\t{kv['receipt_id']}{note}", flush=True)
 
-    results = intake_folder(args.inbox, ledger=ledger, store=store, reference=reference, actor=_actor(args),
-                            on_result=show)
+    with _app(args) as app:
+        app.reference  # noqa: B018 - fail on bad reference data before the first file
+        results = intake_folder(args.inbox, app=app, actor=_actor(args, app), on_result=show)
     print(f"{sum(r.submission is not None for r in results)} file(s) taken in", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Per unit and filtyp: the gällande file, its status and on_time; units with no file."""
-    from vardfil.status import period_status
+    from vardfil.ledger import period_status
 
-    reference = _reference(args.reference)
-    _, ledger, _ = _app()
-    report = period_status(args.period, ledger=ledger, reference=reference)
+    with _app(args) as app:
+        status = period_status(app.ledger, app.reference, args.period)
+    report = status.to_dict()
     if args.json:
         _print_json(report)
         return EXIT_OK
@@ -151,72 +136,51 @@ def cmd_status(args: argparse.Namespace) -> int:
         g = u["gallande"]
         print(f"{u['unit_hsaid']:<28} {u['file_type']:<6} {(g or {}).get('file_name', '-'):<46} "
               f"{(g or {}).get('status', '-'):<15} {(g or {}).get('on_time', '-')}")
-    missing = [f"{u['unit_hsaid']} ({u['file_type']})" for u in report["units"] if u["gallande"] is None]
+    missing = [f"{u.unit.hsaid} ({u.unit.filtyp})" for u in status.missing()]
     print(f"\nunits with no gällande file: {', '.join(missing) if missing else 'none'}")
     return EXIT_OK
 
 
 def cmd_dispens(args: argparse.Namespace) -> int:
     """Grant a unit an extended deadline for one period."""
-    from validators.window import window_for
+    from vardfil.month.dispens import grant_dispens
 
-    if args.until <= window_for(args.period).deadline:
-        raise UsageError("a dispens must end after the ordinary deadline")
-    _, ledger, _ = _app()
-    row = ledger.grant_dispens(unit_hsaid=args.unit, period=args.period, deadline=args.until,
-                               reason=args.reason, actor=_actor(args))
+    with _app(args) as app:
+        row = grant_dispens(app, unit_hsaid=args.unit, period=args.period, until=args.until, reason=args.reason,
+                            actor=_actor(args, app))
     print(json.dumps({"unit_hsaid": row.unit_hsaid, "period": row.period,
                       "deadline": args.until.isoformat(), "reason": row.reason, "granted_by": row.granted_by},
                      ensure_ascii=False))
     return EXIT_OK
 
 
-def _close_context(args: argparse.Namespace):
-    from vardfil.close import CloseContext, pseudonym_key
-
-    settings, ledger, store = _app()
-    return CloseContext(ledger=ledger, store=store, reference=_reference(args.reference), out_root=settings.output,
-                        pseudonym_key=pseudonym_key(settings.home, settings.pseudonym_key))
-
-
 def cmd_close(args: argparse.Namespace) -> int:
     """Close a period as of an instant and print the JSON summary."""
-    from filespec import ReferenceDataError
-    from vardfil.close import CloseTooEarly, close_period
+    from vardfil.month.close import close_period
 
     at = args.at or dt.datetime.now(dt.timezone.utc)
-    try:
-        summary = close_period(args.period, at=at, ctx=_close_context(args), actor=_actor(args))
-    except (CloseTooEarly, ReferenceDataError) as e:
-        raise UsageError(str(e)) from None
-    _print_json(summary)
+    with _app(args) as app:
+        _print_json(close_period(args.period, at=at, app=app, actor=_actor(args, app)))
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """(Re)write the workbooks of a closed period and print their paths."""
-    from vardfil.close import CloseError
-    from vardfil.report import write_reports
+    from vardfil.publish.workbooks import write_workbooks
 
-    try:
-        paths = write_reports(args.period, ctx=_close_context(args))
-    except CloseError as e:
-        raise UsageError(str(e)) from None
-    for p in paths:
-        print(p)
+    with _app(args) as app:
+        for p in write_workbooks(args.period, app=app):
+            print(p)
     return EXIT_OK
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
     """A unit approves or disputes its underlag of a closed period."""
-    from vardfil.approval import ApprovalError, answer
+    from vardfil.month.approval import answer
 
-    _, ledger, _ = _app()
-    try:
-        row = answer(ledger, unit_hsaid=args.unit, file_type=args.file_type, period=args.period,
-                     action="INVAND" if args.dispute else "GODKANN", comment=args.comment, actor=_actor(args))
-    except ApprovalError as e:
-        raise UsageError(str(e)) from None
+    with _app(args) as app:
+        row = answer(app.ledger, unit_hsaid=args.unit, file_type=args.file_type, period=args.period,
+                     action="INVAND" if args.dispute else "GODKANN", comment=args.comment, actor=_actor(args, app))
     _print_json({"unit_hsaid": row.unit_hsaid, "file_type": row.file_type, "period": row.period,
                  "action": row.action, "comment": row.comment})
     return EXIT_OK
@@ -224,13 +188,10 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_finalise(args: argparse.Namespace) -> int:
     """An analyst finalises a closed period."""
-    from vardfil.approval import ApprovalError, finalise
+    from vardfil.month.approval import finalise
 
-    _, ledger, _ = _app()
-    try:
-        _print_json(finalise(ledger, period=args.period, actor=_actor(args)))
-    except ApprovalError as e:
-        raise UsageError(str(e)) from None
+    with _app(args) as app:
+        _print_json(finalise(app.ledger, period=args.period, actor=_actor(args, app)))
     return EXIT_OK
 
 
@@ -249,14 +210,12 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     import getpass
 
     from vardfil.accounts import create_account
+    from vardfil.settings import password_from_env
 
-    password = os.environ.get("VARDFIL_PASSWORD") or getpass.getpass(f"Lösenord för {args.username}: ")
-    _, ledger, _ = _app()
-    try:
-        create_account(ledger, username=args.username, password=password, role=args.role,
-                       units=args.hsaid or [], actor=_actor(args))
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    password = password_from_env() or getpass.getpass(f"Lösenord för {args.username}: ")
+    with _app(args) as app:
+        create_account(app.ledger, username=args.username, password=password, role=args.role,
+                       units=args.hsaid or [], actor=_actor(args, app))
     print(f"account {args.username} ({args.role}) created")
     return EXIT_OK
 
@@ -285,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     file_args.add_argument("--received-at", type=_instant, metavar="ISO8601",
                            help="arrival instant with offset (default: now)")
     file_args.add_argument("--reference", type=Path, metavar="DIR",
-                           help="reference data folder (default: the sample reference data)")
+                           help="reference data folder (default: $VARDFIL_REFERENCE, else $VARDFIL_HOME/reference)")
 
     v = sub.add_parser("validate", parents=[file_args],
                        help="validate one file and print its kvittens (records nothing)")
@@ -368,14 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vardfil`` console script."""
     args = build_parser().parse_args(argv)
-    from vardfil.store import StoreError
-
     try:
-        return args.func(args)
-    except UsageError as e:
+        code: int = args.func(args)
+        return code
+    except (Refused, ReferenceDataError) as e:
         print(f"vardfil: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except StoreError as e:
+    except Transient as e:
         print(f"vardfil: nothing was recorded: {e}", file=sys.stderr)
         return EXIT_FAULT
 

@@ -18,16 +18,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from filespec import load_reference
+from filespec.calendar import Period, parse_instant
 from sample_data import SAMPLE_DIR
-from validators import parse_instant
-from validators.window import window_for
-from vardfil.close import CloseContext, close_period, pseudonym_key
-from vardfil.intake import Submission, submit
-from vardfil.ledger import Ledger
-from vardfil.report import write_reports
-from vardfil.settings import load_settings
-from vardfil.store import RawStore
+from vardfil.app import open_app
+from vardfil.month.close import close_period
+from vardfil.month.intake import Submission, submit
+from vardfil.publish.workbooks import write_workbooks
+from vardfil.settings import Settings, load_settings
 
 
 def read_arrivals(folder: Path = SAMPLE_DIR) -> list[tuple[Path, str]]:
@@ -50,21 +47,22 @@ def stage_inbox(inbox: Path, folder: Path = SAMPLE_DIR) -> list[Path]:
     return staged
 
 
-def run_through_airflow(period: str, folder: Path = SAMPLE_DIR) -> Path:
+def run_through_airflow(period: str, settings: Settings, folder: Path = SAMPLE_DIR) -> Path:
     """Stage the inbox and run the real ``vardfil_close`` DAG at the period's deadline with
     ``airflow dags test`` on an SQLite Airflow database under ``$VARDFIL_HOME/airflow`` (no server).
     Returns the log file of the run."""
-    settings = load_settings()
-    env = {**os.environ, "VARDFIL_HOME": str(settings.home)}
+    # The DAG's tasks run in other processes: they get the same settings through the environment,
+    # with the sample's reference data named explicitly (it is never a default).
+    env = {**os.environ, "VARDFIL_HOME": str(settings.home), "VARDFIL_REFERENCE": str(settings.reference),
+           "VARDFIL_INBOX": str(settings.inbox)}
     env.setdefault("AIRFLOW_HOME", str(settings.home / "airflow"))
     env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parent.parent / "dags"))
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    env.setdefault("VARDFIL_REFERENCE", str(folder / "reference"))
-    stage_inbox(Path(env.get("VARDFIL_INBOX") or settings.home / "inbox"), folder)
+    stage_inbox(settings.inbox, folder)
     log = Path(env["AIRFLOW_HOME"]) / "sample-run.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as fh:
-        for cmd in (["db", "migrate"], ["dags", "test", "vardfil_close", window_for(period).deadline.isoformat()]):
+        for cmd in (["db", "migrate"], ["dags", "test", "vardfil_close", Period.parse(period).deadline.isoformat()]):
             done = subprocess.run([sys.executable, "-m", "airflow", *cmd], env=env, stdout=fh, stderr=subprocess.STDOUT)
             if done.returncode != 0:
                 raise RuntimeError(f"airflow {' '.join(cmd)} failed; see {log}")
@@ -74,28 +72,27 @@ def run_through_airflow(period: str, folder: Path = SAMPLE_DIR) -> Path:
 def run_sample_month(out: Path | None = None, folder: Path = SAMPLE_DIR, *, via_airflow: bool = False) -> int:
     """The sample month: submitted in arrival order (directly, or through the Airflow DAG), closed at
     its deadline, underlag and workbooks written; kvittenser and a summary printed."""
-    settings = load_settings()
+    app = open_app(load_settings(), reference=folder / "reference")
+    settings, ledger, store = app.settings, app.ledger, app.store
     out = out or settings.home / "sample"
     kv_dir = out / "kvittens"
     kv_dir.mkdir(parents=True, exist_ok=True)
-    reference = load_reference(folder / "reference")
     arrivals = read_arrivals(folder)
-    period = sorted({p.name.split("_")[2] for p, _ in arrivals})[-1]
-    period = f"{period[:4]}-{period[4:]}"
+    period = str(max(Period.parse_compact(p.name.split("_")[2]) for p, _ in arrivals))
+    deadline = Period.parse(period).deadline
     if via_airflow:
-        log = run_through_airflow(period, folder)
-        print(f"ran the vardfil_close DAG at {window_for(period).deadline.isoformat()} with airflow dags test "
-              f"(log: {log})\n")
-    ledger, store = Ledger(settings.database_url), RawStore(settings.store)
+        log = run_through_airflow(period, settings, folder)
+        print(f"ran the vardfil_close DAG at {deadline.isoformat()} with airflow dags test (log: {log})\n")
     print(f"{'file':<46} {'status':<15} {'on_time':<7} {'rows':>6} {'accepted':>8}  rules")
     for path, received_at in arrivals:
         if via_airflow:
             recorded = ledger.file_by_sha(hashlib.sha256(path.read_bytes()).hexdigest())
+            assert recorded is not None, f"the DAG did not take in {path.name}"
             sub = Submission(kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id,
                              new=False, file=recorded)
         else:
-            sub = submit(path, file_name=path.name, received_at=parse_instant(received_at), ledger=ledger,
-                         store=store, reference=reference, source_kind="cli", actor="sample")
+            sub = submit(path, file_name=path.name, received_at=parse_instant(received_at), app=app,
+                         source_kind="cli", actor="sample")
         kv = sub.kvittens
         stem = path.name.removesuffix(".csv")
         (kv_dir / f"{stem}.json").write_text(json.dumps(kv, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -103,11 +100,9 @@ def run_sample_month(out: Path | None = None, folder: Path = SAMPLE_DIR, *, via_
         rules = " ".join(f"{c}×{n}" for c, n in kv["counts_by_rule"].items())
         print(f"{path.name:<46} {kv['status']:<15} {str(kv['on_time']):<7} {kv['rows']['total']:>6} "
               f"{kv['rows']['accepted']:>8}  {rules}")
-    ctx = CloseContext(ledger=ledger, store=store, reference=reference, out_root=settings.output,
-                       pseudonym_key=pseudonym_key(settings.home, settings.pseudonym_key))
-    summary = close_period(period, at=window_for(period).deadline, ctx=ctx, actor="sample")
-    workbooks = write_reports(period, ctx=ctx)
-    ledger.dispose()
+    summary = close_period(period, at=deadline, app=app, actor="sample")
+    workbooks = write_workbooks(period, app=app)
+    app.close()
     print(f"\nclose of {period} at {summary['closed_at']}: total {summary['total']} kr, "
           f"{len(summary['units'])} units, missing: {', '.join(summary['missing_units']) or 'none'}")
     for u in summary["units"]:

@@ -1,22 +1,33 @@
-"""Settings: embedded defaults, overridable by environment variables.
+"""Settings: embedded defaults, overridable by environment variables. The only module that reads
+the environment; everything else is handed a :class:`Settings`.
 
 | variable | default | meaning |
 |---|---|---|
 | ``VARDFIL_HOME`` | ``./var`` | where the embedded default keeps its ledger, raw store and outputs |
 | ``VARDFIL_DATABASE_URL`` | ``sqlite:///$VARDFIL_HOME/ledger.sqlite3`` | the ledger (``postgresql+psycopg://…`` in production) |
 | ``VARDFIL_STORE`` | ``$VARDFIL_HOME/store`` | the content-addressed raw store (shared or object storage when scaled out) |
-| ``VARDFIL_REFERENCE`` | the sample reference data | the reference data folder |
+| ``VARDFIL_REFERENCE`` | ``$VARDFIL_HOME/reference`` | the reference data folder the region supplies |
 | ``VARDFIL_OUTPUT`` | ``$VARDFIL_HOME/underlag`` | underlag, Parquet datasets and workbooks, one folder per period |
+| ``VARDFIL_INBOX`` | ``$VARDFIL_HOME/inbox`` | where file transfers drop the units' files |
 | ``VARDFIL_PSEUDONYM_KEY`` | a random key made once in ``$VARDFIL_HOME/pseudonym.key`` | the HMAC key of patient pseudonyms |
+| ``VARDFIL_WORKBOOK_WORKERS`` | the number of cores | processes that render unit workbooks (1: in process) |
+| ``VARDFIL_WORKBOOK_BATCHES`` | ``8`` | mapped Airflow tasks the unit workbooks are split into |
+| ``VARDFIL_SECURE_COOKIES`` | off | ``1``: the portal's cookies are ``Secure`` (behind TLS) |
+| ``VARDFIL_CLOCK_FILE`` | none | demos and tests only: a file holding the portal's "now" |
+| ``VARDFIL_ACTOR`` | the login name | who the CLI records as acting |
+| ``VARDFIL_PASSWORD`` | asked for | the password of ``vardfil user add`` (scripts) |
+
+The reference data has no default outside ``$VARDFIL_HOME``: production must never be judged
+against the sample register by accident. The sample job and the tests name the sample folder
+explicitly.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-from sample_data import SAMPLE_REFERENCE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,18 +39,46 @@ class Settings:
     database_url: str
     store: Path
     output: Path
-    pseudonym_key: str | None
+    inbox: Path
+    pseudonym_key: str | None = None
+    workbook_workers: int | None = None  # None: one per core
+    workbook_batches: int = 8
+    secure_cookies: bool = False
+    clock_file: Path | None = None
+    actor: str | None = None
+
+    def with_reference(self, reference: Path | None) -> Settings:
+        """The same settings with another reference folder (``--reference``); None: unchanged."""
+        return self if reference is None else replace(self, reference=Path(reference).resolve())
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+def _int(value: str | None) -> int | None:
+    return int(value) if value else None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from the environment (``os.environ`` by default)."""
     env = os.environ if environ is None else environ
     home = Path(env.get("VARDFIL_HOME", "var")).resolve()
+    clock = env.get("VARDFIL_CLOCK_FILE")
     return Settings(
         home=home,
-        reference=Path(env.get("VARDFIL_REFERENCE", str(SAMPLE_REFERENCE))).resolve(),
+        reference=Path(env.get("VARDFIL_REFERENCE") or home / "reference").resolve(),
         database_url=env.get("VARDFIL_DATABASE_URL") or f"sqlite:///{(home / 'ledger.sqlite3').as_posix()}",
-        store=Path(env.get("VARDFIL_STORE", str(home / "store"))).resolve(),
-        output=Path(env.get("VARDFIL_OUTPUT", str(home / "underlag"))).resolve(),
+        store=Path(env.get("VARDFIL_STORE") or home / "store").resolve(),
+        output=Path(env.get("VARDFIL_OUTPUT") or home / "underlag").resolve(),
+        inbox=Path(env.get("VARDFIL_INBOX") or home / "inbox").resolve(),
         pseudonym_key=env.get("VARDFIL_PSEUDONYM_KEY") or None,
+        workbook_workers=_int(env.get("VARDFIL_WORKBOOK_WORKERS")),
+        workbook_batches=_int(env.get("VARDFIL_WORKBOOK_BATCHES")) or 8,
+        secure_cookies=env.get("VARDFIL_SECURE_COOKIES") == "1",
+        clock_file=Path(clock) if clock else None,
+        actor=env.get("VARDFIL_ACTOR") or None,
     )
+
+
+def password_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """``VARDFIL_PASSWORD``, for scripted account creation (kept out of :class:`Settings` so a
+    password never sits in an object that is logged or passed around)."""
+    env = os.environ if environ is None else environ
+    return env.get("VARDFIL_PASSWORD") or None

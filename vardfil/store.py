@@ -18,18 +18,11 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
+
+from vardfil.errors import StoreError
 
 CHUNK = 1 << 20
-
-
-class StoreError(Exception):
-    """The store cannot be written (full disk, unwritable folder). Worth a retry once fixed."""
-
-    retryable = True
-
-    def __init__(self, message: str, *, path: Path | None = None):
-        super().__init__(message)
-        self.path = path
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -43,7 +36,7 @@ def _fsync_dir(folder: Path) -> None:
 class RawStore:
     """A folder of immutable, content-addressed files."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
     def raw_path(self, sha256: str) -> Path:
@@ -58,7 +51,7 @@ class RawStore:
         """The absolute path of a recorded store path."""
         return self.root / relative
 
-    def _atomic_write(self, target: Path, write: Callable[[object], None]) -> Path:
+    def _atomic_write(self, target: Path, write: Callable[[IO[bytes]], object]) -> Path:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
@@ -120,7 +113,7 @@ class RawStore:
         """Store a derived file (findings CSV) under its source file's hash."""
         return self._atomic_write(self.root / kind / sha256[:2] / f"{sha256}{suffix}", lambda fh: fh.write(data))
 
-    def put_parquet(self, sha256: str, frame) -> Path:
+    def put_parquet(self, sha256: str, frame: Any) -> Path:
         """Store the accepted rows of a file as Parquet (a polars frame, or a lazy query, which is
         streamed to the file)."""
         write = frame.sink_parquet if hasattr(frame, "sink_parquet") else frame.write_parquet

@@ -24,13 +24,14 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from filespec import Reference
 from validators import findings_to_csv, parse_file_name, validate_file
+from validators.engine import ValidationResult
 from validators.engine import receipt_id as make_receipt_id
-from vardfil.ledger import FileKey, HistoryChanged, Ledger, utcnow
-from vardfil.models import ReceivedFile
-from vardfil.store import RawStore
+from vardfil.app import App
+from vardfil.errors import HistoryChanged
+from vardfil.ledger import FileKey, Ledger, ReceivedFile, utcnow
 
 MAX_NAME = 255
 RETRIES = 5
@@ -40,7 +41,7 @@ RETRIES = 5
 class Submission:
     """What intake answers: the kvittens, and whether this arrival was a new submission."""
 
-    kvittens: dict
+    kvittens: dict[str, Any]
     receipt_id: str
     new: bool
     file: ReceivedFile
@@ -55,11 +56,12 @@ def display_name(name: str) -> str:
     return cleaned[:MAX_NAME] if cleaned else "?"
 
 
-def submit(source: bytes | Path, *, file_name: str, received_at: dt.datetime, ledger: Ledger,
-           store: RawStore, reference: Reference, source_kind: str = "cli", actor: str = "cli") -> Submission:
+def submit(source: bytes | Path, *, file_name: str, received_at: dt.datetime, app: App,
+           source_kind: str = "cli", actor: str = "cli") -> Submission:
     """Receive one file: store it, validate it against the ledger's history, record it."""
     if received_at.tzinfo is None:
         raise ValueError("received_at must be aware")
+    ledger, store, reference = app.ledger, app.store, app.reference
     shown = display_name(file_name)
     sha, size, raw = store.put_raw(source)
 
@@ -105,7 +107,7 @@ def submit(source: bytes | Path, *, file_name: str, received_at: dt.datetime, le
     raise HistoryChanged(f"history of {key} kept changing; gave up after {RETRIES} tries")
 
 
-def _severity(result, rule: str) -> str:
+def _severity(result: ValidationResult, rule: str) -> str:
     if rule.startswith("F"):
         return "AVVISA_FIL"
     return result.spec.severity(rule).value if result.spec else "FEL"
@@ -113,10 +115,18 @@ def _severity(result, rule: str) -> str:
 
 def _audit_copy(ledger: Ledger, earlier: ReceivedFile, shown: str, received_at: dt.datetime,
                 source_kind: str, actor: str) -> None:
-    with ledger.transaction() as s:
-        ledger.audit(s, actor=actor, action="copy_received", subject=earlier.receipt_id,
+    ledger.add_audit(actor=actor, action="copy_received", subject=earlier.receipt_id,
                      detail={"file_name": shown, "received_at": received_at.isoformat(),
                              "source": source_kind, "same_name": shown == earlier.file_name})
+
+
+def waiting_files(inbox: Path) -> list[Path]:
+    """The files waiting in an inbox, oldest arrival first. Dot-files (transfers in progress by
+    convention), folders, links and special files are not taken."""
+    if not inbox.is_dir():
+        return []
+    files = [p for p in inbox.iterdir() if not p.name.startswith(".") and p.is_file() and not p.is_symlink()]
+    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,8 +143,7 @@ def arrival_time(path: Path) -> dt.datetime:
     return dt.datetime.fromtimestamp(path.stat().st_mtime_ns / 1e9, tz=dt.timezone.utc)
 
 
-def intake_folder(inbox: Path, *, ledger: Ledger, store: RawStore, reference: Reference,
-                  actor: str = "intake",
+def intake_folder(inbox: Path, *, app: App, actor: str = "intake",
                   on_result: Callable[[InboxResult], None] | None = None) -> list[InboxResult]:
     """Take in every new file of an inbox folder, oldest first; remove each once it is recorded.
 
@@ -154,8 +163,8 @@ def intake_folder(inbox: Path, *, ledger: Ledger, store: RawStore, reference: Re
         entries.append(Path(entry.path))
     entries.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
     for path in entries:
-        sub = submit(path, file_name=path.name, received_at=arrival_time(path), ledger=ledger,
-                     store=store, reference=reference, source_kind="inbox", actor=actor)
+        sub = submit(path, file_name=path.name, received_at=arrival_time(path), app=app,
+                     source_kind="inbox", actor=actor)
         path.unlink()  # only after the commit: a crash before it leaves the file for the next run
         results.append(InboxResult(name=path.name, submission=sub))
         report(results[-1])

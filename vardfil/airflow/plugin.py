@@ -1,8 +1,9 @@
 """Airflow plugin: the timetable of the close — 15:00 Europe/Stockholm on the third vardag.
 
 Registered through the ``airflow.plugins`` entry point of the package, so every scheduler, worker
-and ``airflow dags test`` that has vardfil installed knows it. It uses the same calendar code as the
-validators (``validators.window``), which imports neither pandas nor polars.
+and ``airflow dags test`` that has vardfil installed knows it. It only adapts the region calendar
+(``filespec.calendar``, which imports neither pandas nor polars) to Airflow's types: which instant
+is a deadline is decided there, once.
 
 Each run is an exact instant: the deadline of the period that just ended. The period a run closes
 is the month before the month of its instant (``period_of_deadline``).
@@ -11,38 +12,21 @@ is the month before the month of its instant (``period_of_deadline``).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
 from pendulum import DateTime, instance
 
-from validators.window import STOCKHOLM, period_of_window, window_for
+from filespec.calendar import Period, deadline_before_or_at, deadline_on_or_after
 
-
-def deadline_on_or_after(instant: dt.datetime) -> dt.datetime:
-    """The first close deadline at or after an instant."""
-    local = instant.astimezone(STOCKHOLM)
-    period = period_of_window(local)  # the period whose window lies in this month
-    deadline = window_for(period).deadline
-    if deadline >= instant:
-        return deadline
-    y, m = local.year + (local.month == 12), local.month % 12 + 1
-    return window_for(period_of_window(dt.datetime(y, m, 15, tzinfo=STOCKHOLM))).deadline
-
-
-def deadline_before_or_at(instant: dt.datetime) -> dt.datetime:
-    """The latest close deadline at or before an instant."""
-    local = instant.astimezone(STOCKHOLM)
-    deadline = window_for(period_of_window(local)).deadline
-    if deadline <= instant:
-        return deadline
-    y, m = (local.year - 1, 12) if local.month == 1 else (local.year, local.month - 1)
-    return window_for(period_of_window(dt.datetime(y, m, 15, tzinfo=STOCKHOLM))).deadline
+__all__ = ["ThirdVardagTimetable", "VardfilPlugin", "deadline_before_or_at", "deadline_on_or_after",
+           "period_of_deadline"]
 
 
 def period_of_deadline(instant: dt.datetime) -> str:
     """The period a close at ``instant`` closes: the month before the instant's month."""
-    return period_of_window(instant)
+    return str(Period.of_window(instant))
 
 
 def _pendulum(value: dt.datetime) -> DateTime:
@@ -63,7 +47,8 @@ class ThirdVardagTimetable(Timetable):
         return DataInterval.exact(_pendulum(deadline_before_or_at(run_after)))
 
     def next_dagrun_info(self, *, last_automated_data_interval: DataInterval | None,
-                         restriction) -> DagRunInfo | None:
+                         restriction: Any) -> DagRunInfo | None:
+        """The next deadline after the last run (or after the start, or now without catch-up)."""
         if last_automated_data_interval is not None:
             after = last_automated_data_interval.end + dt.timedelta(seconds=1)
         elif restriction.earliest is None:

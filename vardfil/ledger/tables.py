@@ -1,5 +1,5 @@
 """The ledger's tables (SQLAlchemy 2 declarative). The schema itself is created and upgraded by
-the Alembic migrations in ``vardfil/migrations``; these classes must match them (a test compares).
+the Alembic migrations in ``vardfil/ledger/migrations``; these classes must match them (a test compares).
 
 Times are stored as UTC and returned as aware UTC datetimes on every backend.
 """
@@ -22,20 +22,20 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
-class UtcDateTime(TypeDecorator):
+class UtcDateTime(TypeDecorator[dt.datetime]):
     """An aware datetime stored as naive UTC (SQLite has no time zones; PostgreSQL gets the same)."""
 
     impl = DateTime
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("ledger times must be aware")
         return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
         return None if value is None else value.replace(tzinfo=dt.timezone.utc)
 
 

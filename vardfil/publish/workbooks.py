@@ -7,42 +7,42 @@ findings), so rewriting the workbooks never changes a figure.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
 from collections.abc import Collection
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import current_process, get_context
+from concurrent.futures import Future, ProcessPoolExecutor
 from decimal import Decimal
+from multiprocessing import current_process, get_context
 from pathlib import Path
+from typing import Any
 
 import polars as pl
-from sqlalchemy import select
 
-from filespec import load_listing, price_list_for
-from reports import reh_visits, vgp_visits
+from filespec import Unit, load_listing, price_list_for
+from filespec.calendar import STOCKHOLM, Period
+from reports import Component, reh_visits, vgp_visits
 from reports.workbooks import region_workbook, unit_workbook
 from validators.identifiers import mask_expr
-from validators.window import STOCKHOLM, window_for
-from vardfil.close import CloseContext, CloseError, UnitListings, reh_history
-from vardfil.ledger import FileKey
-from vardfil.models import PeriodClose, ReceivedFile, UnderlagLineRow
-
-COMPONENT_ORDER = ["ALDER_KON", "CNI", "BESOK_EJ_LISTAD", "BESOK_UTOMLANS", "KONTAKTPOANG", "GEOGRAFI",
-                   "PATIENTAVGIFT", "MOMSKOMPENSATION", "RATTELSE"]
+from vardfil.app import App
+from vardfil.errors import NotClosed
+from vardfil.ledger import ReceivedFile, period_status
+from vardfil.month.close import UnitListings, reh_history
 
 
 def _dec(v: str | None) -> Decimal | None:
     return None if v is None else Decimal(v)
 
 
-def _visit_rows(ctx: CloseContext, unit, period: str, f: ReceivedFile, at, listing) -> pl.DataFrame | None:
+def _visit_rows(app: App, unit: Unit, period: str, f: ReceivedFile, at: dt.datetime,
+                listing: pl.DataFrame | None) -> pl.DataFrame | None:
     """The accepted rows behind the amounts, as the unit workbook shows them (patient ids masked).
 
     Converted column by column in polars; amounts are exact decimals (never floats)."""
     if f.accepted_path is None:
         return None
-    acc = pl.read_parquet(ctx.store.resolve(f.accepted_path))
+    acc = pl.read_parquet(app.store.resolve(f.accepted_path))
     prices = price_list_for(period)
     common = ["rad", "besok_id", mask_expr(pl.col("patient_id")).alias("patient"),
               pl.col("besoksdatum_dat").alias("besoksdatum"), "yrkeskategori", "kontakttyp"]
@@ -59,15 +59,15 @@ def _visit_rows(ctx: CloseContext, unit, period: str, f: ReceivedFile, at, listi
     kr = prices.kr_per_kontaktpoang
     scale = max(0, -kr.as_tuple().exponent)
     h = pl.col("__poang_h")
-    return reh_visits(acc, reh_history(ctx, unit, period, at), prices).select(
+    return reh_visits(acc, reh_history(app, unit, period, at), prices).select(
         *common, ja_nej("tolktillagg"), ja_nej("forstabesokstillagg"),
         (h.cast(pl.Decimal(38, 2)) / 100).alias("kontaktpoang"),
         ((h * int(kr.scaleb(scale))).cast(pl.Decimal(38, 2 + scale)) / 10 ** (2 + scale)).alias("ersattning"),
         "forvantad_avgift")
 
 
-def _rejected_rows(ctx: CloseContext, f: ReceivedFile) -> list[dict]:
-    text = ctx.store.resolve(f.findings_path).read_bytes().decode("utf-8-sig")
+def _rejected_rows(app: App, f: ReceivedFile) -> list[dict[str, Any]]:
+    text = app.store.resolve(f.findings_path).read_bytes().decode("utf-8-sig")
     out = []
     for r in csv.DictReader(io.StringIO(text, newline=""), delimiter=";"):
         if r["severity"] == "FEL":
@@ -77,31 +77,31 @@ def _rejected_rows(ctx: CloseContext, f: ReceivedFile) -> list[dict]:
     return out
 
 
-def write_reports(period: str, *, ctx: CloseContext, units: Collection[str] | None = None,
-                  region: bool = True) -> list[Path]:
+def write_workbooks(period: str, *, app: App, units: Collection[str] | None = None,
+                    region: bool = True) -> list[Path]:
     """(Re)write the workbooks of a closed period; their paths.
 
     ``units``: the HSA-ids whose unit workbooks to write (None: every unit of the close; empty:
     none). ``region``: whether to write the region workbook. The unit workbooks are independent,
     so Airflow writes them in batches as mapped tasks and the region workbook on its own."""
-    with ctx.ledger.reading() as s:
-        pc = s.get(PeriodClose, period)
-        if pc is None:
-            raise CloseError(f"period {period} is not closed")
-        lines = list(s.scalars(select(UnderlagLineRow).where(UnderlagLineRow.close_period == period)
-                               .order_by(UnderlagLineRow.id)))
-        previous = s.get(PeriodClose, _previous(period))
-        prev_lines = list(s.scalars(select(UnderlagLineRow).where(UnderlagLineRow.close_period == previous.period))) if previous else []
-        files = {f.receipt_id: f for f in s.scalars(select(ReceivedFile).where(ReceivedFile.period == period))}
+    pc = app.ledger.close_of(period)
+    if pc is None:
+        raise NotClosed(f"period {period} is not closed")
+    lines = app.ledger.underlag_lines(period)
+    previous = str(Period.parse(period).previous())
+    prev_closed = app.ledger.period_closed(previous)
+    prev_lines = app.ledger.underlag_lines(previous) if prev_closed else []
+    files = {f.receipt_id: f for f in app.ledger.files_for_period(period)}
+    # Delivery as the region sees it when the workbook is written: late files count as late.
+    deliveries = {(u.unit.hsaid, u.unit.filtyp): u for u in period_status(app.ledger, app.reference, period).units}
     snapshot = json.loads(pc.snapshot)
     at = pc.closed_at
-    listings = UnitListings(load_listing(ctx.reference.root, period)) if units is None or units else None
-    out_dir = ctx.out_root / period
+    listings = UnitListings(load_listing(app.reference.root, period)) if units is None or units else None
+    out_dir = app.output / period
     region_units = []
-    renderer = _Renderer()
-    deadline = window_for(period).deadline
+    renderer = _Renderer(app.settings.workbook_workers)
     for entry in snapshot["files"]:
-        unit = ctx.reference.units.get(entry["unit_hsaid"])
+        unit = app.reference.units.get(entry["unit_hsaid"])
         if unit is None:
             continue
         render = units is None or unit.hsaid in units
@@ -118,8 +118,9 @@ def write_reports(period: str, *, ctx: CloseContext, units: Collection[str] | No
                 "price_list": snapshot["price_list"]["version"], "fee_table": snapshot["fee_table"]["version"],
                 "closed_at": snapshot["at"]}
         if render:
-            visits = _visit_rows(ctx, unit, period, f, at, listings.of(unit.hsaid)) if f else None
-            rejected = _rejected_rows(ctx, f) if f else []
+            assert listings is not None
+            visits = _visit_rows(app, unit, period, f, at, listings.of(unit.hsaid)) if f else None
+            rejected = _rejected_rows(app, f) if f else []
             renderer.add((out_dir / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx",
                           {"meta": meta, "lines": line_dicts, "visits": visits, "rejected": rejected}))
             del visits, rejected
@@ -130,23 +131,25 @@ def write_reports(period: str, *, ctx: CloseContext, units: Collection[str] | No
             components[ln["component"]] = components.get(ln["component"], Decimal(0)) + ln["amount"]
         prev = [Decimal(ln.amount) for ln in prev_lines if ln.unit_hsaid == unit.hsaid and ln.file_type == unit.filtyp
                 and ln.corrected_period is None]
+        delivery = deliveries.get((unit.hsaid, unit.filtyp))
         region_units.append({
             "unit_hsaid": unit.hsaid, "namn": unit.namn, "file_type": unit.filtyp,
-            "status": _delivery_status(ctx, unit, period, f, deadline),
+            # The close took a file: on time by definition; otherwise what arrived since says late or missing.
+            "status": "i tid" if f is not None else ("sen" if delivery and delivery.gallande else "saknas"),
             "components": components, "total": sum(components.values(), Decimal(0)),
-            "previous_total": sum(prev, Decimal(0)) if previous else None,
+            "previous_total": sum(prev, Decimal(0)) if prev_closed else None,
             "rejected_share": (Decimal(f.rows_rejected) / Decimal(f.rows_total)) if f and f.rows_total else None,
         })
     paths = renderer.finish()
     if not region:
         return paths
-    used = [c for c in COMPONENT_ORDER if any(c in u["components"] for u in region_units)]
+    used = [c.value for c in Component if any(c.value in u["components"] for u in region_units)]
     paths.append(region_workbook(out_dir / f"region_{period}.xlsx", period=period, closed_at=snapshot["at"],
                                  components=used, units=region_units))
     return paths
 
 
-def _render_one(job: tuple[Path, dict]) -> Path:
+def _render_one(job: tuple[Path, dict[str, Any]]) -> Path:
     path, kwargs = job
     return unit_workbook(path, **kwargs)
 
@@ -157,8 +160,8 @@ class _Renderer:
     (~30,000 cells/s) and the workbooks are independent. ``VARDFIL_WORKBOOK_WORKERS`` sets the
     number of processes (1: in this process)."""
 
-    def __init__(self):
-        self.workers = int(os.environ.get("VARDFIL_WORKBOOK_WORKERS") or os.cpu_count() or 1)
+    def __init__(self, workers: int | None):
+        self.workers = workers or os.cpu_count() or 1
         if current_process().daemon:
             # A daemonic process (a Celery prefork worker running the Airflow task) may not have
             # children: render here; on Celery the parallelism is the workers' (found by
@@ -166,10 +169,10 @@ class _Renderer:
             self.workers = 1
         self.pool = (ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("fork"))
                      if self.workers > 1 else None)
-        self.pending: list = []
+        self.pending: list[Future[Path]] = []
         self.done: list[Path] = []
 
-    def add(self, job: tuple[Path, dict]) -> None:
+    def add(self, job: tuple[Path, dict[str, Any]]) -> None:
         if self.pool is None:
             self.done.append(_render_one(job))
             return
@@ -184,15 +187,3 @@ class _Renderer:
             if self.pool is not None:
                 self.pool.shutdown()
         return self.done
-
-
-def _previous(period: str) -> str:
-    y, m = int(period[:4]), int(period[5:])
-    return f"{y - 1:04d}-12" if m == 1 else f"{y:04d}-{m - 1:02d}"
-
-
-def _delivery_status(ctx: CloseContext, unit, period: str, f: ReceivedFile | None, deadline) -> str:
-    if f is not None:
-        return "i tid"
-    late = ctx.ledger.gallande(FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=period))
-    return "sen" if late is not None and late.received_at >= deadline else "saknas"

@@ -7,7 +7,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from vardfil.models import UtcDateTime
+from vardfil.ledger.tables import UtcDateTime
 
 revision = "0001"
 down_revision = None

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from validators import is_vardag, nth_vardag, parse_instant, window_for
+from filespec.calendar import is_vardag, nth_vardag, parse_instant, window_for
 
 # Third vardag of every month 2025–2027, checked by hand against the calendar (holidays in the
 # first week: New Year's Day, Epiphany, May Day, Easter 2026, Ascension 2027, National Day).

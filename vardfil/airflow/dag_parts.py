@@ -1,0 +1,59 @@
+"""Task groups both DAGs share, defined once. Imported at the top of the DAG files, so it imports
+only ``airflow.sdk``; each task body imports its ``vardfil.airflow.tasks`` function when it runs.
+
+Retries: the task functions re-raise only retryable faults (``retry_only_transient``), so a retry
+count here is spent only on a busy database or an unreachable store, never on a bug.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import task
+
+RETRY = {"retries": 2, "retry_delay": dt.timedelta(minutes=1)}
+
+
+def inbox_intake() -> Any:
+    """``list_new_files`` → ``intake`` mapped over them; the intake results (an XComArg)."""
+    @task(**RETRY)
+    def list_new_files() -> list[str]:
+        from vardfil.airflow.tasks import new_inbox_files
+
+        return new_inbox_files()
+
+    @task(**RETRY)
+    def intake(path: str) -> dict[str, Any]:
+        from vardfil.airflow.tasks import intake_one
+
+        return intake_one(path)
+
+    return intake.expand(path=list_new_files())
+
+
+def publish_workbooks(closes: Any, *, many: bool) -> Any:
+    """``workbook_batches`` → ``unit_workbooks`` mapped over the batches → ``workbooks`` (the region
+    workbook once the unit workbooks are written). ``closes``: one close summary, or with ``many``
+    a list of them (the nightly run closes zero or one period)."""
+    @task(trigger_rule="none_failed", **RETRY)
+    def workbook_batches(closed: Any) -> list[dict[str, Any]]:
+        from vardfil.airflow.tasks import workbook_batches as batches
+
+        return batches(list(closed or []) if many else [closed])
+
+    @task(**RETRY)
+    def unit_workbooks(batch: dict[str, Any]) -> list[str]:
+        from vardfil.airflow.tasks import write_workbooks
+
+        return write_workbooks(batch["period"], units=batch["units"], region=False)
+
+    @task(trigger_rule="none_failed", **RETRY)
+    def workbooks(closed: Any, unit_books: list[list[str]]) -> list[str]:
+        from vardfil.airflow.tasks import write_workbooks
+
+        periods = [c["period"] for c in (closed or [])] if many else [closed["period"]]
+        region = [p for period in periods for p in write_workbooks(period, units=[])]
+        return [p for books in (unit_books or []) for p in books] + region
+
+    return workbooks(closes, unit_workbooks.expand(batch=workbook_batches(closes)))

@@ -1,0 +1,196 @@
+"""The functions Airflow tasks call: one each, small JSON-able results, safe to rerun.
+
+Each opens the application from the environment's settings (``vardfil.app.open_app``) and closes
+it again: a task is one process's unit of work, and a worker may run tasks of other DAGs between
+ours. "Now" is always the DAG run's instant, passed in, never the wall clock, so reruns and
+backfills decide the same way.
+
+Retries: an exception marked retryable (``vardfil.errors.Transient``: a busy database, an
+unreachable store, a history that moved) is raised as it is, and Airflow retries the task; any
+other exception is a fault a retry cannot mend (bad reference data, a bug), and is raised as
+``AirflowFailException`` so the task fails at once instead of failing three times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from filespec.calendar import Period, deadline_before_or_at, parse_instant
+from vardfil.app import App, open_app
+from vardfil.errors import VardfilError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def retry_only_transient(fn: Callable[P, R]) -> Callable[P, R]:
+    """Let Airflow retry a task only for a retryable :class:`VardfilError`."""
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except VardfilError as e:
+            if e.retryable:
+                raise
+            fail(e)
+        except Exception as e:  # noqa: BLE001 - a bug is no more mendable by a retry than bad data
+            fail(e)
+
+    return run
+
+
+def fail(e: Exception) -> None:
+    """Fail the running task without its retries (outside Airflow: raise ``e`` as it is)."""
+    try:
+        from airflow.sdk.exceptions import AirflowFailException
+    except ImportError:  # called outside Airflow (tests, scripts)
+        raise e from None
+    raise AirflowFailException(f"{type(e).__name__}: {e}") from e
+
+
+@contextmanager
+def _app() -> Iterator[App]:
+    app = open_app()
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+@retry_only_transient
+def new_inbox_files() -> list[str]:
+    """Paths of the files waiting in the inbox, oldest first (one mapped intake task each)."""
+    from vardfil.month.intake import waiting_files
+
+    with _app() as app:
+        return [str(p) for p in waiting_files(app.settings.inbox)]
+
+
+@retry_only_transient
+def intake_one(path: str) -> dict[str, Any]:
+    """Take in one inbox file (its arrival is its modification time); gone already: skipped."""
+    from vardfil.month.intake import arrival_time, submit
+
+    p = Path(path)
+    if not p.exists():  # taken by an earlier try of this task: the ledger has it
+        return {"name": p.name, "skipped": True}
+    with _app() as app:
+        sub = submit(p, file_name=p.name, received_at=arrival_time(p), app=app, source_kind="dag", actor="airflow")
+        p.unlink()
+    kv = sub.kvittens
+    return {"name": p.name, "receipt_id": kv["receipt_id"], "status": kv["status"], "on_time": kv["on_time"],
+            "new": sub.new}
+
+
+@retry_only_transient
+def due_periods(now: str) -> list[str]:
+    """The period whose deadline passed most recently, if it is not closed yet.
+
+    Older periods that were never closed are not closed by the nightly run: closing them is an
+    analyst's decision (``vardfil close`` or a manual run of ``vardfil_close``).
+    """
+    period = str(Period.of_window(deadline_before_or_at(parse_instant(now))))
+    with _app() as app:
+        return [] if app.ledger.period_closed(period) else [period]
+
+
+@retry_only_transient
+def close_one(period: str, at: str | None = None) -> dict[str, Any]:
+    """Close a period as of an instant (default: its deadline); the summary without the unit list.
+
+    The nightly run closes a period it finds due as of the deadline, not as of its own run time:
+    the result is then the one the close at 15:00 would have given, whenever the fallback ran.
+    """
+    from vardfil.month.close import close_period
+
+    with _app() as app:
+        instant = parse_instant(at) if at else Period.parse(period).deadline
+        summary = close_period(period, at=instant, app=app, actor="airflow")
+    return {k: summary[k] for k in ("period", "closed_at", "underlag_parquet", "besok_parquet", "acg_parquet",
+                                    "total", "missing_units", "rattelse", "snapshot_sha256")}
+
+
+@retry_only_transient
+def write_workbooks(period: str, units: list[str] | None = None, region: bool = True) -> list[str]:
+    """(Re)write the workbooks of a closed period (``units``: only those unit workbooks; ``region``:
+    the region workbook too); their paths."""
+    from vardfil.publish.workbooks import write_workbooks as write
+
+    with _app() as app:
+        return [str(p) for p in write(period, app=app, units=units, region=region)]
+
+
+@retry_only_transient
+def workbook_batches(closes: list[dict[str, Any]], batches: int | None = None) -> list[dict[str, Any]]:
+    """The units of each closed period in up to ``batches`` (``VARDFIL_WORKBOOK_BATCHES``, default
+    8) batches of consecutive units: one mapped unit-workbook task each, so the month's biggest
+    stage spreads over the workers. ``[{"period": ..., "units": [hsaid, ...]}, ...]``."""
+    import json
+
+    from vardfil.errors import NotClosed
+
+    with _app() as app:
+        n = batches or app.settings.workbook_batches
+        out = []
+        for closed in closes:
+            pc = app.ledger.close_of(closed["period"])
+            if pc is None:
+                raise NotClosed(f"period {closed['period']} is not closed")
+            units = [f["unit_hsaid"] for f in json.loads(pc.snapshot)["files"]]
+            size = max(1, -(-len(units) // n))
+            out += [{"period": closed["period"], "units": units[i:i + size]} for i in range(0, len(units), size)]
+        return out
+
+
+@retry_only_transient
+def reminders(now: str) -> list[dict[str, Any]]:
+    """While a window is open: the active units with no usable file yet for its period."""
+    from vardfil.ledger import period_status
+
+    at = parse_instant(now)
+    period = Period.of_window(at)
+    if not period.window.is_open(at):
+        return []
+    with _app() as app:
+        status = period_status(app.ledger, app.reference, str(period), as_of=at)
+        due = [{"unit_hsaid": u.unit.hsaid, "file_type": u.unit.filtyp, "period": str(period),
+                "deadline": period.deadline.isoformat()} for u in status.missing()]
+        if due:
+            app.ledger.add_audit(actor="airflow", action="reminders_due", subject=str(period),
+                                 detail={"units": [d["unit_hsaid"] for d in due], "at": at.isoformat()})
+        return due
+
+
+@retry_only_transient
+def summarise(now: str, intakes: list[dict[str, Any]], closes: list[dict[str, Any]],
+              due: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run summary: what was taken in, closed and reminded (also written to the audit log)."""
+    summary = {
+        "at": parse_instant(now).isoformat(),
+        "files": len([i for i in intakes if not i.get("skipped")]),
+        "rejected": len([i for i in intakes if i.get("status") == "AVVISAD"]),
+        "late": len([i for i in intakes if i.get("on_time") is False]),
+        "closed": [c["period"] for c in closes],
+        "reminders": len(due),
+    }
+    with _app() as app:
+        app.ledger.add_audit(actor="airflow", action="nightly_run", subject=summary["at"], detail=summary)
+    return summary
+
+
+def run_instant(logical_date: dt.datetime | None, run_after: dt.datetime | None) -> str:
+    """The instant a DAG run stands for: its logical date, or when it was set to run."""
+    return (logical_date or run_after or dt.datetime.now(dt.timezone.utc)).isoformat()
+
+
+def current_instant() -> str:
+    """``run_instant`` of the DAG run the calling task belongs to (call it inside a task)."""
+    from airflow.sdk import get_current_context
+
+    ctx = get_current_context()
+    return run_instant(ctx.get("logical_date"), getattr(ctx.get("dag_run"), "run_after", None))

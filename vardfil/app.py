@@ -1,0 +1,91 @@
+"""The composition root: the one place that builds the application from its settings.
+
+The CLI, the portal, every DAG task, the sample job and the benchmarks start with
+:func:`open_app` and pass the :class:`App` on. Its parts are built when first used, so a command
+that records nothing (``vardfil validate``) never opens a database, and one that does opens it
+once per process.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+
+from filespec import Reference, load_reference
+from vardfil.ledger import Ledger
+from vardfil.settings import Settings, load_settings
+from vardfil.store import RawStore
+
+
+@dataclass(eq=False)
+class App:
+    """The ledger, raw store, reference data and output folder of one process."""
+
+    settings: Settings
+    migrate: bool = True
+    _opened: list[str] = field(default_factory=list, repr=False)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The ledger (opened and migrated on first use)."""
+        self._opened.append("ledger")
+        return Ledger(self.settings.database_url, migrate=self.migrate)
+
+    @cached_property
+    def store(self) -> RawStore:
+        """The content-addressed raw store."""
+        return RawStore(self.settings.store)
+
+    @cached_property
+    def reference(self) -> Reference:
+        """The reference data (unit register, KVÅ lists); ReferenceDataError when unusable."""
+        return load_reference(self.settings.reference)
+
+    @property
+    def output(self) -> Path:
+        """Where closes publish: one folder per period."""
+        return self.settings.output
+
+    @cached_property
+    def pseudonym_key(self) -> bytes:
+        """The HMAC key of patient pseudonyms: ``VARDFIL_PSEUDONYM_KEY`` when set, else a key file
+        made once under the home (mode 0600), so pseudonyms stay stable from close to close."""
+        if self.settings.pseudonym_key:
+            return self.settings.pseudonym_key.encode()
+        path = self.settings.home / "pseudonym.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".tmp-{secrets.token_hex(4)}-pseudonym.key")
+            tmp.write_text(secrets.token_hex(32))
+            tmp.chmod(0o600)
+            try:
+                # link, not rename: two processes making the key at once must not replace each
+                # other's, or one close would pseudonymise with a key that is then lost.
+                path.hardlink_to(tmp)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        return path.read_text().strip().encode()
+
+    def close(self) -> None:
+        """Release the database connections (safe to call more than once)."""
+        if "ledger" in self._opened:
+            self.ledger.dispose()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def open_app(settings: Settings | None = None, *, reference: Path | None = None, migrate: bool = True) -> App:
+    """The application on ``settings`` (default: the environment's), with another reference
+    folder if given. ``migrate=False`` for worker processes whose parent has migrated already."""
+    s = (settings or load_settings()).with_reference(reference)
+    return App(settings=s, migrate=migrate)

@@ -1,0 +1,43 @@
+"""The ledger package: the only code that talks to the database.
+
+- ``tables``: the SQLAlchemy tables (rows come back to callers as plain, detached records);
+- ``migrations``: Alembic, run at open;
+- ``database``: :class:`Ledger` — transactions, every query and write, the gällande rule;
+- ``accounts``: portal accounts and sessions (storage only; the rules are ``vardfil.accounts``);
+- ``status``: :func:`period_status`, where a period stands per unit.
+
+Outside this package no module imports SQLAlchemy or Alembic (an import-linter contract in
+``pyproject.toml`` checks it).
+"""
+
+from vardfil.ledger.database import FileKey, Ledger, newest_usable, utcnow
+from vardfil.ledger.status import Delivery, PeriodStatus, UnitStatus, period_status
+from vardfil.ledger.tables import (
+    Approval,
+    AuditLog,
+    Dispens,
+    PeriodClose,
+    PeriodState,
+    ReceivedFile,
+    Settlement,
+    UnderlagLineRow,
+)
+
+__all__ = [
+    "Approval",
+    "AuditLog",
+    "Delivery",
+    "Dispens",
+    "FileKey",
+    "Ledger",
+    "PeriodClose",
+    "PeriodState",
+    "PeriodStatus",
+    "ReceivedFile",
+    "Settlement",
+    "UnderlagLineRow",
+    "UnitStatus",
+    "newest_usable",
+    "period_status",
+    "utcnow",
+]

@@ -1,0 +1,68 @@
+"""Sign-in and sign-out, and the start page that sends each role where it works."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from filespec.calendar import period_of_window
+from vardfil.accounts import sign_in, sign_out
+from vardfil.portal.web import COOKIE, PRE_COOKIE, checked_form, now, page, require_user, vardfil
+
+router = APIRouter()
+
+
+def _login_page(request: Request, error: str | None) -> HTMLResponse:
+    # A pre-session CSRF token in its own cookie: the sign-in form is posted before any session.
+    token = secrets.token_urlsafe(32)
+    resp = page(request, "login.html", None, csrf=token, error=error)
+    resp.set_cookie(PRE_COOKIE, token, httponly=True, samesite="strict", secure=vardfil(request).settings.secure_cookies)
+    return resp
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> Response:
+    """The sign-in form."""
+    return _login_page(request, None)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    """Check the credentials; a session cookie and the start page, or the form again with 401."""
+    form = await request.form()
+    pre = request.cookies.get(PRE_COOKIE, "")
+    if not pre or not hmac.compare_digest(str(form.get("csrf", "")), pre):
+        raise HTTPException(status_code=403, detail="Ogiltig eller saknad CSRF-token")
+    token = sign_in(vardfil(request).ledger, str(form.get("username", ""))[:128], str(form.get("password", "")))
+    if token is None:
+        resp = _login_page(request, "Fel användarnamn eller lösenord")
+        resp.status_code = 401
+        return resp
+    redirect = RedirectResponse("/", status_code=303)
+    redirect.set_cookie(COOKIE, token, httponly=True, samesite="strict",
+                        secure=vardfil(request).settings.secure_cookies, max_age=8 * 3600)
+    redirect.delete_cookie(PRE_COOKIE)
+    return redirect
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    """End the session."""
+    user = require_user(request)
+    await checked_form(request, user)
+    sign_out(vardfil(request).ledger, request.cookies.get(COOKIE))
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(COOKIE)
+    return resp
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    """Analysts to the board of the month whose window is open, unit users to their unit."""
+    user = require_user(request)
+    if user.analyst:
+        return RedirectResponse(f"/analys/{period_of_window(now(request))}", status_code=303)
+    return RedirectResponse(f"/enhet/{sorted(user.units)[0]}", status_code=303)

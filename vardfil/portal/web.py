@@ -1,0 +1,91 @@
+"""What every portal router shares: who is asking, what they may see, CSRF, and page rendering.
+
+Access rules live here once: a unit user is bound to its HSA-ids, and every route that names a
+unit or a file goes through :func:`unit_of` or :func:`file_of`; someone else's file is answered as
+if it did not exist. The region's SSO plugs in at :func:`current_user`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from pathlib import Path
+from typing import Any
+
+from fastapi import HTTPException, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
+
+from filespec import Unit
+from vardfil.accounts import User, user_for
+from vardfil.app import App
+from vardfil.ledger import ReceivedFile
+
+COOKIE = "vardfil_session"
+PRE_COOKIE = "vardfil_login_csrf"
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def vardfil(request: Request) -> App:
+    """The application the portal was built on."""
+    app: App = request.app.state.vardfil
+    return app
+
+
+def now(request: Request) -> dt.datetime:
+    """The portal's clock (the real time, or a test's clock file)."""
+    clock: dt.datetime = request.app.state.clock()
+    return clock
+
+
+def current_user(request: Request) -> User | None:
+    """The signed-in user (the place for the region's SSO: map its identity to an account here)."""
+    return user_for(vardfil(request).ledger, request.cookies.get(COOKIE))
+
+
+def require_user(request: Request) -> User:
+    """The signed-in user; a redirect to the sign-in page otherwise."""
+    user = current_user(request)
+    if user is None:
+        raise HTTPException(status_code=303, headers={"Location": "/login"})
+    return user
+
+
+def require_analyst(request: Request) -> User:
+    """An analyst or admin; 403 for anyone else."""
+    user = require_user(request)
+    if not user.analyst:
+        raise HTTPException(status_code=403, detail="Endast för analytiker")
+    return user
+
+
+def unit_of(request: Request, hsaid: str) -> tuple[User, Unit]:
+    """The user and the unit a route names, if the user may act for it; 403 otherwise."""
+    user = require_user(request)
+    unit = vardfil(request).reference.units.get(hsaid)
+    if unit is None or not user.may_see_unit(hsaid):
+        raise HTTPException(status_code=403, detail="Du har inte behörighet till denna vårdenhet")
+    return user, unit
+
+
+def file_of(request: Request, receipt_id: str) -> tuple[User, ReceivedFile]:
+    """The user and the received file a route names; 404 when it is not the user's to see."""
+    user = require_user(request)
+    f = vardfil(request).ledger.file_by_receipt(receipt_id)
+    if f is None or not (user.may_see_unit(f.unit_hsaid) or (f.unit_hsaid is None and f.actor == user.username)):
+        raise HTTPException(status_code=404, detail="Kvittensen finns inte")
+    return user, f
+
+
+async def checked_form(request: Request, user: User) -> FormData:
+    """The posted form, after checking it carries the session's CSRF token."""
+    form = await request.form()
+    if not hmac.compare_digest(str(form.get("csrf", "")), user.csrf):
+        raise HTTPException(status_code=403, detail="Ogiltig eller saknad CSRF-token")
+    return form
+
+
+def page(request: Request, template: str, user: User | None, **ctx: Any) -> HTMLResponse:
+    """A rendered page; every template gets the user and the portal's "now"."""
+    return TEMPLATES.TemplateResponse(request, template, {"user": user, "now": now(request), **ctx})
