@@ -51,9 +51,18 @@ def build_month(out: Path, units: int, rows: int, seed: int) -> Path:
     register = []
     for i in range(units):
         ft = "VGP" if i % 2 == 0 else "REH"
-        register.append(SampleUnit(f"SE2321000131-E{i + 100000:012d}", f"Enhet {i}", ft,
-                                   "PRIVAT" if i % 3 == 0 else "OFFENTLIG", "2025-01-01", "",
-                                   f"{rng.uniform(1.5, 3.8):.3f}", "" if ft == "VGP" else str(int(rng.integers(0, 15)))))
+        register.append(
+            SampleUnit(
+                f"SE2321000131-E{i + 100000:012d}",
+                f"Enhet {i}",
+                ft,
+                "PRIVAT" if i % 3 == 0 else "OFFENTLIG",
+                "2025-01-01",
+                "",
+                f"{rng.uniform(1.5, 3.8):.3f}",
+                "" if ft == "VGP" else str(int(rng.integers(0, 15))),
+            )
+        )
     write_register(ref / "enhetsregister.csv", register)
     for kva in KVA_SOURCE.glob("kva_*.csv"):
         shutil.copyfile(kva, ref / kva.name)
@@ -62,14 +71,24 @@ def build_month(out: Path, units: int, rows: int, seed: int) -> Path:
     codes = kva_list(2026, ref)
     # VGP units are larger than REH units, as in the region: three quarters of the rows are VGP.
     vgp_rows = int(rows * 0.75) // max(1, sum(u.filtyp == "VGP" for u in register))
-    reh_rows = (rows - vgp_rows * sum(u.filtyp == "VGP" for u in register)) // max(1, sum(u.filtyp == "REH" for u in register))
+    reh_rows = (rows - vgp_rows * sum(u.filtyp == "VGP" for u in register)) // max(
+        1, sum(u.filtyp == "REH" for u in register)
+    )
     lines = ["file;received_at"]
     opens = dt.datetime(2026, 11, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     span = (dt.datetime(2026, 11, 4, 14, 55, tzinfo=opens.tzinfo) - opens).total_seconds()
     for i, u in enumerate(register):
         n = vgp_rows if u.filtyp == "VGP" else reh_rows
-        cols = generate_visits(file_type=u.filtyp, hsaid=u.hsaid, period=PERIOD, rows=n, seed=seed + i,
-                               kva_codes=codes, pool=pool, id_prefix=f"U{i}")
+        cols = generate_visits(
+            file_type=u.filtyp,
+            hsaid=u.hsaid,
+            period=PERIOD,
+            rows=n,
+            seed=seed + i,
+            kva_codes=codes,
+            pool=pool,
+            id_prefix=f"U{i}",
+        )
         add_defects(cols, count=max(1, n // 500), seed=seed + i)
         name = f"{u.filtyp}_{u.hsaid}_{PERIOD.replace('-', '')}_01.csv"
         (files / name).write_bytes(to_csv(cols, crlf=u.filtyp == "VGP"))
@@ -89,8 +108,14 @@ def _intake_chunk(args: tuple[Any, list[tuple[str, str]]]) -> int:
     rows = 0
     with open_app(settings, migrate=False) as app:  # the parent migrated the ledger
         for path, at in jobs:
-            sub = submit(Path(path), file_name=Path(path).name, received_at=parse_instant(at), app=app,
-                         source_kind="dag", actor="bench")
+            sub = submit(
+                Path(path),
+                file_name=Path(path).name,
+                received_at=parse_instant(at),
+                app=app,
+                source_kind="dag",
+                actor="bench",
+            )
             rows += sub.kvittens["rows"]["total"]
     return rows
 
@@ -124,12 +149,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--keep", action="store_true", help="keep the run's ledger and outputs")
-    ap.add_argument("--workers", type=int, default=1,
-                    help="intake worker processes (what mapped Airflow tasks on several workers do)")
-    ap.add_argument("--profile", choices=["close", "workbooks"],
-                    help="run that stage under cProfile; prints the top functions, saves out/<stage>.prof")
-    ap.add_argument("--until", choices=["intake", "close", "workbooks"], default="workbooks",
-                    help="stop after that stage (to profile an early stage quickly)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="intake worker processes (what mapped Airflow tasks on several workers do)",
+    )
+    ap.add_argument(
+        "--profile",
+        choices=["close", "workbooks"],
+        help="run that stage under cProfile; prints the top functions, saves out/<stage>.prof",
+    )
+    ap.add_argument(
+        "--until",
+        choices=["intake", "close", "workbooks"],
+        default="workbooks",
+        help="stop after that stage (to profile an early stage quickly)",
+    )
     args = ap.parse_args(argv)
     rows = args.rows * args.scale
     t0 = time.perf_counter()
@@ -152,40 +188,55 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     for p in paths:
         names = p.open(encoding="utf-8").readline().rstrip("\r\n").split(";")
-        pcsv.read_csv(p, parse_options=pcsv.ParseOptions(delimiter=";"),
-                      convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names}))
+        pcsv.read_csv(
+            p,
+            parse_options=pcsv.ParseOptions(delimiter=";"),
+            convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names}),
+        )
     floor = time.perf_counter() - t
 
     home = Path(tempfile.mkdtemp(prefix="vardfil-bench-"))
-    settings = load_settings({"VARDFIL_HOME": str(home), "VARDFIL_REFERENCE": str(month / "reference"),
-                              "VARDFIL_PSEUDONYM_KEY": "bench-key"})
+    settings = load_settings(
+        {"VARDFIL_HOME": str(home), "VARDFIL_REFERENCE": str(month / "reference"), "VARDFIL_PSEUDONYM_KEY": "bench-key"}
+    )
     app = open_app(settings)
     app.ledger  # noqa: B018 - migrate here, before the workers start
     stages = {}
     t = time.perf_counter()
     total_rows = 0
     if args.workers <= 1:
-        for (name, at), p in zip(arrivals, paths):
-            sub = submit(p, file_name=name, received_at=parse_instant(at), app=app, source_kind="cli",
-                         actor="bench")
+        for (name, at), p in zip(arrivals, paths, strict=True):
+            sub = submit(p, file_name=name, received_at=parse_instant(at), app=app, source_kind="cli", actor="bench")
             total_rows += sub.kvittens["rows"]["total"]
     else:
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_context
 
-        jobs = [(str(p), at) for (_, at), p in zip(arrivals, paths)]
-        chunks = [jobs[i::args.workers] for i in range(args.workers)]
+        jobs = [(str(p), at) for (_, at), p in zip(arrivals, paths, strict=True)]
+        chunks = [jobs[i :: args.workers] for i in range(args.workers)]
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
             total_rows = sum(pool.map(_intake_chunk, [(settings, c) for c in chunks]))
     stages[f"intake (store, validate, kvittens, Parquet, ledger; {args.workers} worker(s))"] = time.perf_counter() - t
     t = time.perf_counter()
-    summary = {"units": []} if args.until == "intake" else _maybe_profiled(args.profile == "close", args.out / "close.prof",
-                              lambda: close_period(PERIOD, at=Period.parse(PERIOD).deadline, app=app, actor="bench"))
+    summary = (
+        {"units": []}
+        if args.until == "intake"
+        else _maybe_profiled(
+            args.profile == "close",
+            args.out / "close.prof",
+            lambda: close_period(PERIOD, at=Period.parse(PERIOD).deadline, app=app, actor="bench"),
+        )
+    )
     if args.until != "intake":
         stages["close (every underlag, Parquet datasets)"] = time.perf_counter() - t
     t = time.perf_counter()
-    books = [] if args.until != "workbooks" else _maybe_profiled(
-        args.profile == "workbooks", args.out / "workbooks.prof", lambda: write_workbooks(PERIOD, app=app))
+    books = (
+        []
+        if args.until != "workbooks"
+        else _maybe_profiled(
+            args.profile == "workbooks", args.out / "workbooks.prof", lambda: write_workbooks(PERIOD, app=app)
+        )
+    )
     if args.until == "workbooks":
         stages["workbooks (every unit + region)"] = time.perf_counter() - t
     app.close()
@@ -195,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     import polars
 
     print(f"machine: {platform.machine()}, Python {platform.python_version()}, polars {polars.__version__}")
-    print(f"files: {len(paths)}, rows: {total_rows:,}, {size / 1e6:.0f} MB; units in the close: {len(summary['units'])}; "
-          f"workbooks: {len(books)}")
+    print(
+        f"files: {len(paths)}, rows: {total_rows:,}, {size / 1e6:.0f} MB; units in the close: {len(summary['units'])}; "
+        f"workbooks: {len(books)}"
+    )
     print(f"parse floor, all files (pyarrow read_csv, all strings): {floor:.2f} s")
     end_to_end = sum(stages.values())
     for stage, seconds in stages.items():

@@ -46,16 +46,19 @@ def parse_floor(path: Path) -> float:
 
     names = path.open(encoding="utf-8").readline().rstrip("\r\n").split(";")
     t = time.perf_counter()
-    pcsv.read_csv(path, parse_options=pcsv.ParseOptions(delimiter=";"),
-                  convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names}))
+    pcsv.read_csv(
+        path,
+        parse_options=pcsv.ParseOptions(delimiter=";"),
+        convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names}),
+    )
     return time.perf_counter() - t
 
 
 def validate_once(path: Path, out: Path) -> tuple[float, dict]:
     """Seconds to validate and write the kvittens the findings CSV and the accepted Parquet; the kvittens."""
     from filespec import load_reference
-    from sample_data import SAMPLE_REFERENCE
     from filespec.calendar import parse_instant
+    from sample_data import SAMPLE_REFERENCE
     from validators import validate_file, write_findings_csv
 
     reference = load_reference(SAMPLE_REFERENCE)
@@ -115,25 +118,39 @@ def main(argv: list[str] | None = None) -> int:
         seconds, kv = validate_once(path, args.out)
         runs.append(seconds)
     floor, best = min(floors), min(runs)
-    mem = json.loads(subprocess.run(
-        [sys.executable, __file__, "--child", str(path), "--out", str(args.out)],
-        check=True, capture_output=True, text=True, env={**os.environ}).stdout)
+    mem = json.loads(
+        subprocess.run(
+            [sys.executable, __file__, "--child", str(path), "--out", str(args.out)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ},
+        ).stdout
+    )
     latency = small_file_latency(args.out)
 
     import pandera
     import polars
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"polars {polars.__version__}, pandera {pandera.__version__}")
-    print(f"file: {path.name}, {kv['rows']['total']:,} rows, {size / 1e6:.1f} MB, status {kv['status']}, "
-          f"{sum(kv['counts_by_rule'].values()):,} findings")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"polars {polars.__version__}, pandera {pandera.__version__}"
+    )
+    print(
+        f"file: {path.name}, {kv['rows']['total']:,} rows, {size / 1e6:.1f} MB, status {kv['status']}, "
+        f"{sum(kv['counts_by_rule'].values()):,} findings"
+    )
     print(f"parse floor (pyarrow read_csv, all strings): {floor:.3f} s (best of {args.repeat})")
-    print(f"validation incl. kvittens, findings, Parquet: {best:.3f} s (best of {args.repeat}) "
-          f"= {kv['rows']['total'] / best:,.0f} rows/s")
+    print(
+        f"validation incl. kvittens, findings, Parquet: {best:.3f} s (best of {args.repeat}) "
+        f"= {kv['rows']['total'] / best:,.0f} rows/s"
+    )
     print(f"ratio to parse floor:                        {best / floor:.2f}x   (target <= 4x)")
     peak = mem["peak_kib"] * 1024
-    print(f"peak RSS of one validation:                  {peak / 1e6:.0f} MB = {peak / size:.1f}x file size "
-          f"(baseline after imports {mem['baseline_kib'] * 1024 / 1e6:.0f} MB; target <= 6x)")
+    print(
+        f"peak RSS of one validation:                  {peak / 1e6:.0f} MB = {peak / size:.1f}x file size "
+        f"(baseline after imports {mem['baseline_kib'] * 1024 / 1e6:.0f} MB; target <= 6x)"
+    )
     print(f"kvittens of a 2,000-row file, warm process:  {latency * 1000:.0f} ms median of 20 (target <= 300 ms)")
     return 0
 

@@ -17,7 +17,7 @@ from airflow.sdk import Asset, dag, get_current_context, task
 # The imports from outside airflow.sdk: Airflow needs the timetable as an instance (it loads only
 # the calendar, filespec.calendar), and the task groups both DAGs share; neither loads pandas or
 # polars.
-from vardfil.airflow.dag_parts import RETRY, inbox_intake, publish_workbooks
+from vardfil.airflow.dag_parts import RETRIES, RETRY_DELAY, inbox_intake, publish_workbooks
 from vardfil.airflow.plugin import ThirdVardagTimetable
 
 UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a closed period"})
@@ -26,14 +26,14 @@ UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a
 @dag(
     dag_id="vardfil_close",
     schedule=ThirdVardagTimetable(),
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
     tags=["vardfil"],
     doc_md=__doc__,
 )
 def vardfil_close():
-    @task(trigger_rule="none_failed", outlets=[UNDERLAG], **RETRY)
+    @task(trigger_rule="none_failed", outlets=[UNDERLAG], retries=RETRIES, retry_delay=RETRY_DELAY)
     def close(intakes: list[dict]) -> dict:
         from vardfil.airflow.plugin import period_of_deadline
         from vardfil.airflow.tasks import close_one, current_instant

@@ -12,7 +12,7 @@ import datetime as dt
 
 from airflow.sdk import Asset, dag, get_current_context, task
 
-from vardfil.airflow.dag_parts import RETRY, inbox_intake, publish_workbooks
+from vardfil.airflow.dag_parts import RETRIES, RETRY_DELAY, inbox_intake, publish_workbooks
 
 UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a closed period"})
 
@@ -27,13 +27,14 @@ UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a
     doc_md=__doc__,
 )
 def vardfil_nightly():
-    @task(trigger_rule="none_failed", **RETRY)
+    @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
     def due_periods(intakes: list[dict]) -> list[str]:
-        from vardfil.airflow.tasks import current_instant, due_periods as due
+        from vardfil.airflow.tasks import current_instant
+        from vardfil.airflow.tasks import due_periods as due
 
         return due(current_instant())
 
-    @task(outlets=[UNDERLAG], **RETRY)
+    @task(outlets=[UNDERLAG], retries=RETRIES, retry_delay=RETRY_DELAY)
     def close(period: str) -> dict:
         from vardfil.airflow.tasks import close_one
 
@@ -41,13 +42,14 @@ def vardfil_nightly():
         get_current_context()["outlet_events"][UNDERLAG].extra = {"period": period}
         return summary
 
-    @task(trigger_rule="none_failed", **RETRY)
+    @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
     def reminders(intakes: list[dict]) -> list[dict]:
-        from vardfil.airflow.tasks import current_instant, reminders as due_reminders
+        from vardfil.airflow.tasks import current_instant
+        from vardfil.airflow.tasks import reminders as due_reminders
 
         return due_reminders(current_instant())
 
-    @task(trigger_rule="none_failed", **RETRY)
+    @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
     def summary(intakes: list[dict], closes: list[dict], due: list[dict], books: list[str]) -> dict:
         from vardfil.airflow.tasks import current_instant, summarise
 

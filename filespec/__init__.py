@@ -18,10 +18,10 @@ from filespec.reference import (
 )
 from filespec.spec import (
     FILE_TYPES,
-    FileType,
     FieldSpec,
     FileRule,
     FileSpec,
+    FileType,
     RowRule,
     Severity,
     all_specs,
@@ -32,11 +32,11 @@ from filespec.spec import (
 
 __all__ = [
     "FILE_TYPES",
-    "FileType",
     "FeeTable",
     "FieldSpec",
     "FileRule",
     "FileSpec",
+    "FileType",
     "PriceList",
     "Reference",
     "ReferenceDataError",
@@ -48,12 +48,12 @@ __all__ = [
     "all_specs",
     "fee_table_for",
     "file_rule_messages",
-    "max_file_bytes",
     "listing_path",
     "load_kva",
     "load_listing",
     "load_reference",
     "load_units",
+    "max_file_bytes",
     "price_list_for",
     "spec_for",
 ]

@@ -35,7 +35,11 @@ CORRECTION_MONTHS = 12
 
 @cache
 def _swedish_holidays(year: int) -> holidays.HolidayBase:
-    return holidays.Sweden(years=year, include_sundays=False, categories=("public", "de_facto"))
+    # holidays exports its countries lazily, which its type information does not show.
+    days: holidays.HolidayBase = holidays.country_holidays(
+        "SE", years=year, categories=("public", "de_facto"), include_sundays=False
+    )
+    return days
 
 
 def is_vardag(day: dt.date) -> bool:

@@ -36,10 +36,15 @@ def _load(path: Path) -> FeeTable:
     raw_bytes = path.read_bytes()
     raw = tomllib.loads(raw_bytes.decode("utf-8"))
     fees = {ft: {k: (int(v[0]), int(v[1])) for k, v in raw[ft].items()} for ft in ("VGP", "REH")}
-    return FeeTable(version=raw["version"], valid_from=raw["valid_from"],
-                    free_to_age=int(raw["free_to_age"]), free_from_age=int(raw["free_from_age"]),
-                    lakare_och_rehab=frozenset(raw["lakare_och_rehab"]), fees=fees,
-                    sha256=hashlib.sha256(raw_bytes).hexdigest())
+    return FeeTable(
+        version=raw["version"],
+        valid_from=raw["valid_from"],
+        free_to_age=int(raw["free_to_age"]),
+        free_from_age=int(raw["free_from_age"]),
+        lakare_och_rehab=frozenset(raw["lakare_och_rehab"]),
+        fees=fees,
+        sha256=hashlib.sha256(raw_bytes).hexdigest(),
+    )
 
 
 @cache

@@ -56,8 +56,14 @@ class PriceList:
         return (band[1] + band[2]) / 2
 
 
-def _d(v) -> Decimal:
+def _d(v: object) -> Decimal:
     return Decimal(str(v))
+
+
+def _pair(values: list[object]) -> tuple[Decimal, Decimal]:
+    # [price, per-visit part of the patient fee]; anything else is a broken price list.
+    a, b = values
+    return _d(a), _d(b)
 
 
 def _load(path: Path) -> PriceList:
@@ -65,15 +71,22 @@ def _load(path: Path) -> PriceList:
     raw = tomllib.loads(raw_bytes.decode("utf-8"))
     vgp, reh = raw["vgp"], raw["reh"]
     return PriceList(
-        version=raw["version"], valid_from=raw["valid_from"], sha256=hashlib.sha256(raw_bytes).hexdigest(),
-        kr_per_listningspoang=_d(vgp["kr_per_listningspoang"]), vgp_cni_threshold=_d(vgp["cni_threshold"]),
+        version=raw["version"],
+        valid_from=raw["valid_from"],
+        sha256=hashlib.sha256(raw_bytes).hexdigest(),
+        kr_per_listningspoang=_d(vgp["kr_per_listningspoang"]),
+        vgp_cni_threshold=_d(vgp["cni_threshold"]),
         vgp_cni_kr=_d(vgp["cni_kr_per_poang"]),
-        besok_ej_listad=tuple(_d(x) for x in vgp["besok_ej_listad"]),
-        besok_utomlans=tuple(_d(x) for x in vgp["besok_utomlans"]),
-        besok_kontakttyper=frozenset(vgp["besok_kontakttyper"]), hemlan=vgp["hemlan"],
-        kr_per_kontaktpoang=_d(reh["kr_per_kontaktpoang"]), reh_cni_threshold=_d(reh["cni_threshold"]),
-        reh_cni_kr=_d(reh["cni_kr_per_poang"]), geografi_threshold=_d(reh["geografi_threshold"]),
-        geografi_kr=_d(reh["geografi_kr_per_poang"]), tillagg=_d(reh["tillagg"]),
+        besok_ej_listad=_pair(vgp["besok_ej_listad"]),
+        besok_utomlans=_pair(vgp["besok_utomlans"]),
+        besok_kontakttyper=frozenset(vgp["besok_kontakttyper"]),
+        hemlan=vgp["hemlan"],
+        kr_per_kontaktpoang=_d(reh["kr_per_kontaktpoang"]),
+        reh_cni_threshold=_d(reh["cni_threshold"]),
+        reh_cni_kr=_d(reh["cni_kr_per_poang"]),
+        geografi_threshold=_d(reh["geografi_threshold"]),
+        geografi_kr=_d(reh["geografi_kr_per_poang"]),
+        tillagg=_d(reh["tillagg"]),
         tillagg_kontakttyper=frozenset(reh["tillagg_kontakttyper"]),
         forstabesok_dagar=int(reh["forstabesok_dagar"]),
         kontaktpoang={k: {p: _d(v) for p, v in row.items()} for k, row in reh["kontaktpoang"].items()},

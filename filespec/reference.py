@@ -16,9 +16,13 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filespec.calendar import Period
 from filespec.errors import VardfilError
+
+if TYPE_CHECKING:  # polars is loaded when a listing is read, not when the register is
+    import polars as pl
 
 
 class ReferenceDataError(VardfilError):
@@ -47,7 +51,6 @@ class Unit:
         """Active in period P: giltig_from ≤ last day of P and (no giltig_tom or ≥ first day)."""
         first, last = Period.parse(period).bounds
         return self.giltig_from <= last and (self.giltig_tom is None or self.giltig_tom >= first)
-
 
 
 def _read_rows(path: Path, columns: list[str]) -> list[dict[str, str]]:
@@ -83,8 +86,7 @@ class Reference:
         return self.kva.get(year)
 
 
-_UNIT_COLUMNS = ["hsaid", "namn", "filtyp", "driftform", "giltig_from", "giltig_tom", "cni",
-                 "geografi_poang"]
+_UNIT_COLUMNS = ["hsaid", "namn", "filtyp", "driftform", "giltig_from", "giltig_tom", "cni", "geografi_poang"]
 
 
 def load_units(path: Path) -> dict[str, Unit]:
@@ -93,7 +95,10 @@ def load_units(path: Path) -> dict[str, Unit]:
     for n, r in enumerate(_read_rows(path, _UNIT_COLUMNS), start=2):
         try:
             units[r["hsaid"]] = Unit(
-                hsaid=r["hsaid"], namn=r["namn"], filtyp=r["filtyp"], driftform=r["driftform"],
+                hsaid=r["hsaid"],
+                namn=r["namn"],
+                filtyp=r["filtyp"],
+                driftform=r["driftform"],
                 giltig_from=dt.date.fromisoformat(r["giltig_from"]),
                 giltig_tom=dt.date.fromisoformat(r["giltig_tom"]) if r["giltig_tom"] else None,
                 cni=Decimal(r["cni"] or "0"),
@@ -119,7 +124,7 @@ def listing_path(root: Path | str, period: str) -> Path:
     return Path(root) / f"listning_{Period.parse(period).compact}.csv"
 
 
-def load_listing(root: Path | str, period: str):
+def load_listing(root: Path | str, period: str) -> pl.DataFrame | None:
     """The VGP listing on the last day of ``period`` as a polars frame of strings (or None if absent)."""
     import polars as pl
 

@@ -18,7 +18,6 @@ from typing import Any
 SPEC_DIR = Path(__file__).parent / "specs"
 
 
-
 class FileType(str, Enum):
     """The two filtyper (FILSPECIFIKATION.md section 1): VG Primärvård and Vårdval Rehab."""
 
@@ -102,6 +101,13 @@ class FileSpec:
                 return r
         raise KeyError(code)
 
+    def row_rule(self, code: str) -> RowRule:
+        """The row rule with this code (KeyError for a file rule or an unknown code)."""
+        for r in self.row_rules:
+            if r.code == code:
+                return r
+        raise KeyError(code)
+
     def message(self, code: str) -> str:
         """The Swedish message of a rule code."""
         return self.rule(code).message
@@ -115,20 +121,26 @@ def _parse_spec(path: Path) -> FileSpec:
     raw_bytes = path.read_bytes()
     raw = tomllib.loads(raw_bytes.decode("utf-8"))
     fields = tuple(
-        FieldSpec(name=f["name"], required=bool(f.get("required", False)),
-                  required_when=f.get("required_when"))
+        FieldSpec(name=f["name"], required=bool(f.get("required", False)), required_when=f.get("required_when"))
         for f in raw["fields"]
     )
     required = tuple(f.name for f in fields if f.required or f.required_when)
     rules = []
     for r in raw["row_rules"]:
-        params = {k: v for k, v in r.items()
-                  if k not in ("code", "severity", "check", "fields", "message")}
+        params = {k: v for k, v in r.items() if k not in ("code", "severity", "check", "fields", "message")}
         rule_fields = tuple(r["fields"])
         if rule_fields == ("*required",):
             rule_fields = required
-        rules.append(RowRule(code=r["code"], severity=Severity(r["severity"]), check=r["check"],
-                             fields=rule_fields, message=r["message"], params=params))
+        rules.append(
+            RowRule(
+                code=r["code"],
+                severity=Severity(r["severity"]),
+                check=r["check"],
+                fields=rule_fields,
+                message=r["message"],
+                params=params,
+            )
+        )
     return FileSpec(
         spec_version=raw["spec_version"],
         file_type=raw["file_type"],
@@ -136,8 +148,7 @@ def _parse_spec(path: Path) -> FileSpec:
         max_bytes=int(raw["max_bytes"]),
         codes={k: tuple(v) for k, v in raw["codes"].items()},
         fields=fields,
-        file_rules={r["code"]: FileRule(code=r["code"], message=r["message"])
-                    for r in raw["file_rules"]},
+        file_rules={r["code"]: FileRule(code=r["code"], message=r["message"]) for r in raw["file_rules"]},
         row_rules=tuple(rules),
         sha256=hashlib.sha256(raw_bytes).hexdigest(),
         path=path,
@@ -151,6 +162,8 @@ def all_specs() -> tuple[FileSpec, ...]:
     return tuple(sorted(specs, key=lambda s: (s.file_type, s.valid_from)))
 
 
+# A spec is chosen by the file's period, never by today's date (FILSPECIFIKATION.md section 9): a
+# correction of 2026-10 sent in 2027 is judged by the rules 2026-10 was reported under.
 def spec_for(file_type: str, period: str) -> FileSpec | None:
     """The spec that judges a file of ``file_type`` for reporting period ``period`` ("YYYY-MM").
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from filespec.calendar import Period
 
-T = TypeVar("T")
+
+class Versioned(Protocol):
+    """A versioned data file: valid from a first day (``YYYY-MM-DD``) on."""
+
+    @property
+    def valid_from(self) -> str: ...
+
+
+T = TypeVar("T", bound=Versioned)
 
 
 def load_all(folder: Path, load: Callable[[Path], T]) -> tuple[T, ...]:

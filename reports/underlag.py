@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
+from typing import Any
 
 import polars as pl
 
@@ -68,12 +69,18 @@ class UnderlagLine:
     amount: Decimal
     corrected_period: str | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """Plain values (Decimals kept) for frames and workbooks."""
-        return {"period": self.period, "file_type": self.file_type, "unit_hsaid": self.unit_hsaid,
-                "component": self.component.value, "quantity": self.quantity,
-                "unit_price": self.unit_price, "amount": self.amount,
-                "corrected_period": self.corrected_period}
+        return {
+            "period": self.period,
+            "file_type": self.file_type,
+            "unit_hsaid": self.unit_hsaid,
+            "component": self.component.value,
+            "quantity": self.quantity,
+            "unit_price": self.unit_price,
+            "amount": self.amount,
+            "corrected_period": self.corrected_period,
+        }
 
 
 def round_ore(value: Decimal) -> Decimal:
@@ -88,15 +95,28 @@ def total(lines: list[UnderlagLine]) -> Decimal:
 
 class _Lines:
     def __init__(self, period: str, unit: Unit):
-        self.period, self.unit, self.lines = period, unit, []
+        self.period, self.unit = period, unit
+        self.lines: list[UnderlagLine] = []
 
-    def add(self, component: Component, quantity: Decimal | None, unit_price: Decimal | None,
-            amount: Decimal) -> UnderlagLine | None:
+    def add(
+        self, component: Component, quantity: Decimal | None, unit_price: Decimal | None, amount: Decimal
+    ) -> UnderlagLine | None:
+        # Section 4: each line is rounded on its own and the total is the sum of rounded lines, so
+        # a unit can add up its underlag by hand and land on the same öre.
         amount = round_ore(amount)
+        # A line of nothing at zero kronor says nothing; a line of zero kronor for a quantity
+        # (a listing of persons whose weights sum to 0) is kept, since its quantity informs.
         if (quantity is None or quantity == 0) and amount == 0:
             return None
-        line = UnderlagLine(period=self.period, file_type=self.unit.filtyp, unit_hsaid=self.unit.hsaid,
-                            component=component, quantity=quantity, unit_price=unit_price, amount=amount)
+        line = UnderlagLine(
+            period=self.period,
+            file_type=self.unit.filtyp,
+            unit_hsaid=self.unit.hsaid,
+            component=component,
+            quantity=quantity,
+            unit_price=unit_price,
+            amount=amount,
+        )
         self.lines.append(line)
         return line
 
@@ -106,10 +126,14 @@ class _Lines:
     def fees(self, accepted: pl.DataFrame | None) -> None:
         if accepted is None or accepted.height == 0:
             return
+        # The expected fee, not the fee the file reports: fees are deducted whether or not the
+        # patient paid (section 4, [källa]); a row whose fee cannot be computed deducts nothing.
         fees = accepted["forvantad_avgift"].fill_null(0).sum()
         self.add(Component.PATIENTAVGIFT, Decimal(accepted.height), None, -Decimal(int(fees)))
 
     def moms(self, prices: PriceList, basis: set[Component]) -> None:
+        # Only private providers pay VAT on care they buy in; the compensation is on the components
+        # that pay for care, never on the fee deduction (section 4).
         if self.unit.driftform != "PRIVAT":
             return
         base = sum((ln.amount for ln in self.lines if ln.component in basis), Decimal("0.00"))
@@ -130,35 +154,57 @@ def listing_points(listing: pl.DataFrame | None, unit_hsaid: str, period: str, p
     for stage in parts.stages:
         frame = frame.with_columns(stage)
     birth = parts.birth_date
-    md = lambda d: d.dt.month().cast(pl.Int32) * 100 + d.dt.day().cast(pl.Int32)  # noqa: E731
+
+    def md(d: pl.Expr) -> pl.Expr:  # month and day as one number, to compare birthdays
+        return d.dt.month().cast(pl.Int32) * 100 + d.dt.day().cast(pl.Int32)
+
+    # Age in whole years on the last day of the period: a year less when the birthday (month and
+    # day) is still to come. Integer arithmetic, so 29 February needs no special case here.
     last_md = last.month * 100 + last.day
-    age = (pl.lit(last.year) - birth.dt.year().cast(pl.Int32) - (pl.lit(last_md) < md(birth)).cast(pl.Int32))
+    age = pl.lit(last.year) - birth.dt.year().cast(pl.Int32) - (pl.lit(last_md) < md(birth)).cast(pl.Int32)
     counts = frame.select(age.alias("age"), pl.col("kon")).group_by("age", "kon").len().collect()
+    # The listing is the region's own register: an id without a birth date there is a fault of the
+    # reference data, not a finding of a unit, and paying capitation on a guessed age would be wrong.
     if counts["age"].null_count():
         raise ValueError(f"listing for {unit_hsaid} {period} has patient ids without a valid birth date")
     return sum((prices.weight(a, k) * n for a, k, n in counts.iter_rows()), Decimal(0))
 
 
-def vgp_visits(accepted: pl.DataFrame, listing: pl.DataFrame | None, unit_hsaid: str,
-               prices: PriceList) -> pl.DataFrame:
+def vgp_visits(
+    accepted: pl.DataFrame, listing: pl.DataFrame | None, unit_hsaid: str, prices: PriceList
+) -> pl.DataFrame:
     """Per accepted VGP row: the visit component it is paid under (or null) and its price."""
-    listed_here = (listing.filter(pl.col("vardenhet_hsaid") == unit_hsaid)["patient_id"]
-                   if listing is not None else pl.Series([], dtype=pl.Utf8))
+    listed_here = (
+        listing.filter(pl.col("vardenhet_hsaid") == unit_hsaid)["patient_id"]
+        if listing is not None
+        else pl.Series([], dtype=pl.Utf8)
+    )
     paid = pl.col("kontakttyp").is_in(list(prices.besok_kontakttyper))
     home = pl.col("folkbokforing_lan") == prices.hemlan
     lak = pl.col("yrkeskategori") == "LAK"
     listed = pl.col("patient_id").is_in(listed_here.implode())
-    component = (pl.when(paid & ~home).then(pl.lit(Component.BESOK_UTOMLANS.value))
-                 .when(paid & home & ~listed).then(pl.lit(Component.BESOK_EJ_LISTAD.value)))
-    price = (pl.when(component == Component.BESOK_UTOMLANS.value)
-             .then(pl.when(lak).then(pl.lit(str(prices.besok_utomlans[0]))).otherwise(pl.lit(str(prices.besok_utomlans[1]))))
-             .when(component == Component.BESOK_EJ_LISTAD.value)
-             .then(pl.when(lak).then(pl.lit(str(prices.besok_ej_listad[0]))).otherwise(pl.lit(str(prices.besok_ej_listad[1])))))
+    # Outside the county comes first: a person from another län is paid as utomläns even when
+    # listed here (the listing pays capitation; the visit is billed to their home region).
+    component = (
+        pl.when(paid & ~home)
+        .then(pl.lit(Component.BESOK_UTOMLANS.value))
+        .when(paid & home & ~listed)
+        .then(pl.lit(Component.BESOK_EJ_LISTAD.value))
+    )
+    price = (
+        pl.when(component == Component.BESOK_UTOMLANS.value)
+        .then(pl.when(lak).then(pl.lit(str(prices.besok_utomlans[0]))).otherwise(pl.lit(str(prices.besok_utomlans[1]))))
+        .when(component == Component.BESOK_EJ_LISTAD.value)
+        .then(
+            pl.when(lak).then(pl.lit(str(prices.besok_ej_listad[0]))).otherwise(pl.lit(str(prices.besok_ej_listad[1])))
+        )
+    )
     return accepted.with_columns(listed.alias("listad"), component.alias("komponent"), price.alias("a_pris"))
 
 
-def vgp_underlag(*, unit: Unit, period: str, accepted: pl.DataFrame | None, listing: pl.DataFrame | None,
-                 prices: PriceList) -> list[UnderlagLine]:
+def vgp_underlag(
+    *, unit: Unit, period: str, accepted: pl.DataFrame | None, listing: pl.DataFrame | None, prices: PriceList
+) -> list[UnderlagLine]:
     """The VGP underlag: capitation (ALDER_KON, CNI), visit fees, patient fees, VAT compensation.
 
     ``accepted`` is None for a unit without a gällande file (capitation is paid all the same).
@@ -170,8 +216,10 @@ def vgp_underlag(*, unit: Unit, period: str, accepted: pl.DataFrame | None, list
         out.priced(Component.CNI, points, prices.vgp_cni_kr)
     if accepted is not None and accepted.height:
         visits = vgp_visits(accepted, listing, unit.hsaid, prices)
-        for component, (p_lak, p_other) in ((Component.BESOK_EJ_LISTAD, prices.besok_ej_listad),
-                                            (Component.BESOK_UTOMLANS, prices.besok_utomlans)):
+        for component, (p_lak, p_other) in (
+            (Component.BESOK_EJ_LISTAD, prices.besok_ej_listad),
+            (Component.BESOK_UTOMLANS, prices.besok_utomlans),
+        ):
             rows = visits.filter(pl.col("komponent") == component.value)
             n_lak = rows.filter(pl.col("yrkeskategori") == "LAK").height
             out.priced(component, Decimal(n_lak), p_lak)
@@ -192,16 +240,22 @@ def first_visits(current: pl.DataFrame, history: pl.DataFrame | None, days: int)
     parts = [cur]
     if history is not None and history.height:
         parts.append(history.select(cols).with_columns(pl.lit(None, pl.UInt32).alias("__i")).select(cur.columns))
+    # Sorted by patient, date and besok_id, each visit's predecessor is the patient's previous
+    # visit; the same date with a smaller besok_id counts as earlier (reading 3), which the sort
+    # gives without a special case.
     visits = pl.concat(parts).sort(["patient_id", "besoksdatum_dat", "besok_id"])
     prev = pl.col("besoksdatum_dat").shift(1).over("patient_id")
     flagged = visits.with_columns(
-        (prev.is_null() | (prev < pl.col("besoksdatum_dat") - dt.timedelta(days=days))).alias("first"))
+        (prev.is_null() | (prev < pl.col("besoksdatum_dat") - dt.timedelta(days=days))).alias("first")
+    )
     return flagged.filter(pl.col("__i").is_not_null()).sort("__i")["first"]
 
 
 def reh_visits(accepted: pl.DataFrame, history: pl.DataFrame | None, prices: PriceList) -> pl.DataFrame:
     """Per accepted REH row: base points, the add-ons and the row's contact points (as text)."""
     first = first_visits(accepted, history, prices.forstabesok_dagar)
+    # Points in hundredths (integers): a sum of a million decimal points in floats would drift, and
+    # polars' decimal products round to the larger scale.
     hundredths = {f"{kt}|{yrk}": int(p * 100) for kt, row in prices.kontaktpoang.items() for yrk, p in row.items()}
     addon = int(prices.tillagg * 100)
     key = pl.concat_str([pl.col("kontakttyp"), pl.lit("|"), pl.col("yrkeskategori")])
@@ -210,8 +264,12 @@ def reh_visits(accepted: pl.DataFrame, history: pl.DataFrame | None, prices: Pri
     forsta = with_addons & pl.col("forstabesok")
     frame = accepted.with_columns(first.alias("forstabesok")).with_columns(
         key.replace_strict(hundredths, return_dtype=pl.Int64).alias("__bas"),
-        tolk.alias("tolktillagg"), forsta.alias("forstabesokstillagg"))
-    total_h = pl.col("__bas") + (pl.col("tolktillagg").cast(pl.Int64) + pl.col("forstabesokstillagg").cast(pl.Int64)) * addon
+        tolk.alias("tolktillagg"),
+        forsta.alias("forstabesokstillagg"),
+    )
+    total_h = (
+        pl.col("__bas") + (pl.col("tolktillagg").cast(pl.Int64) + pl.col("forstabesokstillagg").cast(pl.Int64)) * addon
+    )
     return frame.with_columns(total_h.alias("__poang_h"))
 
 
@@ -222,8 +280,9 @@ def contact_points(accepted: pl.DataFrame, history: pl.DataFrame | None, prices:
     return Decimal(int(reh_visits(accepted, history, prices)["__poang_h"].sum())) / 100
 
 
-def reh_underlag(*, unit: Unit, period: str, accepted: pl.DataFrame | None, history: pl.DataFrame | None,
-                 prices: PriceList) -> list[UnderlagLine]:
+def reh_underlag(
+    *, unit: Unit, period: str, accepted: pl.DataFrame | None, history: pl.DataFrame | None, prices: PriceList
+) -> list[UnderlagLine]:
     """The REH underlag: contact points, CNI, geography, patient fees, VAT compensation.
 
     ``history`` holds the unit's accepted rows of earlier periods (for the first-visit add-on).
@@ -242,8 +301,15 @@ def reh_underlag(*, unit: Unit, period: str, accepted: pl.DataFrame | None, hist
     return out.lines
 
 
-def underlag_for(*, unit: Unit, period: str, accepted: pl.DataFrame | None, listing: pl.DataFrame | None,
-                 history: pl.DataFrame | None, prices: PriceList) -> list[UnderlagLine]:
+def underlag_for(
+    *,
+    unit: Unit,
+    period: str,
+    accepted: pl.DataFrame | None,
+    listing: pl.DataFrame | None,
+    history: pl.DataFrame | None,
+    prices: PriceList,
+) -> list[UnderlagLine]:
     """The underlag of a unit of either filtyp."""
     if unit.filtyp == "VGP":
         return vgp_underlag(unit=unit, period=period, accepted=accepted, listing=listing, prices=prices)
@@ -252,6 +318,13 @@ def underlag_for(*, unit: Unit, period: str, accepted: pl.DataFrame | None, list
 
 def rattelse_line(*, unit: Unit, period: str, corrected_period: str, amount: Decimal) -> UnderlagLine:
     """The correction line of an earlier period, settled in ``period``'s underlag."""
-    return UnderlagLine(period=period, file_type=unit.filtyp, unit_hsaid=unit.hsaid,
-                        component=Component.RATTELSE, quantity=None, unit_price=None,
-                        amount=round_ore(amount), corrected_period=corrected_period)
+    return UnderlagLine(
+        period=period,
+        file_type=unit.filtyp,
+        unit_hsaid=unit.hsaid,
+        component=Component.RATTELSE,
+        quantity=None,
+        unit_price=None,
+        amount=round_ore(amount),
+        corrected_period=corrected_period,
+    )

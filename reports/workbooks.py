@@ -8,13 +8,17 @@ stored explicitly as text. Patient ids appear only masked.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 from openpyxl import Workbook
-from openpyxl.cell.cell import Cell, WriteOnlyCell
+from openpyxl.cell.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
 from reports.underlag import COMPONENT_LABELS
@@ -29,9 +33,9 @@ FLAG_FILL = PatternFill("solid", fgColor="FCE4D6")
 FORMULA_STARTS = ("=", "+", "-", "@")
 
 
-
-def write_value(cell: Cell, value, number_format: str | None = None) -> Cell:
-    """Write a value; text that looks like a formula is stored as text, never run."""
+def write_value(cell: Any, value: object, number_format: str | None = None) -> Any:
+    """Write a value into a cell (a sheet's or a write-only one); text that looks like a formula is
+    stored as text, never run. Cells are ``Any``: openpyxl's cell classes share no typed base."""
     cell.value = value  # Decimals are written exactly (openpyxl stores their text in the XML)
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         cell.data_type = "s"
@@ -40,11 +44,13 @@ def write_value(cell: Cell, value, number_format: str | None = None) -> Cell:
     return cell
 
 
-def _table(ws: Worksheet, top: int, headers: list[str], rows: list[list], formats: dict[int, str] | None = None) -> int:
+def _table(
+    ws: Worksheet, top: int, headers: list[str], rows: list[list[Any]], formats: dict[int, str] | None = None
+) -> int:
     """A header row and data rows from row ``top``; returns the row after the table."""
     formats = formats or {}
     for c, h in enumerate(headers, start=1):
-        cell = ws.cell(row=top, column=c, value=h)
+        cell: Any = ws.cell(row=top, column=c, value=h)
         cell.fill, cell.font = HEADER_FILL, HEADER_FONT
         cell.alignment = Alignment(vertical="center", wrap_text=True)
     for r, row in enumerate(rows, start=top + 1):
@@ -54,11 +60,11 @@ def _table(ws: Worksheet, top: int, headers: list[str], rows: list[list], format
 
 
 def _finish(ws: Worksheet, header_row: int, last_row: int, ncols: int) -> None:
-    ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
+    ws.freeze_panes = f"A{header_row + 1}"  # the same anchor as a cell, as the stubs want it
     # Printed (or exported to PDF) as a person reads it: landscape, all columns on one page width.
     ws.page_setup.orientation = "landscape"
     ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    _fit_to_page(ws)
     ws.print_title_rows = f"{header_row}:{header_row}"
     if last_row > header_row:
         ws.auto_filter.ref = f"A{header_row}:{get_column_letter(ncols)}{max(last_row - 1, header_row)}"
@@ -71,6 +77,14 @@ def _finish(ws: Worksheet, header_row: int, last_row: int, ncols: int) -> None:
             extra = 7 if isinstance(cell.value, (int, float, Decimal)) else 0
             width = max(width, len(str(cell.value)) + extra)
         ws.column_dimensions[get_column_letter(col)].width = min(width + 2, 60)
+
+
+def _fit_to_page(ws: Any) -> None:
+    # openpyxl creates the page-setup properties with every sheet; the stubs allow None.
+    props = ws.sheet_properties.pageSetUpPr
+    if props is None:
+        props = ws.sheet_properties.pageSetUpPr = PageSetupProperties()
+    props.fitToPage = True
 
 
 def _save(wb: Workbook, path: Path) -> Path:
@@ -93,11 +107,11 @@ class _Sheet:
 
     def __init__(self, wb: Workbook, title: str):
         self.ws = wb.create_sheet(title)
-        self.rows: list[tuple[str, list]] = []  # (kind, values); kind: "", "bold", "label", "header", "title"
+        self.rows: list[tuple[str, list[Any]]] = []  # (kind, values); kind: "", "bold", "label", "header", "title"
         self.header_row: int | None = None
         self.formats: dict[int, str] = {}
 
-    def row(self, values, *, kind: str = "") -> None:
+    def row(self, values: Iterable[Any], *, kind: str = "") -> None:
         if kind == "header":
             self.header_row = len(self.rows) + 1
         self.rows.append((kind, list(values)))
@@ -105,7 +119,7 @@ class _Sheet:
     def _widths(self, ncols: int) -> list[int]:
         widths = [8] * ncols
         start = (self.header_row or len(self.rows) + 1) - 1
-        for _kind, row in self.rows[start:start + 1 + self.WIDTH_SAMPLE]:
+        for _kind, row in self.rows[start : start + 1 + self.WIDTH_SAMPLE]:
             for c, v in enumerate(row):
                 if v is not None:
                     # Formatted numbers are wider than their digits: separators, decimals, " kr".
@@ -113,8 +127,14 @@ class _Sheet:
                     widths[c] = max(widths[c], len(str(v)) + extra)
         return widths
 
-    def _cell(self, value, *, number_format: str | None = None, font: Font | None = None,
-              fill: PatternFill | None = None) -> WriteOnlyCell:
+    def _cell(
+        self,
+        value: object,
+        *,
+        number_format: str | None = None,
+        font: Font | None = None,
+        fill: PatternFill | None = None,
+    ) -> Any:
         cell = write_value(WriteOnlyCell(self.ws), value, number_format)
         if font is not None:
             cell.font = font
@@ -132,15 +152,17 @@ class _Sheet:
             ws.auto_filter.ref = f"A{self.header_row}:{get_column_letter(ncols)}{max(last, self.header_row)}"
         ws.page_setup.orientation = "landscape"
         ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
-        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        _fit_to_page(ws)
         styled = sorted(self.formats)
         bold = Font(bold=True)
         for kind, values in self.rows:
             if kind == "header":
                 out = [self._cell(v, font=HEADER_FONT, fill=HEADER_FILL) for v in values]
             elif kind in ("title", "bold"):
-                out = [self._cell(v, font=TITLE_FONT if kind == "title" else bold,
-                                  number_format=self.formats.get(c)) for c, v in enumerate(values)]
+                out = [
+                    self._cell(v, font=TITLE_FONT if kind == "title" else bold, number_format=self.formats.get(c))
+                    for c, v in enumerate(values)
+                ]
             elif kind == "label":
                 out = [self._cell(values[0], font=bold), *[self._data(v) for v in values[1:]]]
             else:
@@ -150,14 +172,14 @@ class _Sheet:
                         out[c] = self._cell(values[c], number_format=self.formats[c])
             ws.append(out)
 
-    def _data(self, v):
+    def _data(self, v: object) -> object:
         """A bare value where openpyxl writes it safely as it is, else a cell kept as text."""
         if isinstance(v, str) and v.startswith(FORMULA_STARTS):
             return self._cell(v)
         return v
 
 
-def _table_rows(table) -> tuple[list[str], list]:
+def _table_rows(table: pl.DataFrame | list[dict[str, Any]] | None) -> tuple[list[str], list[Any]]:
     """Headers and row tuples of a polars frame or a list of dicts (``None``: no rows)."""
     if table is None or len(table) == 0:
         return [], []
@@ -167,7 +189,14 @@ def _table_rows(table) -> tuple[list[str], list]:
     return table.columns, table.rows()
 
 
-def unit_workbook(path: Path, *, meta: dict, lines: list[dict], visits, rejected: list[dict]) -> Path:
+def unit_workbook(
+    path: Path,
+    *,
+    meta: dict[str, Any],
+    lines: list[dict[str, Any]],
+    visits: pl.DataFrame | list[dict[str, Any]] | None,
+    rejected: list[dict[str, Any]],
+) -> Path:
     """One unit's underlag for one period.
 
     ``meta``: unit name and HSA-id, filtyp, driftform, period, versions, file name, hash, received_at,
@@ -180,12 +209,19 @@ def unit_workbook(path: Path, *, meta: dict, lines: list[dict], visits, rejected
     summary.row([f"Ersättningsunderlag {meta['period']}"], kind="title")
     summary.row([])
     info = [
-        ("Vårdenhet", meta["namn"]), ("HSA-id", meta["unit_hsaid"]), ("Filtyp", meta["file_type"]),
-        ("Driftform", meta["driftform"]), ("Period", meta["period"]),
-        ("Fil", meta.get("file_name") or "ingen fil vid stängningen"), ("SHA-256", meta.get("sha256") or "-"),
-        ("Mottagen", meta.get("received_at") or "-"), ("I tid", {True: "ja", False: "nej", None: "-"}[meta.get("on_time")]),
-        ("Filspecifikation", meta.get("spec_version") or "-"), ("Prislista", meta["price_list"]),
-        ("Avgiftstabell", meta["fee_table"]), ("Stängd", meta["closed_at"]),
+        ("Vårdenhet", meta["namn"]),
+        ("HSA-id", meta["unit_hsaid"]),
+        ("Filtyp", meta["file_type"]),
+        ("Driftform", meta["driftform"]),
+        ("Period", meta["period"]),
+        ("Fil", meta.get("file_name") or "ingen fil vid stängningen"),
+        ("SHA-256", meta.get("sha256") or "-"),
+        ("Mottagen", meta.get("received_at") or "-"),
+        ("I tid", {True: "ja", False: "nej", None: "-"}[meta.get("on_time")]),
+        ("Filspecifikation", meta.get("spec_version") or "-"),
+        ("Prislista", meta["price_list"]),
+        ("Avgiftstabell", meta["fee_table"]),
+        ("Stängd", meta["closed_at"]),
     ]
     for k, v in info:
         summary.row([k, v], kind="label")
@@ -193,10 +229,19 @@ def unit_workbook(path: Path, *, meta: dict, lines: list[dict], visits, rejected
     summary.row(["Komponent", "Kod", "Antal", "À-pris", "Belopp", "Avser period"], kind="header")
     summary.formats = {2: QUANTITY, 3: QUANTITY, 4: KRONOR}
     for ln in lines:
-        summary.row([COMPONENT_LABELS.get(ln["component"], ln["component"]), ln["component"], ln["quantity"],
-                     ln["unit_price"], ln["amount"], ln["corrected_period"] or ""])
-    summary.row(["Summa", None, None, None, sum((Decimal(str(ln["amount"])) for ln in lines), Decimal(0)), None],
-                kind="bold")
+        summary.row(
+            [
+                COMPONENT_LABELS.get(ln["component"], ln["component"]),
+                ln["component"],
+                ln["quantity"],
+                ln["unit_price"],
+                ln["amount"],
+                ln["corrected_period"] or "",
+            ]
+        )
+    summary.row(
+        ["Summa", None, None, None, sum((Decimal(str(ln["amount"])) for ln in lines), Decimal(0)), None], kind="bold"
+    )
     summary.write()
     summary.ws.column_dimensions["A"].width = 42
 
@@ -222,17 +267,27 @@ def unit_workbook(path: Path, *, meta: dict, lines: list[dict], visits, rejected
     return _save(wb, path)
 
 
-def region_workbook(path: Path, *, period: str, closed_at: str, components: list[str], units: list[dict],
-                    change_flag: Decimal = Decimal("0.20")) -> Path:
+def region_workbook(
+    path: Path,
+    *,
+    period: str,
+    closed_at: str,
+    components: list[str],
+    units: list[dict[str, Any]],
+    change_flag: Decimal = Decimal("0.20"),
+) -> Path:
     """The analysts' summary: every unit × component, total, change against the previous period,
     delivery status and rejected share, with large changes flagged."""
     wb = Workbook()
-    ws = wb.active
+    ws: Any = wb.active  # a new workbook's one sheet
     ws.title = "Region"
     ws["A1"] = f"Ersättningsunderlag {period} — alla enheter (stängd {closed_at})"
     ws["A1"].font = TITLE_FONT
-    headers = (["HSA-id", "Vårdenhet", "Filtyp", "Status"] + components
-               + ["Summa", "Föregående period", "Förändring", "Förändring %", "Avvisade rader %", "Flagga"])
+    headers = (
+        ["HSA-id", "Vårdenhet", "Filtyp", "Status"]
+        + components
+        + ["Summa", "Föregående period", "Förändring", "Förändring %", "Avvisade rader %", "Flagga"]
+    )
     rows = []
     for u in units:
         amounts = [u["components"].get(c, Decimal(0)) for c in components]
@@ -242,10 +297,23 @@ def region_workbook(path: Path, *, period: str, closed_at: str, components: list
         flag = "stor förändring" if share is not None and abs(share) > change_flag else ""
         if u["status"] in ("saknas", "sen"):
             flag = (flag + ", " if flag else "") + u["status"]
-        rows.append([u["unit_hsaid"], u["namn"], u["file_type"], u["status"], *amounts, u["total"], prev, change,
-                     share, u.get("rejected_share"), flag])
+        rows.append(
+            [
+                u["unit_hsaid"],
+                u["namn"],
+                u["file_type"],
+                u["status"],
+                *amounts,
+                u["total"],
+                prev,
+                change,
+                share,
+                u.get("rejected_share"),
+                flag,
+            ]
+        )
     first_amount = 4
-    formats = {i: KRONOR for i in range(first_amount, first_amount + len(components) + 3)}
+    formats = dict.fromkeys(range(first_amount, first_amount + len(components) + 3), KRONOR)
     formats[first_amount + len(components) + 3] = PERCENT
     formats[first_amount + len(components) + 4] = PERCENT
     end = _table(ws, 3, headers, rows, formats)
@@ -255,6 +323,8 @@ def region_workbook(path: Path, *, period: str, closed_at: str, components: list
                 ws.cell(row=r, column=c).fill = FLAG_FILL
     ws.cell(row=end, column=1, value="Summa").font = Font(bold=True)
     col_total = first_amount + len(components)
-    write_value(ws.cell(row=end, column=col_total + 1), sum((u["total"] for u in units), Decimal(0)), KRONOR).font = Font(bold=True)
+    write_value(
+        ws.cell(row=end, column=col_total + 1), sum((u["total"] for u in units), Decimal(0)), KRONOR
+    ).font = Font(bold=True)
     _finish(ws, 3, end, len(headers))
     return _save(wb, path)

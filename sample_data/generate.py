@@ -18,24 +18,49 @@ from pathlib import Path
 
 import numpy as np
 
-from filespec import fee_table_for
+from filespec import FileSpec, fee_table_for, listing_path, spec_for
 from filespec.calendar import Period
 from validators.identifiers import make_personnummer, make_reservnummer
 
 HERE = Path(__file__).parent
+# The committed sample month: period 2026-10 (window 2026-11-01 – 2026-11-04 15:00).
+SAMPLE_PERIOD = "2026-10"
+
+
+def _spec(file_type: str) -> FileSpec:
+    spec = spec_for(file_type, SAMPLE_PERIOD)
+    assert spec is not None  # the shipped specs start with 2025-01
+    return spec
+
+
 KVA_SOURCE = HERE / "reference"
 
-VGP_FIELDS = ["besok_id", "vardenhet_hsaid", "patient_id", "kon", "folkbokforing_lan", "besoksdatum",
-              "yrkeskategori", "kontakttyp", "besokstyp", "akut", "diagnos_1", "diagnos_2", "diagnos_3",
-              "diagnos_4", "diagnos_5", "kva_1", "kva_2", "kva_3", "kva_4", "kva_5", "kva_6", "tolk",
-              "frikort", "patientavgift"]
-REH_FIELDS = ["besok_id", "vardenhet_hsaid", "patient_id", "kon", "folkbokforing_lan", "besoksdatum",
-              "yrkeskategori", "kontakttyp", "besokstyp", "diagnos_1", "diagnos_2", "diagnos_3",
-              "kva_1", "kva_2", "kva_3", "kva_4", "kva_5", "kva_6", "antal_deltagare", "tolk",
-              "frikort", "patientavgift"]
+# The field order of the spec the sample month is reported under: the spec is the one place that says it.
+VGP_FIELDS = list(_spec("VGP").field_names)
+REH_FIELDS = list(_spec("REH").field_names)
 
-DIAGNOSES = ["J06.9", "M54.5", "I10", "E11.9", "F32.1", "F43.2", "J45.9", "M25.5", "N39.0", "R51.9",
-             "K52.9", "L30.9", "H10.9", "I48.9", "M79.6", "G43.9", "F41.1", "S83.5", "M75.1", "G30.1"]
+DIAGNOSES = [
+    "J06.9",
+    "M54.5",
+    "I10",
+    "E11.9",
+    "F32.1",
+    "F43.2",
+    "J45.9",
+    "M25.5",
+    "N39.0",
+    "R51.9",
+    "K52.9",
+    "L30.9",
+    "H10.9",
+    "I48.9",
+    "M79.6",
+    "G43.9",
+    "F41.1",
+    "S83.5",
+    "M75.1",
+    "G30.1",
+]
 REH_DIAGNOSES = ["M54.5", "M25.5", "S83.5", "M75.1", "M79.6", "G30.1", "I63.9", "M19.0", "R26.8", "F84.0"]
 LAN = ["14"] * 12 + ["13", "07", "01", "99"]
 VGP_PROF = ["LAK", "LAK", "LAK", "SSK", "DSK", "USK", "PSY", "KUR", "FT", "BM"]
@@ -65,7 +90,9 @@ SAMPLE_UNITS = [
     SampleUnit("SE2321000131-E000000001003", "Hälsocentralen Kajen", "VGP", "PRIVAT", "2025-06-01", "", "2.300", ""),
     SampleUnit("SE2321000131-E000000002001", "Rehab Strandvägen", "REH", "PRIVAT", "2025-01-01", "", "3.200", "11"),
     SampleUnit("SE2321000131-E000000002002", "Fysioterapin Lönnen", "REH", "OFFENTLIG", "2025-01-01", "", "2.000", "6"),
-    SampleUnit("SE2321000131-E000000002003", "Arbetsterapin Torget", "REH", "PRIVAT", "2025-01-01", "2026-08-31", "3.500", "10"),
+    SampleUnit(
+        "SE2321000131-E000000002003", "Arbetsterapin Torget", "REH", "PRIVAT", "2025-01-01", "2026-08-31", "3.500", "10"
+    ),
 ]
 
 
@@ -120,9 +147,17 @@ def _fees(file_type: str, period: str, kontakt, prof, age, frikort) -> np.ndarra
     return np.where(free, 0, fee)
 
 
-def generate_visits(*, file_type: str, hsaid: str, period: str, rows: int, seed: int,
-                    kva_codes: list[str], pool: PatientPool | None = None,
-                    id_prefix: str = "B") -> dict[str, np.ndarray]:
+def generate_visits(
+    *,
+    file_type: str,
+    hsaid: str,
+    period: str,
+    rows: int,
+    seed: int,
+    kva_codes: list[str],
+    pool: PatientPool | None = None,
+    id_prefix: str = "B",
+) -> dict[str, np.ndarray]:
     """Clean visit rows (columns of strings) for one unit, filtyp and period."""
     rng = np.random.default_rng(seed)
     # About three visits per patient in the month, as in the region's files.
@@ -141,7 +176,9 @@ def generate_visits(*, file_type: str, hsaid: str, period: str, rows: int, seed:
     frikort = np.where(rng.random(rows) < 0.08, "J", "N")
     age = _age(birth, visit)
     cols: dict[str, np.ndarray] = {}
-    cols["besok_id"] = np.char.add(f"{id_prefix}{period[2:4]}{period[5:]}-", np.char.zfill(np.arange(1, rows + 1).astype(str), 6))
+    cols["besok_id"] = np.char.add(
+        f"{id_prefix}{period[2:4]}{period[5:]}-", np.char.zfill(np.arange(1, rows + 1).astype(str), 6)
+    )
     cols["vardenhet_hsaid"] = np.full(rows, hsaid)
     cols["patient_id"] = pool.ids[who]
     cols["kon"] = pool.sex[who]
@@ -235,8 +272,10 @@ def kva_list(year: int, reference: Path = KVA_SOURCE) -> list[str]:
 def write_register(path: Path, units: list[SampleUnit] = SAMPLE_UNITS) -> None:
     """Write an ``enhetsregister.csv``."""
     head = "hsaid;namn;filtyp;driftform;giltig_from;giltig_tom;cni;geografi_poang"
-    body = [";".join([u.hsaid, u.namn, u.filtyp, u.driftform, u.giltig_from, u.giltig_tom, u.cni,
-                      u.geografi_poang]) for u in units]
+    body = [
+        ";".join([u.hsaid, u.namn, u.filtyp, u.driftform, u.giltig_from, u.giltig_tom, u.cni, u.geografi_poang])
+        for u in units
+    ]
     path.write_text("\n".join([head, *body]) + "\n", encoding="utf-8")
 
 
@@ -247,17 +286,33 @@ def write_listing(path: Path, pool: PatientPool, units: list[SampleUnit], seed: 
     where = rng.choice(vgp, len(pool.ids))
     listed = rng.random(len(pool.ids)) < 0.85
     lines = ["patient_id;kon;vardenhet_hsaid"]
-    lines += [f"{pid};{sex};{unit}" for pid, sex, unit, ok in zip(pool.ids, pool.sex, where, listed) if ok]
+    lines += [f"{pid};{sex};{unit}" for pid, sex, unit, ok in zip(pool.ids, pool.sex, where, listed, strict=True) if ok]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-# The committed sample month: period 2026-10 (window 2026-11-01 – 2026-11-04 15:00).
-SAMPLE_PERIOD = "2026-10"
 SAMPLE_ARRIVALS = [
     # file name, received_at, rows, defects, what it shows
-    ("VGP_SE2321000131-E000000001001_202610_01.csv", "2026-11-02T09:15:00+01:00", 1800, 28, "typical defects: DELVIS_GODKAND"),
-    ("VGP_SE2321000131-E000000001001_202610_02.csv", "2026-11-03T16:40:00+01:00", 1800, 0, "the fixed file: GODKAND, replaces _01"),
-    ("VGP_SE2321000131-E000000001002_202610_01.csv", "2026-11-04T14:58:00+01:00", 2400, 0, "clean, two minutes before the deadline"),
+    (
+        "VGP_SE2321000131-E000000001001_202610_01.csv",
+        "2026-11-02T09:15:00+01:00",
+        1800,
+        28,
+        "typical defects: DELVIS_GODKAND",
+    ),
+    (
+        "VGP_SE2321000131-E000000001001_202610_02.csv",
+        "2026-11-03T16:40:00+01:00",
+        1800,
+        0,
+        "the fixed file: GODKAND, replaces _01",
+    ),
+    (
+        "VGP_SE2321000131-E000000001002_202610_01.csv",
+        "2026-11-04T14:58:00+01:00",
+        2400,
+        0,
+        "clean, two minutes before the deadline",
+    ),
     ("VGP_SE2321000131-E000000001003_202610_01.csv", "2026-11-04T15:20:00+01:00", 900, 3, "late: on_time false"),
     ("REH_SE2321000131-E000000002001_202610_01.csv", "2026-11-01T08:00:00+01:00", 1200, 14, "REH with defects"),
     ("REH_SE2321000131-E000000002002_202610_01.csv", "2026-11-02T11:00:00+01:00", 700, 0, "clean REH"),
@@ -278,15 +333,23 @@ def write_sample_month(out: Path, seed: int = 20261) -> None:
             shutil.copyfile(kva, ref / kva.name)
     rng = np.random.default_rng(seed)
     pool = PatientPool(rng, 4000)
-    write_listing(ref / f"listning_{SAMPLE_PERIOD.replace('-', '')}.csv", pool, SAMPLE_UNITS, seed)
-    kva = kva_list(int(SAMPLE_PERIOD[:4]), ref)
+    write_listing(listing_path(ref, SAMPLE_PERIOD), pool, SAMPLE_UNITS, seed)
+    kva = kva_list(Period.parse(SAMPLE_PERIOD).year, ref)
     lines = ["file;received_at;what_it_shows"]
     for i, (name, received_at, rows, defects, what) in enumerate(SAMPLE_ARRIVALS):
         file_type, hsaid = name.split("_")[0], name.split("_")[1]
         # _02 of a unit is the corrected _01: same visits, without the defects.
         base_seed = seed + 100 * SAMPLE_ARRIVALS.index(next(a for a in SAMPLE_ARRIVALS if a[0].split("_")[1] == hsaid))
-        cols = generate_visits(file_type=file_type, hsaid=hsaid, period=SAMPLE_PERIOD, rows=rows,
-                               seed=base_seed, kva_codes=kva, pool=pool, id_prefix=hsaid[-1])
+        cols = generate_visits(
+            file_type=file_type,
+            hsaid=hsaid,
+            period=SAMPLE_PERIOD,
+            rows=rows,
+            seed=base_seed,
+            kva_codes=kva,
+            pool=pool,
+            id_prefix=hsaid[-1],
+        )
         if defects:
             add_defects(cols, count=defects, seed=seed + i)
         (files / name).write_bytes(to_csv(cols, crlf=file_type == "VGP"))
@@ -303,8 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.rows:
         hsaid = SAMPLE_UNITS[0].hsaid
-        cols = generate_visits(file_type="VGP", hsaid=hsaid, period=SAMPLE_PERIOD, rows=args.rows,
-                               seed=args.seed, kva_codes=kva_list(2026))
+        cols = generate_visits(
+            file_type="VGP", hsaid=hsaid, period=SAMPLE_PERIOD, rows=args.rows, seed=args.seed, kva_codes=kva_list(2026)
+        )
         add_defects(cols, count=max(1, args.rows // 1000), seed=args.seed)
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / f"VGP_{hsaid}_202610_01.csv"

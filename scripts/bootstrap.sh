@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv with the project, its test dependencies and Airflow (the region's scheduler). Needs only Python >= 3.11 and pip.
+# Create .venv with the project, its test and lint dependencies and Airflow (the region's scheduler). Needs only Python >= 3.11 and pip.
 # Reinstalls only when pyproject.toml changed since the last install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,6 @@ fi
 stamp=.venv/.vardfil-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,airflow]'
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,airflow,lint]'
   echo "$want" > "$stamp"
 fi

@@ -17,7 +17,6 @@ run succeeded, its tasks ran on both workers, and the underlag matched.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -106,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def start(name: str, *cmd: str, **extra: str) -> None:
         fh = open(logs / f"{name}.log", "w")
-        procs.append(subprocess.Popen([*airflow, *cmd], env={**env, **extra}, stdout=fh, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [*airflow, *cmd], env={**env, **extra}, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
 
     ok = False
     try:
@@ -117,8 +119,16 @@ def main(argv: list[str] | None = None) -> int:
         start("scheduler", "scheduler")
         start("dag-processor", "dag-processor")
         for w in ("w1", "w2"):
-            start(f"worker-{w}", "celery", "worker", "--concurrency", "2", "--celery-hostname", f"{w}@%h",
-                  VARDFIL_TRIAL_WORKER=w)
+            start(
+                f"worker-{w}",
+                "celery",
+                "worker",
+                "--concurrency",
+                "2",
+                "--celery-hostname",
+                f"{w}@%h",
+                VARDFIL_TRIAL_WORKER=w,
+            )
 
         from filespec.calendar import Period
         from vardfil.sample import stage_inbox
@@ -127,8 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         deadline = Period.parse(PERIOD).deadline
         print(f"trial folder {work}; {len(staged)} files in the inbox; API server on port {port}")
         _wait_for_dag(airflow, env, args.timeout)
-        subprocess.run([*airflow, "dags", "trigger", "vardfil_close", "--logical-date", deadline.isoformat()],
-                       env=env, check=True, capture_output=True)
+        subprocess.run(
+            [*airflow, "dags", "trigger", "vardfil_close", "--logical-date", deadline.isoformat()],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         subprocess.run([*airflow, "dags", "unpause", "vardfil_close"], env=env, check=True, capture_output=True)
         t = time.perf_counter()
         state = _wait_for_run(_url(args.pg, DBS[0], "postgresql"), args.timeout)
@@ -195,7 +209,9 @@ def _wait_for_run(url: str, timeout: int) -> str:
     state = "none"
     while time.monotonic() < end:
         with psycopg.connect(url) as conn:
-            row = conn.execute("SELECT state FROM dag_run WHERE dag_id = 'vardfil_close' ORDER BY id DESC LIMIT 1").fetchone()
+            row = conn.execute(
+                "SELECT state FROM dag_run WHERE dag_id = 'vardfil_close' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
         state = row[0] if row else "none"
         if state in ("success", "failed"):
             return state
@@ -207,8 +223,10 @@ def _tasks_by_worker(url: str) -> dict[tuple[str, str], int]:
     import psycopg
 
     with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT hostname, task_id, count(*) FROM task_instance WHERE dag_id = 'vardfil_close' "
-                            "AND state = 'success' GROUP BY hostname, task_id").fetchall()
+        rows = conn.execute(
+            "SELECT hostname, task_id, count(*) FROM task_instance WHERE dag_id = 'vardfil_close' "
+            "AND state = 'success' GROUP BY hostname, task_id"
+        ).fetchall()
     return {(h, t): n for h, t, n in rows}
 
 
@@ -219,8 +237,9 @@ def _same_underlag(work: Path, env: dict) -> bool:
     direct_home = work / "direct"
     direct_env = {k: v for k, v in env.items() if not k.startswith(("AIRFLOW", "VARDFIL_DATABASE_URL"))}
     direct_env["VARDFIL_HOME"] = str(direct_home)
-    subprocess.run([sys.executable, "-m", "vardfil.cli", "sample", "--direct"], env=direct_env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "vardfil.cli", "sample", "--direct"], env=direct_env, check=True, capture_output=True
+    )
     got = pl.read_parquet(work / "vardfil" / "underlag" / PERIOD / "underlag.parquet")
     want = pl.read_parquet(direct_home / "underlag" / PERIOD / "underlag.parquet")
     return got.equals(want)

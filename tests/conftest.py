@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from filespec import load_reference
+from filespec.calendar import parse_instant
 from sample_data import SAMPLE_REFERENCE
 from sample_data.generate import REH_FIELDS, VGP_FIELDS
-from filespec.calendar import parse_instant
 from validators import make_personnummer, validate_file
 
 VGP_UNIT = "SE2321000131-E000000001001"
@@ -21,18 +21,54 @@ ON_TIME = "2026-11-02T10:00:00+01:00"
 ADULT_MAN = make_personnummer(dt.date(1980, 5, 17), 123)
 
 VGP_BASE = {
-    "besok_id": "A1", "vardenhet_hsaid": VGP_UNIT, "patient_id": ADULT_MAN, "kon": "M",
-    "folkbokforing_lan": "14", "besoksdatum": "2026-10-15", "yrkeskategori": "LAK",
-    "kontakttyp": "M", "besokstyp": "N", "akut": "N", "diagnos_1": "J06.9", "diagnos_2": "",
-    "diagnos_3": "", "diagnos_4": "", "diagnos_5": "", "kva_1": "", "kva_2": "", "kva_3": "",
-    "kva_4": "", "kva_5": "", "kva_6": "", "tolk": "N", "frikort": "N", "patientavgift": "200",
+    "besok_id": "A1",
+    "vardenhet_hsaid": VGP_UNIT,
+    "patient_id": ADULT_MAN,
+    "kon": "M",
+    "folkbokforing_lan": "14",
+    "besoksdatum": "2026-10-15",
+    "yrkeskategori": "LAK",
+    "kontakttyp": "M",
+    "besokstyp": "N",
+    "akut": "N",
+    "diagnos_1": "J06.9",
+    "diagnos_2": "",
+    "diagnos_3": "",
+    "diagnos_4": "",
+    "diagnos_5": "",
+    "kva_1": "",
+    "kva_2": "",
+    "kva_3": "",
+    "kva_4": "",
+    "kva_5": "",
+    "kva_6": "",
+    "tolk": "N",
+    "frikort": "N",
+    "patientavgift": "200",
 }
 REH_BASE = {
-    "besok_id": "R1", "vardenhet_hsaid": REH_UNIT, "patient_id": ADULT_MAN, "kon": "M",
-    "folkbokforing_lan": "14", "besoksdatum": "2026-10-15", "yrkeskategori": "FT",
-    "kontakttyp": "MOTT", "besokstyp": "N", "diagnos_1": "M54.5", "diagnos_2": "", "diagnos_3": "",
-    "kva_1": "QV001", "kva_2": "", "kva_3": "", "kva_4": "", "kva_5": "", "kva_6": "",
-    "antal_deltagare": "", "tolk": "N", "frikort": "N", "patientavgift": "200",
+    "besok_id": "R1",
+    "vardenhet_hsaid": REH_UNIT,
+    "patient_id": ADULT_MAN,
+    "kon": "M",
+    "folkbokforing_lan": "14",
+    "besoksdatum": "2026-10-15",
+    "yrkeskategori": "FT",
+    "kontakttyp": "MOTT",
+    "besokstyp": "N",
+    "diagnos_1": "M54.5",
+    "diagnos_2": "",
+    "diagnos_3": "",
+    "kva_1": "QV001",
+    "kva_2": "",
+    "kva_3": "",
+    "kva_4": "",
+    "kva_5": "",
+    "kva_6": "",
+    "antal_deltagare": "",
+    "tolk": "N",
+    "frikort": "N",
+    "patientavgift": "200",
 }
 
 
@@ -42,8 +78,14 @@ def file_name(file_type: str = "VGP", period: str = PERIOD, seq: str = "01", uni
     return f"{file_type}_{unit}_{period.replace('-', '')}_{seq}.csv"
 
 
-def make_file(file_type: str = "VGP", rows: list[dict] | None = None, *, header: list[str] | None = None,
-              extra_lines: list[str] = (), newline: str = "\n") -> bytes:
+def make_file(
+    file_type: str = "VGP",
+    rows: list[dict] | None = None,
+    *,
+    header: list[str] | None = None,
+    extra_lines: list[str] = (),
+    newline: str = "\n",
+) -> bytes:
     """Header and rows (each a change of the base row) as file bytes."""
     base = VGP_BASE if file_type == "VGP" else REH_BASE
     names = header or (VGP_FIELDS if file_type == "VGP" else REH_FIELDS)
@@ -65,11 +107,22 @@ def reference():
 @pytest.fixture
 def run(reference):
     """Validate bytes under a name at an instant; returns the ValidationResult."""
-    def _run(data: bytes | Path, name: str | None = None, received_at: str = ON_TIME,
-             earlier: tuple[int, ...] = (), file_type: str = "VGP"):
-        return validate_file(data, file_name=name or file_name(file_type),
-                             received_at=parse_instant(received_at), reference=reference,
-                             earlier_sequences=earlier)
+
+    def _run(
+        data: bytes | Path,
+        name: str | None = None,
+        received_at: str = ON_TIME,
+        earlier: tuple[int, ...] = (),
+        file_type: str = "VGP",
+    ):
+        return validate_file(
+            data,
+            file_name=name or file_name(file_type),
+            received_at=parse_instant(received_at),
+            reference=reference,
+            earlier_sequences=earlier,
+        )
+
     return _run
 
 

@@ -40,17 +40,30 @@ def _free_port() -> int:
 def server(tmp_path):
     clock = tmp_path / "clock"
     clock.write_text("2026-11-04T14:40:00+01:00")
-    env = {**os.environ, "VARDFIL_HOME": str(tmp_path / "home"), "VARDFIL_CLOCK_FILE": str(clock),
-           "VARDFIL_PASSWORD": PASSWORD}
+    env = {
+        **os.environ,
+        "VARDFIL_HOME": str(tmp_path / "home"),
+        "VARDFIL_CLOCK_FILE": str(clock),
+        "VARDFIL_PASSWORD": PASSWORD,
+    }
     for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT"):
         env.pop(var, None)
     env["VARDFIL_REFERENCE"] = str(SAMPLE_DIR / "reference")  # the sample register, named (never a default)
     for args in (["anna", "--role", "unit", "--hsaid", UNIT], ["analytiker", "--role", "analyst"]):
-        subprocess.run([sys.executable, "-m", "vardfil.cli", "user", "add", *args], env=env, check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "vardfil.cli", "user", "add", *args],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "vardfil.cli", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vardfil.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -74,9 +87,19 @@ def test_unit_and_analyst_run_the_month_in_a_browser(server, tmp_path):
     base, clock = server
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         page = browser.new_context(accept_downloads=True).new_page()
 
         _login(page, base, "anna")

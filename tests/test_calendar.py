@@ -29,14 +29,17 @@ def test_eves_and_holidays_are_not_vardagar(day):
     assert not is_vardag(dt.date.fromisoformat(day))
 
 
-@pytest.mark.parametrize(("period", "deadline"), [
-    ("2025-12", "2026-01-07T15:00:00+01:00"),  # CET
-    ("2026-03", "2026-04-07T15:00:00+02:00"),  # CEST, Easter in the window
-    ("2026-04", "2026-05-06T15:00:00+02:00"),
-    ("2026-09", "2026-10-05T15:00:00+02:00"),
-    ("2026-10", "2026-11-04T15:00:00+01:00"),  # after the DST change of 25 October
-    ("2026-12", "2027-01-07T15:00:00+01:00"),
-])
+@pytest.mark.parametrize(
+    ("period", "deadline"),
+    [
+        ("2025-12", "2026-01-07T15:00:00+01:00"),  # CET
+        ("2026-03", "2026-04-07T15:00:00+02:00"),  # CEST, Easter in the window
+        ("2026-04", "2026-05-06T15:00:00+02:00"),
+        ("2026-09", "2026-10-05T15:00:00+02:00"),
+        ("2026-10", "2026-11-04T15:00:00+01:00"),  # after the DST change of 25 October
+        ("2026-12", "2027-01-07T15:00:00+01:00"),
+    ],
+)
 def test_deadline_with_local_offset(period, deadline):
     assert window_for(period).deadline.isoformat() == deadline
 
@@ -75,3 +78,44 @@ def test_deadline_is_a_vardag_in_the_first_ten_days_at_15(year, month):
 def test_naive_instants_are_refused():
     with pytest.raises(ValueError):
         parse_instant("2026-10-05T14:00:00")
+
+
+# --- Period: the one value for a reporting period ------------------------------------------------
+
+from filespec.calendar import Period, deadline_before_or_at, deadline_on_or_after  # noqa: E402
+from filespec.errors import InvalidPeriod, VardfilError  # noqa: E402
+
+
+@pytest.mark.parametrize("text", ["2026-13", "2026-00", "2026-1", "202610", "26-10", "2026/10", "", "abcd-ef", 202610])
+def test_period_refuses_what_is_not_a_month(text):
+    with pytest.raises(InvalidPeriod) as caught:
+        Period.parse(text)
+    # Bad input from a form or argparse: both a ValueError and one of vardfil's own exceptions.
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, VardfilError)
+
+
+def test_period_names_its_neighbours_bounds_and_window():
+    p = Period.parse("2026-12")
+    assert (str(p), p.compact, str(p.previous()), str(p.next())) == ("2026-12", "202612", "2026-11", "2027-01")
+    assert p.bounds == (dt.date(2026, 12, 1), dt.date(2026, 12, 31))
+    assert Period.parse("2028-02").last_day == dt.date(2028, 2, 29)
+    assert p.deadline == window_for("2026-12").deadline == p.window.deadline
+    assert Period.parse_compact("202601") == Period(2026, 1) < Period(2026, 2)
+
+
+@given(st.integers(1900, 2200), st.integers(1, 12), st.integers(-400, 400))
+def test_period_arithmetic_round_trips(year, month, months):
+    p = Period(year, month)
+    assert Period.parse(str(p)) == p
+    assert p.shift(months).shift(-months) == p
+    assert (p.shift(months) > p) == (months > 0) or months == 0
+
+
+@given(st.datetimes(min_value=dt.datetime(2025, 1, 1), max_value=dt.datetime(2027, 11, 30), timezones=st.just(dt.UTC)))
+def test_the_timetable_deadlines_bracket_every_instant(instant):
+    before, after = deadline_before_or_at(instant), deadline_on_or_after(instant)
+    assert before <= instant <= after
+    # Both are deadlines of consecutive periods (or the same one when the instant is a deadline).
+    periods = {Period.of_window(before), Period.of_window(after)}
+    assert before == Period.of_window(before).deadline and after == Period.of_window(after).deadline
+    assert (len(periods) == 1 and before == after) or max(periods) == min(periods).next()

@@ -25,7 +25,7 @@ def _vardfil(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_console_script_exit_codes():
-    files = dict((p.name, (p, t)) for p, t in read_arrivals())
+    files = {p.name: (p, t) for p, t in read_arrivals()}
     good, at = files["VGP_SE2321000131-E000000001002_202610_01.csv"]
     ok = _vardfil("validate", str(good), "--received-at", at)
     assert ok.returncode == 0 and json.loads(ok.stdout)["status"] == "GODKAND"
@@ -48,7 +48,9 @@ def test_sample_month_matches_golden_kvittenser(tmp_path, monkeypatch):
     made = sorted((tmp_path / "sample" / "kvittens").glob("*.json"))
     assert [p.name for p in made] == sorted(p.name for p in GOLDEN.glob("*.json"))
     for p in made:
-        assert json.loads(p.read_text(encoding="utf-8")) == json.loads((GOLDEN / p.name).read_text(encoding="utf-8")), p.name
+        assert json.loads(p.read_text(encoding="utf-8")) == json.loads((GOLDEN / p.name).read_text(encoding="utf-8")), (
+            p.name
+        )
     # The month was closed at its deadline and every deliverable written.
     out = tmp_path / "underlag" / "2026-10"
     assert (out / "underlag.parquet").exists() and (out / "region_2026-10.xlsx").exists()

@@ -12,25 +12,31 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from filespec import Unit, price_list_for
 from reports import Component, round_ore, total, vgp_underlag
 from validators import make_personnummer
-from conftest import cli
 
 EXAMPLE = Path(__file__).parent / "data" / "region_example"
 EXPECTED = json.loads((EXAMPLE / "expected.json").read_text(encoding="utf-8"))
 REF = str(EXAMPLE / "reference")
 
 
-
-
 def _norm(line: dict) -> tuple:
     dec = lambda v: None if v is None else Decimal(str(v))  # noqa: E731
-    return (line["period"], line["file_type"], line["unit_hsaid"], line["component"], dec(line["quantity"]),
-            dec(line["unit_price"]), dec(line["amount"]), line["corrected_period"])
+    return (
+        line["period"],
+        line["file_type"],
+        line["unit_hsaid"],
+        line["component"],
+        dec(line["quantity"]),
+        dec(line["unit_price"]),
+        dec(line["amount"]),
+        line["corrected_period"],
+    )
 
 
 def test_region_closes_to_the_ore(app_env):
@@ -44,15 +50,26 @@ def test_region_closes_to_the_ore(app_env):
         assert code == 0
         summary = json.loads(out)
         table = pq.read_table(summary["underlag_parquet"])
-        assert table.column_names == ["period", "file_type", "unit_hsaid", "component", "quantity",
-                                      "unit_price", "amount", "corrected_period"]
+        assert table.column_names == [
+            "period",
+            "file_type",
+            "unit_hsaid",
+            "component",
+            "quantity",
+            "unit_price",
+            "amount",
+            "corrected_period",
+        ]
         assert [_norm(r) for r in table.to_pylist()] == [_norm(r) for r in close["underlag_lines"]]
         # Closing twice changes nothing.
         code, again = cli("close", close["period"], "--at", close["at"], "--reference", REF)
         assert code == 0 and json.loads(again)["snapshot_sha256"] == summary["snapshot_sha256"]
         assert pq.read_table(summary["underlag_parquet"]).equals(table)
     # The late files of 2026-09 were settled as RATTELSE at the close of 2026-10, once.
-    assert {(r["unit_hsaid"][-3:], r["amount"]) for r in summary["rattelse"]} == {("101", "6108.00"), ("103", "67006.00")}
+    assert {(r["unit_hsaid"][-3:], r["amount"]) for r in summary["rattelse"]} == {
+        ("101", "6108.00"),
+        ("103", "67006.00"),
+    }
 
 
 def test_close_before_the_deadline_is_refused(app_env):
@@ -63,7 +80,7 @@ def test_close_before_the_deadline_is_refused(app_env):
 def test_parquet_types_and_datasets(app_env):
     for sub in EXPECTED["submissions"][:13]:
         cli("submit", str(EXAMPLE / sub["file"]), "--received-at", sub["received_at"], "--reference", REF)
-    code, out = cli("close", "2026-09", "--at", "2026-10-05T15:00:00+02:00", "--reference", REF)
+    _code, out = cli("close", "2026-09", "--at", "2026-10-05T15:00:00+02:00", "--reference", REF)
     summary = json.loads(out)
     schema = pq.read_schema(summary["underlag_parquet"])
     assert schema.field("amount").type == pa.decimal128(18, 2)
@@ -71,14 +88,26 @@ def test_parquet_types_and_datasets(app_env):
     visits = pl.read_parquet(summary["besok_parquet"])
     assert "patient_id" not in visits.columns and visits["pseudonym"].str.len_chars().max() == 32
     acg = pl.read_parquet(summary["acg_parquet"])
-    assert "patient_id" not in acg.columns and acg.height > 0 and set(acg["diagnos"].str.slice(0, 1).to_list()) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    assert (
+        "patient_id" not in acg.columns
+        and acg.height > 0
+        and set(acg["diagnos"].str.slice(0, 1).to_list()) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    )
     snapshot_files = {u["unit_hsaid"][-3:]: u["receipt_id"] for u in summary["units"]}
     assert snapshot_files["103"] is None and "SE2321000131-E000000000103" in summary["missing_units"]
 
 
 def _unit(**kw) -> Unit:
-    base = dict(hsaid="SE2321000131-E000000009001", namn="Exempel", filtyp="VGP", driftform="PRIVAT",
-                giltig_from=dt.date(2025, 1, 1), giltig_tom=None, cni=Decimal("2.8"), geografi_poang=None)
+    base = {
+        "hsaid": "SE2321000131-E000000009001",
+        "namn": "Exempel",
+        "filtyp": "VGP",
+        "driftform": "PRIVAT",
+        "giltig_from": dt.date(2025, 1, 1),
+        "giltig_tom": None,
+        "cni": Decimal("2.8"),
+        "geografi_poang": None,
+    }
     return Unit(**{**base, **kw})
 
 
@@ -92,15 +121,44 @@ def test_worked_example_of_section_6():
     visitor = [make_personnummer(dt.date(1960, 5, 5), 2 * i + 1) for i in range(40)]
     rows = (
         # 40 LAK mottagning visits by persons from län 14 not listed at the unit: 600 each, fee 200
-        [{"patient_id": p, "folkbokforing_lan": "14", "kontakttyp": "M", "yrkeskategori": "LAK", "forvantad_avgift": 200} for p in visitor]
+        [
+            {
+                "patient_id": p,
+                "folkbokforing_lan": "14",
+                "kontakttyp": "M",
+                "yrkeskategori": "LAK",
+                "forvantad_avgift": 200,
+            }
+            for p in visitor
+        ]
         # 5 SSK home visits by utomlänspatienter: 600 each, fee 150
-        + [{"patient_id": visitor[i], "folkbokforing_lan": "01", "kontakttyp": "H", "yrkeskategori": "SSK", "forvantad_avgift": 150} for i in range(5)]
+        + [
+            {
+                "patient_id": visitor[i],
+                "folkbokforing_lan": "01",
+                "kontakttyp": "H",
+                "yrkeskategori": "SSK",
+                "forvantad_avgift": 150,
+            }
+            for i in range(5)
+        ]
         # telephone contacts of listed persons: no visit fee, fee 160 (328 × 160 = 52,480)
-        + [{"patient_id": women[i], "folkbokforing_lan": "14", "kontakttyp": "T", "yrkeskategori": "LAK", "forvantad_avgift": 160} for i in range(328)]
+        + [
+            {
+                "patient_id": women[i],
+                "folkbokforing_lan": "14",
+                "kontakttyp": "T",
+                "yrkeskategori": "LAK",
+                "forvantad_avgift": 160,
+            }
+            for i in range(328)
+        ]
     )
     accepted = pl.DataFrame(rows)
     assert accepted["forvantad_avgift"].sum() == 61230
-    lines = vgp_underlag(unit=unit, period="2026-10", accepted=accepted, listing=listing, prices=price_list_for("2026-10"))
+    lines = vgp_underlag(
+        unit=unit, period="2026-10", accepted=accepted, listing=listing, prices=price_list_for("2026-10")
+    )
     by = {(ln.component, ln.unit_price): ln for ln in lines}
     assert by[(Component.ALDER_KON, Decimal(471))].quantity == Decimal("1032.40")
     assert by[(Component.ALDER_KON, Decimal(471))].amount == Decimal("486260.40")
@@ -113,32 +171,62 @@ def test_worked_example_of_section_6():
     assert len(lines) == 6  # no zero lines (no LAK utomläns, no other-profession ej listad)
 
 
-@pytest.mark.parametrize(("value", "rounded"), [("0.005", "0.01"), ("-0.005", "-0.01"), ("2.345", "2.35"),
-                                                ("-2.345", "-2.35"), ("1.004", "1.00")])
+@pytest.mark.parametrize(
+    ("value", "rounded"),
+    [("0.005", "0.01"), ("-0.005", "-0.01"), ("2.345", "2.35"), ("-2.345", "-2.35"), ("1.004", "1.00")],
+)
 def test_rounding_is_half_away_from_zero(value, rounded):
     assert round_ore(Decimal(value)) == Decimal(rounded)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["M", "H", "V", "T", "G"]), st.sampled_from(["LAK", "SSK"]),
-                          st.sampled_from(["14", "13"]), st.integers(0, 300)), max_size=30),
-       st.sampled_from(["PRIVAT", "OFFENTLIG"]))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["M", "H", "V", "T", "G"]),
+            st.sampled_from(["LAK", "SSK"]),
+            st.sampled_from(["14", "13"]),
+            st.integers(0, 300),
+        ),
+        max_size=30,
+    ),
+    st.sampled_from(["PRIVAT", "OFFENTLIG"]),
+)
 def test_lines_sum_to_the_total_and_moms_is_on_the_rounded_lines(visits, driftform):
     unit = _unit(driftform=driftform)
-    accepted = pl.DataFrame([{"patient_id": make_personnummer(dt.date(1970, 1, 1), i + 1), "kontakttyp": k,
-                              "yrkeskategori": y, "folkbokforing_lan": lan, "forvantad_avgift": fee}
-                             for i, (k, y, lan, fee) in enumerate(visits)],
-                            schema={"patient_id": pl.Utf8, "kontakttyp": pl.Utf8, "yrkeskategori": pl.Utf8,
-                                    "folkbokforing_lan": pl.Utf8, "forvantad_avgift": pl.Int64})
+    accepted = pl.DataFrame(
+        [
+            {
+                "patient_id": make_personnummer(dt.date(1970, 1, 1), i + 1),
+                "kontakttyp": k,
+                "yrkeskategori": y,
+                "folkbokforing_lan": lan,
+                "forvantad_avgift": fee,
+            }
+            for i, (k, y, lan, fee) in enumerate(visits)
+        ],
+        schema={
+            "patient_id": pl.Utf8,
+            "kontakttyp": pl.Utf8,
+            "yrkeskategori": pl.Utf8,
+            "folkbokforing_lan": pl.Utf8,
+            "forvantad_avgift": pl.Int64,
+        },
+    )
     lines = vgp_underlag(unit=unit, period="2026-10", accepted=accepted, listing=None, prices=price_list_for("2026-10"))
     assert total(lines) == sum(ln.amount for ln in lines)
     assert all(ln.amount == round_ore(ln.amount) for ln in lines)
     moms = [ln for ln in lines if ln.component is Component.MOMSKOMPENSATION]
     if moms:
-        basis = sum(ln.amount for ln in lines if ln.component not in (Component.PATIENTAVGIFT, Component.MOMSKOMPENSATION))
+        basis = sum(
+            ln.amount for ln in lines if ln.component not in (Component.PATIENTAVGIFT, Component.MOMSKOMPENSATION)
+        )
         assert moms[0].quantity == basis and moms[0].amount == round_ore(basis * Decimal("0.06"))
     paid = sum(1 for k, *_ in visits if k in "MHV")
-    assert sum(ln.quantity for ln in lines if ln.component in (Component.BESOK_EJ_LISTAD, Component.BESOK_UTOMLANS)) == paid
+    assert (
+        sum(ln.quantity for ln in lines if ln.component in (Component.BESOK_EJ_LISTAD, Component.BESOK_UTOMLANS))
+        == paid
+    )
 
 
 def test_approve_dispute_and_finalise(app_env):
@@ -165,8 +253,10 @@ def test_approve_dispute_and_finalise(app_env):
     ledger.dispose()
 
 
-@given(st.lists(st.text(min_size=1, max_size=14), max_size=30),
-       st.one_of(st.binary(min_size=1, max_size=64), st.binary(min_size=65, max_size=200)))  # a key longer than a block is hashed
+@given(
+    st.lists(st.text(min_size=1, max_size=14), max_size=30),
+    st.one_of(st.binary(min_size=1, max_size=64), st.binary(min_size=65, max_size=200)),
+)  # a key longer than a block is hashed
 @settings(max_examples=80, deadline=None)
 def test_pseudonym_is_hmac_sha256_of_the_id(ids, key):
     import hashlib

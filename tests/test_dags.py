@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-airflow = pytest.importorskip("airflow", reason="Airflow not installed (scripts/bootstrap.sh installs it)") \
-    if not os.environ.get("VARDFIL_REQUIRE_AIRFLOW") else __import__("airflow")
+airflow = (
+    pytest.importorskip("airflow", reason="Airflow not installed (scripts/bootstrap.sh installs it)")
+    if not os.environ.get("VARDFIL_REQUIRE_AIRFLOW")
+    else __import__("airflow")
+)
 
 from test_calendar import THIRD_VARDAG  # noqa: E402
 
@@ -22,9 +25,14 @@ DAGS = ROOT / "dags"
 
 
 def _airflow_env(tmp: Path, home: Path) -> dict:
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "VARDFIL_HOME": str(home),
-           "VARDFIL_REFERENCE": str(ROOT / "sample_data" / "reference")}
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "VARDFIL_HOME": str(home),
+        "VARDFIL_REFERENCE": str(ROOT / "sample_data" / "reference"),
+    }
     for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT", "VARDFIL_INBOX"):
         env.pop(var, None)
     return env
@@ -44,16 +52,25 @@ def test_dag_folder_imports_without_errors(dagbag):
 
 @pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS.glob("*.py")))
 def test_importing_a_dag_file_stays_light(dag_file):
-    code = (f"import runpy, sys; runpy.run_path({str(DAGS / dag_file)!r}); "
-            "heavy = [m for m in ('pandas', 'polars', 'pandera', 'pyarrow', 'sqlalchemy.orm') if m in sys.modules "
-            "and not m.startswith('sqlalchemy')]; print(','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
+    code = (
+        f"import runpy, sys; runpy.run_path({str(DAGS / dag_file)!r}); "
+        "heavy = [m for m in ('pandas', 'polars', 'pandera', 'pyarrow', 'sqlalchemy.orm') if m in sys.modules "
+        "and not m.startswith('sqlalchemy')]; print(','.join(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1:] in ([], [""]), out.stdout
     top = [line for line in (DAGS / dag_file).read_text().splitlines() if line.startswith(("import ", "from "))]
-    assert all(line.startswith(("from __future__", "import datetime", "from airflow.sdk ",
-                                "from vardfil.airflow.")) for line in top), top
+    assert all(
+        line.startswith(("from __future__", "import datetime", "from airflow.sdk ", "from vardfil.airflow."))
+        for line in top
+    ), top
 
 
 def _edges(dag) -> set[tuple[str, str]]:
@@ -63,15 +80,28 @@ def _edges(dag) -> set[tuple[str, str]]:
 def test_task_graphs_are_as_designed(dagbag):
     nightly = dagbag.dags["vardfil_nightly"]
     assert _edges(nightly) == {
-        ("list_new_files", "intake"), ("intake", "due_periods"), ("intake", "reminders"), ("intake", "summary"),
-        ("due_periods", "close"), ("close", "workbook_batches"), ("workbook_batches", "unit_workbooks"),
-        ("unit_workbooks", "workbooks"), ("close", "workbooks"), ("close", "summary"), ("workbooks", "summary"),
+        ("list_new_files", "intake"),
+        ("intake", "due_periods"),
+        ("intake", "reminders"),
+        ("intake", "summary"),
+        ("due_periods", "close"),
+        ("close", "workbook_batches"),
+        ("workbook_batches", "unit_workbooks"),
+        ("unit_workbooks", "workbooks"),
+        ("close", "workbooks"),
+        ("close", "summary"),
+        ("workbooks", "summary"),
         ("reminders", "summary"),
     }
     close = dagbag.dags["vardfil_close"]
-    assert _edges(close) == {("list_new_files", "intake"), ("intake", "close"), ("close", "workbook_batches"),
-                             ("workbook_batches", "unit_workbooks"), ("unit_workbooks", "workbooks"),
-                             ("close", "workbooks")}
+    assert _edges(close) == {
+        ("list_new_files", "intake"),
+        ("intake", "close"),
+        ("close", "workbook_batches"),
+        ("workbook_batches", "unit_workbooks"),
+        ("unit_workbooks", "workbooks"),
+        ("close", "workbooks"),
+    }
     assert type(close.timetable).__name__ == "ThirdVardagTimetable"
     assert [o.uri.rstrip("/") for o in close.get_task("close").outlets] == ["vardfil://underlag"]
 
@@ -90,7 +120,8 @@ def test_timetable_runs_at_15_on_the_third_vardag_2026_2027():
         last = info.data_interval
     stockholm = [r.in_timezone("Europe/Stockholm") for r in runs]
     assert [(r.year, r.month, r.day) for r in stockholm] == [
-        (y, m, THIRD_VARDAG[y][m - 1]) for y in (2026, 2027) for m in range(1, 13)]
+        (y, m, THIRD_VARDAG[y][m - 1]) for y in (2026, 2027) for m in range(1, 13)
+    ]
     assert all((r.hour, r.minute) == (15, 0) for r in stockholm)
     assert {r.utcoffset() for r in stockholm} == {dt.timedelta(hours=1), dt.timedelta(hours=2)}
     manual = tt.infer_manual_data_interval(run_after=pdt(2026, 11, 20, 9, tz="UTC"))
@@ -98,11 +129,15 @@ def test_timetable_runs_at_15_on_the_third_vardag_2026_2027():
 
 
 def _dag_test(env: dict, dag_id: str, instant: str) -> None:
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    code = ("import datetime as dt, sys; from airflow.dag_processing.dagbag import DagBag; "
-            f"dag = DagBag(dag_folder={str(DAGS)!r}).dags[{dag_id!r}]; "
-            f"run = dag.test(logical_date=dt.datetime.fromisoformat({instant!r})); "
-            "print('STATE', run.state); sys.exit(0 if str(run.state).endswith('success') else 1)")
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=300
+    )
+    code = (
+        "import datetime as dt, sys; from airflow.dag_processing.dagbag import DagBag; "
+        f"dag = DagBag(dag_folder={str(DAGS)!r}).dags[{dag_id!r}]; "
+        f"run = dag.test(logical_date=dt.datetime.fromisoformat({instant!r})); "
+        "print('STATE', run.state); sys.exit(0 if str(run.state).endswith('success') else 1)"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
 
@@ -112,12 +147,20 @@ def cli_month(tmp_path_factory):
     """The sample month through the CLI path (vardfil sample), for comparison."""
     home = tmp_path_factory.mktemp("cli")
     env = _airflow_env(home, home)
-    subprocess.run([sys.executable, "-m", "vardfil.cli", "sample", "--direct"], env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "vardfil.cli", "sample", "--direct"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return home
 
 
-@pytest.mark.parametrize(("dag_id", "instant"), [("vardfil_close", "2026-11-04T15:00:00+01:00"),
-                                                 ("vardfil_nightly", "2026-11-05T02:00:00+01:00")])
+@pytest.mark.parametrize(
+    ("dag_id", "instant"),
+    [("vardfil_close", "2026-11-04T15:00:00+01:00"), ("vardfil_nightly", "2026-11-05T02:00:00+01:00")],
+)
 def test_dag_runs_the_sample_month_like_the_cli(tmp_path, cli_month, dag_id, instant):
     import polars as pl
     import pyarrow.parquet as pq
@@ -137,13 +180,28 @@ def test_dag_runs_the_sample_month_like_the_cli(tmp_path, cli_month, dag_id, ins
             a, b = a.drop("pseudonym"), b.drop("pseudonym")
         assert a.equals(b), name
     assert pq.read_schema(home / "underlag" / "2026-10" / "underlag.parquet").names == [
-        "period", "file_type", "unit_hsaid", "component", "quantity", "unit_price", "amount", "corrected_period"]
+        "period",
+        "file_type",
+        "unit_hsaid",
+        "component",
+        "quantity",
+        "unit_price",
+        "amount",
+        "corrected_period",
+    ]
     books = sorted(p.name for p in (home / "underlag" / "2026-10").rglob("*.xlsx"))
     assert books == sorted(p.name for p in (cli_month / "underlag" / "2026-10").rglob("*.xlsx"))
     # A rerun of the same run finds everything done and changes nothing.
     before = (home / "underlag" / "2026-10" / "underlag.parquet").read_bytes()
     _dag_test(env, dag_id, instant)
     assert (home / "underlag" / "2026-10" / "underlag.parquet").read_bytes() == before
-    status = json.loads(subprocess.run([sys.executable, "-m", "vardfil.cli", "status", "2026-10", "--json"], env=env,
-                                       capture_output=True, text=True, check=True).stdout)
+    status = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "vardfil.cli", "status", "2026-10", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert all(u["gallande"] for u in status["units"])

@@ -19,7 +19,7 @@ def test_shared_conformance_list():
     entries = json.loads(CONFORMANCE.read_text(encoding="utf-8"))
     judged = classify([e["long_format"] for e in entries])
     assert judged["valid"].to_list() == [e["valid"] for e in entries]
-    for e, sex in zip(entries, judged["sex"].to_list()):
+    for e, sex in zip(entries, judged["sex"].to_list(), strict=True):
         if e["valid"]:
             assert sex == ("M" if e["isMale"] else "K")
 
@@ -30,15 +30,18 @@ def test_spec_reservnummer_examples_are_valid(rid):
     assert row["valid"] and row["reservnummer"] and row["sex"] == rid[8]
 
 
-@pytest.mark.parametrize(("pid", "form", "check", "date"), [
-    ("19121212121", False, False, False),   # 11 characters
-    ("171212121212", False, False, False),  # century 17
-    ("19121212000" + "0", False, False, False),  # birth number 000
-    ("19121212Q121", False, False, False),  # letter other than K/M/X
-    ("19121212k121", False, False, False),  # lower case letter
-    ("191212121213", True, False, True),    # check digit
-    ("198002301230", True, False, False),   # 30 February and a wrong check digit: both reported
-])
+@pytest.mark.parametrize(
+    ("pid", "form", "check", "date"),
+    [
+        ("19121212121", False, False, False),  # 11 characters
+        ("171212121212", False, False, False),  # century 17
+        ("19121212000" + "0", False, False, False),  # birth number 000
+        ("19121212Q121", False, False, False),  # letter other than K/M/X
+        ("19121212k121", False, False, False),  # lower case letter
+        ("191212121213", True, False, True),  # check digit
+        ("198002301230", True, False, False),  # 30 February and a wrong check digit: both reported
+    ],
+)
 def test_structure_check_digit_and_date_are_judged_separately(pid, form, check, date):
     row = classify([pid]).row(0, named=True)
     assert (row["form_ok"], row["check_ok"], row["date_ok"]) == (form, check, date)
@@ -67,7 +70,7 @@ def test_any_single_digit_change_fails_the_checksum(pid, pos, delta):
     # Positions 2–11 are the checksummed characters (the century is outside the Luhn sum).
     if not pid[pos].isdigit():
         return
-    changed = pid[:pos] + str((int(pid[pos]) + delta) % 10) + pid[pos + 1:]
+    changed = pid[:pos] + str((int(pid[pos]) + delta) % 10) + pid[pos + 1 :]
     row = classify([changed]).row(0, named=True)
     assert not row["valid"]
     assert not row["check_ok"], changed

@@ -18,20 +18,24 @@ import time
 from pathlib import Path
 
 import pytest
+from ledger_support import database_url, drop_schema
 from sqlalchemy import func, select
 
-from ledger_support import database_url, drop_schema
-from sample_data.generate import generate_visits, kva_list, to_csv
 from sample_data import SAMPLE_REFERENCE
+from sample_data.generate import generate_visits, kva_list, to_csv
 from vardfil.app import open_app
 from vardfil.ledger import Ledger
-from vardfil.settings import load_settings
 from vardfil.ledger.tables import FindingCount, ReceivedFile
+from vardfil.settings import load_settings
 from vardfil.store import RawStore
 
 ROUNDS = int(os.environ.get("VARDFIL_KILL_ROUNDS", "12"))
-UNITS = [("VGP", "SE2321000131-E000000001001"), ("VGP", "SE2321000131-E000000001002"),
-         ("REH", "SE2321000131-E000000002001"), ("REH", "SE2321000131-E000000002002")]
+UNITS = [
+    ("VGP", "SE2321000131-E000000001001"),
+    ("VGP", "SE2321000131-E000000001002"),
+    ("REH", "SE2321000131-E000000002001"),
+    ("REH", "SE2321000131-E000000002002"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +44,9 @@ def originals() -> dict[str, bytes]:
     files = {}
     for i, (ft, hsaid) in enumerate(UNITS):
         for seq in (1, 2):
-            cols = generate_visits(file_type=ft, hsaid=hsaid, period="2026-10", rows=6000, seed=100 * i + seq,
-                                   kva_codes=kva_list(2026))
+            cols = generate_visits(
+                file_type=ft, hsaid=hsaid, period="2026-10", rows=6000, seed=100 * i + seq, kva_codes=kva_list(2026)
+            )
             files[f"{ft}_{hsaid}_202610_{seq:02d}.csv"] = to_csv(cols)
     return files
 
@@ -58,8 +63,9 @@ def _check_invariants(ledger: Ledger, store: RawStore, inbox: Path, originals: d
             assert (f.accepted_path is not None) == (f.rows_accepted > 0)
             if f.accepted_path:
                 assert store.resolve(f.accepted_path).is_file()
-            total = s.scalar(select(func.coalesce(func.sum(FindingCount.count), 0))
-                             .where(FindingCount.received_file_id == f.id))
+            total = s.scalar(
+                select(func.coalesce(func.sum(FindingCount.count), 0)).where(FindingCount.received_file_id == f.id)
+            )
             assert total == sum(kv["counts_by_rule"].values())
     recorded = {f.sha256 for f in files}
     assert len(recorded) == len(files)
@@ -84,11 +90,20 @@ def test_sigkill_during_intake_never_leaves_half_a_record(backend, tmp_path, ori
             (inbox / name).write_bytes(data)
             os.utime(inbox / name, (1793800000 + n, 1793800000 + n))  # 2026-11-04, inside the window
         url = database_url(backend, home)
-        env = {**os.environ, "VARDFIL_HOME": str(home), "VARDFIL_DATABASE_URL": url,
-               "VARDFIL_REFERENCE": str(SAMPLE_REFERENCE)}
+        env = {
+            **os.environ,
+            "VARDFIL_HOME": str(home),
+            "VARDFIL_DATABASE_URL": url,
+            "VARDFIL_REFERENCE": str(SAMPLE_REFERENCE),
+        }
         env.pop("VARDFIL_STORE", None)
-        proc = subprocess.Popen([sys.executable, "-m", "vardfil.cli", "intake", str(inbox)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vardfil.cli", "intake", str(inbox)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         if rng.random() < 0.3:
             time.sleep(rng.uniform(0.2, 3.0))  # anywhere: imports, migrations, the first file
         else:

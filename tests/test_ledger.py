@@ -11,20 +11,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import cli, file_name, make_file
 from sqlalchemy import select, text
 
-from conftest import cli, file_name, make_file
 from filespec.calendar import parse_instant
 from vardfil.cli import main
+from vardfil.ledger import FileKey, Ledger
+from vardfil.ledger.tables import Base, ReceivedFile
 from vardfil.month.dispens import grant_dispens
 from vardfil.month.intake import submit
-from vardfil.ledger import FileKey, Ledger
-from vardfil.ledger.tables import AuditLog, Base, ReceivedFile
 
 EXAMPLE = Path(__file__).parent / "data" / "region_example"
 EXPECTED = json.loads((EXAMPLE / "expected.json").read_text(encoding="utf-8"))
-
-
 
 
 def test_migrated_schema_matches_the_models(app):
@@ -42,8 +40,14 @@ def test_region_month_through_submit(app_env):
     F09 from the ledger's history, and the byte-identical copy answered with the earlier kvittens."""
     by_index = {}
     for sub in EXPECTED["submissions"]:
-        code, out = cli("submit", str(EXAMPLE / sub["file"]), "--received-at", sub["received_at"],
-                        "--reference", str(EXAMPLE / "reference"))
+        code, out = cli(
+            "submit",
+            str(EXAMPLE / sub["file"]),
+            "--received-at",
+            sub["received_at"],
+            "--reference",
+            str(EXAMPLE / "reference"),
+        )
         kv = json.loads(out)
         assert code == (1 if sub["kvittens"]["status"] == "AVVISAD" else 0)
         for key, value in sub["kvittens"].items():
@@ -66,8 +70,9 @@ def test_region_month_through_submit(app_env):
     assert units[("201", "REH")]["file_name"].endswith("_02.csv") and units[("201", "REH")]["on_time"] is True
     assert ("204", "REH") not in units  # not active in 2026-09
     deadline = parse_instant("2026-10-05T15:00:00+02:00")
-    at_deadline = ledger.gallande(FileKey(unit_hsaid="SE2321000131-E000000000101", file_type="VGP",
-                                          period="2026-09"), received_before=deadline)
+    at_deadline = ledger.gallande(
+        FileKey(unit_hsaid="SE2321000131-E000000000101", file_type="VGP", period="2026-09"), received_before=deadline
+    )
     assert at_deadline.file_name.endswith("_01.csv")
     ledger.dispose()
 
@@ -89,27 +94,34 @@ def test_audit_log_is_append_only(app):
 
 
 def test_dispens_makes_a_late_file_on_time(app):
-    ledger, store, reference = app.ledger, app.store, app.reference
+    ledger = app.ledger
     late = parse_instant("2026-11-05T10:00:00+01:00")
     data = make_file()
-    grant_dispens(app, unit_hsaid="SE2321000131-E000000001001", period="2026-10",
-                  until=parse_instant("2026-11-06T15:00:00+01:00"), reason="systembyte hos enheten",
-                  actor="analytiker")
+    grant_dispens(
+        app,
+        unit_hsaid="SE2321000131-E000000001001",
+        period="2026-10",
+        until=parse_instant("2026-11-06T15:00:00+01:00"),
+        reason="systembyte hos enheten",
+        actor="analytiker",
+    )
     sub = submit(data, file_name=file_name(), received_at=late, app=app)
     assert sub.kvittens["on_time"] is True
     assert sub.kvittens["deadline"] == "2026-11-06T15:00:00+01:00"
-    other = submit(make_file(rows=[{"besok_id": "Z9"}]), file_name=file_name(seq="02"), received_at=parse_instant("2026-11-06T15:00:00+01:00"),
-                   app=app)
+    other = submit(
+        make_file(rows=[{"besok_id": "Z9"}]),
+        file_name=file_name(seq="02"),
+        received_at=parse_instant("2026-11-06T15:00:00+01:00"),
+        app=app,
+    )
     assert other.kvittens["on_time"] is False
     assert [e.action for e in ledger.audit_entries()].count("dispens_granted") == 1
 
 
 def test_sequence_rule_uses_the_ledger_history(app):
-    ledger, store, reference = app.ledger, app.store, app.reference
     at = parse_instant("2026-11-02T10:00:00+01:00")
     first = submit(make_file(), file_name=file_name(seq="03"), received_at=at, app=app)
-    lower = submit(make_file(rows=[{"besok_id": "B2"}]), file_name=file_name(seq="02"), received_at=at,
-                   app=app)
+    lower = submit(make_file(rows=[{"besok_id": "B2"}]), file_name=file_name(seq="02"), received_at=at, app=app)
     assert first.kvittens["status"] == "GODKAND"
     assert lower.kvittens["counts_by_rule"] == {"F09": 1}
 
@@ -120,7 +132,9 @@ def test_concurrent_submissions_lose_and_double_nothing(app_env):
 
     at = parse_instant("2026-11-02T10:00:00+01:00")
     distinct = [(make_file(rows=[{"besok_id": f"C{i}"}]), file_name(seq=f"{i + 1:02d}")) for i in range(5)]
-    distinct += [(make_file("REH", rows=[{"besok_id": f"D{i}"}]), file_name("REH", seq=f"{i + 1:02d}")) for i in range(5)]
+    distinct += [
+        (make_file("REH", rows=[{"besok_id": f"D{i}"}]), file_name("REH", seq=f"{i + 1:02d}")) for i in range(5)
+    ]
     jobs = distinct + distinct
 
     def one(job):
@@ -135,66 +149,73 @@ def test_concurrent_submissions_lose_and_double_nothing(app_env):
     assert len(files) == 10
     assert sum(r.new for r in results) == 10
     by_sha = {f.sha256: f.receipt_id for f in files}
-    for (data, _), r in zip(jobs, results):
+    for (data, _), r in zip(jobs, results, strict=True):
         assert by_sha[hashlib.sha256(data).hexdigest()] == r.receipt_id
     ledger.dispose()
 
 
-@pytest.mark.parametrize("hostile", [
-    "../../../tmp/VGP_SE2321000131-E000000001001_202610_01.csv",
-    "sub/VGP_SE2321000131-E000000001001_202610_01.csv",
-    "VGP_SE2321000131-E000000001001_202610_01.csv\x00.exe",
-    "A" * 5000 + ".csv",
-    "..",
-    "",
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "../../../tmp/VGP_SE2321000131-E000000001001_202610_01.csv",
+        "sub/VGP_SE2321000131-E000000001001_202610_01.csv",
+        "VGP_SE2321000131-E000000001001_202610_01.csv\x00.exe",
+        "A" * 5000 + ".csv",
+        "..",
+        "",
+    ],
+)
 def test_hostile_names_get_f01_and_touch_nothing_outside_the_store(app, tmp_path, hostile):
-    ledger, store, reference = app.ledger, app.store, app.reference
-    before = {p for p in tmp_path.rglob("*")}
-    sub = submit(make_file(), file_name=hostile, received_at=parse_instant("2026-11-02T10:00:00+01:00"),
-                 app=app)
+    store = app.store
+    before = set(tmp_path.rglob("*"))
+    sub = submit(make_file(), file_name=hostile, received_at=parse_instant("2026-11-02T10:00:00+01:00"), app=app)
     assert sub.kvittens["counts_by_rule"] == {"F01": 1}
     assert "\x00" not in sub.kvittens["file_name"] and len(sub.kvittens["file_name"]) <= 255
-    new = {p for p in tmp_path.rglob("*")} - before
-    inside = [p for p in new if p == store.root or store.root in p.parents or p in store.root.parents
-              or p.name.startswith("ledger.sqlite3")]
+    new = set(tmp_path.rglob("*")) - before
+    inside = [
+        p
+        for p in new
+        if p == store.root or store.root in p.parents or p in store.root.parents or p.name.startswith("ledger.sqlite3")
+    ]
     assert sorted(new) == sorted(inside)
 
 
 def test_binary_and_zip_renamed_csv_are_rejected_and_kept(app):
     import zipfile
 
-    ledger, store, reference = app.ledger, app.store, app.reference
+    store = app.store
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("data.csv", make_file())
     for i, data in enumerate([buf.getvalue(), bytes(range(256)) * 40]):
-        sub = submit(data, file_name=file_name(seq=f"{i + 1:02d}"), received_at=parse_instant("2026-11-02T10:00:00+01:00"),
-                     app=app)
+        sub = submit(
+            data,
+            file_name=file_name(seq=f"{i + 1:02d}"),
+            received_at=parse_instant("2026-11-02T10:00:00+01:00"),
+            app=app,
+        )
         assert sub.kvittens["status"] == "AVVISAD"
         assert any(code in sub.kvittens["counts_by_rule"] for code in ("F02", "F04", "F05"))
         assert store.raw_path(sub.kvittens["sha256"]).read_bytes() == data
 
 
 def test_same_content_as_another_units_file_is_answered_as_a_copy(app):
-    ledger, store, reference = app.ledger, app.store, app.reference
+    ledger = app.ledger
     at = parse_instant("2026-11-02T10:00:00+01:00")
     data = make_file()
     a = submit(data, file_name=file_name(), received_at=at, app=app)
-    b = submit(data, file_name=file_name(unit="SE2321000131-E000000001002"), received_at=at,
-               app=app)
+    b = submit(data, file_name=file_name(unit="SE2321000131-E000000001002"), received_at=at, app=app)
     assert (a.new, b.new) == (True, False) and a.receipt_id == b.receipt_id
-    copy = [e for e in ledger.audit_entries() if e.action == "copy_received"][0]
+    copy = next(e for e in ledger.audit_entries() if e.action == "copy_received")
     assert json.loads(copy.detail)["same_name"] is False
 
 
 def test_oversized_file_is_stored_and_rejected_without_reading_it(app, tmp_path):
-    ledger, store, reference = app.ledger, app.store, app.reference
+    store = app.store
     path = tmp_path / file_name()
     with open(path, "wb") as fh:
         fh.truncate(200 * 1024 * 1024 + 1)
-    sub = submit(path, file_name=path.name, received_at=parse_instant("2026-11-02T10:00:00+01:00"),
-                 app=app)
+    sub = submit(path, file_name=path.name, received_at=parse_instant("2026-11-02T10:00:00+01:00"), app=app)
     assert sub.kvittens["counts_by_rule"] == {"F06": 1}
     assert store.raw_path(sub.kvittens["sha256"]).stat().st_size == path.stat().st_size
     store.raw_path(sub.kvittens["sha256"]).unlink()  # 200 MB: not kept after the test
@@ -223,15 +244,14 @@ def test_full_disk_gives_a_clear_error_and_records_nothing(app, monkeypatch):
 
     from vardfil.errors import StoreError
 
-    ledger, store, reference = app.ledger, app.store, app.reference
+    ledger, store = app.ledger, app.store
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr("vardfil.store.os.fsync", no_space)
     with pytest.raises(StoreError, match="No space left"):
-        submit(make_file(), file_name=file_name(), received_at=parse_instant("2026-11-02T10:00:00+01:00"),
-               app=app)
+        submit(make_file(), file_name=file_name(), received_at=parse_instant("2026-11-02T10:00:00+01:00"), app=app)
     assert _all_files(ledger) == []
     assert not any(p.name.startswith(".tmp-") for p in store.root.rglob("*"))
 
@@ -251,5 +271,5 @@ def test_inbox_uses_the_transfer_time_and_empties_the_folder(app_env, tmp_path):
     assert sorted(p.name for p in inbox.iterdir()) == [".partial-upload.csv"]
     ledger = Ledger(app_env.database_url)
     (f,) = _all_files(ledger)
-    assert f.received_at == dt.datetime.fromtimestamp(on_time, dt.timezone.utc) and f.source == "inbox"
+    assert f.received_at == dt.datetime.fromtimestamp(on_time, dt.UTC) and f.source == "inbox"
     ledger.dispose()

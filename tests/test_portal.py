@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from sample_data import SAMPLE_DIR  # noqa: E402
+from sample_data import SAMPLE_DIR
 
 UNIT_A, UNIT_B = "SE2321000131-E000000001001", "SE2321000131-E000000002001"
 PASSWORD = "korrekt-hast-batteri"
@@ -46,7 +46,9 @@ def login(app, username: str) -> TestClient:
     client = TestClient(app, base_url="http://testserver")
     page = client.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    resp = client.post("/login", data={"username": username, "password": PASSWORD, "csrf": csrf}, follow_redirects=False)
+    resp = client.post(
+        "/login", data={"username": username, "password": PASSWORD, "csrf": csrf}, follow_redirects=False
+    )
     assert resp.status_code == 303, resp.text
     cookie = resp.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
@@ -59,8 +61,12 @@ def csrf_of(client: TestClient, path: str) -> str:
 
 def upload(client: TestClient, hsaid: str, path: Path, name: str | None = None):
     token = csrf_of(client, f"/enhet/{hsaid}")
-    return client.post(f"/enhet/{hsaid}/upload", data={"csrf": token},
-                       files={"file": (name or path.name, path.read_bytes(), "text/csv")}, follow_redirects=False)
+    return client.post(
+        f"/enhet/{hsaid}/upload",
+        data={"csrf": token},
+        files={"file": (name or path.name, path.read_bytes(), "text/csv")},
+        follow_redirects=False,
+    )
 
 
 def test_sign_in_rejects_bad_passwords_and_missing_csrf(portal):
@@ -157,9 +163,18 @@ def test_a_unit_user_can_never_read_or_act_on_another_units_data(portal):
     token = csrf_of(anna, f"/enhet/{UNIT_A}")
     for (method, _), path in ISOLATION.items():
         path = path.replace("{b}", b_receipt)
-        resp = anna.request(method, path, data={"csrf": token, "action": "GODKANN", "unit": UNIT_B,
-                                                "until": "2026-12-01T15:00:00+01:00", "reason": "x"},
-                            follow_redirects=False)
+        resp = anna.request(
+            method,
+            path,
+            data={
+                "csrf": token,
+                "action": "GODKANN",
+                "unit": UNIT_B,
+                "until": "2026-12-01T15:00:00+01:00",
+                "reason": "x",
+            },
+            follow_redirects=False,
+        )
         assert resp.status_code in (403, 404), (method, path, resp.status_code)
         assert UNIT_B not in resp.text.replace(f"/enhet/{UNIT_B}", "") or resp.status_code == 403
         assert "Rehab Strandvägen" not in resp.text

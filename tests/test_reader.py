@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import VGP_BASE, file_name, make_file, triples
+
 from sample_data.generate import VGP_FIELDS
 from validators import ContentError, split_records
 
@@ -14,21 +14,24 @@ ROW = ";".join(VGP_BASE[f] for f in VGP_FIELDS)
 
 def rows_of(text: str) -> list[tuple[int, int]]:
     rec = split_records(text.encode("utf-8"))
-    return list(zip(rec.frame["__row"].to_list(), rec.frame["__nfields"].to_list()))
+    return list(zip(rec.frame["__row"].to_list(), rec.frame["__nfields"].to_list(), strict=True))
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("h\nr1\n", [(2, 1)]),
-    ("h\nr1", [(2, 1)]),
-    ("h\r\nr1\r\n", [(2, 1)]),
-    ("h\nr1\n\n", [(2, 1)]),                      # exactly one trailing empty line is ignored
-    ("h\nr1\n\n\n", [(2, 1), (3, 1)]),            # any other empty line is a record
-    ("h\n\nr1\n", [(2, 1), (3, 1)]),
-    ("h\nr1;x\n", [(2, 2)]),
-    ('h\n"a;b";c\n', [(2, 2)]),                    # a quoted separator
-    ('h\n"a\nb";c\nr3\n', [(2, 2), (4, 1)]),      # a record's row is the line it starts on
-    ('h\nab"c;d\n', [(2, 2)]),                     # a quote inside an unquoted value is ordinary
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("h\nr1\n", [(2, 1)]),
+        ("h\nr1", [(2, 1)]),
+        ("h\r\nr1\r\n", [(2, 1)]),
+        ("h\nr1\n\n", [(2, 1)]),  # exactly one trailing empty line is ignored
+        ("h\nr1\n\n\n", [(2, 1), (3, 1)]),  # any other empty line is a record
+        ("h\n\nr1\n", [(2, 1), (3, 1)]),
+        ("h\nr1;x\n", [(2, 2)]),
+        ('h\n"a;b";c\n', [(2, 2)]),  # a quoted separator
+        ('h\n"a\nb";c\nr3\n', [(2, 2), (4, 1)]),  # a record's row is the line it starts on
+        ('h\nab"c;d\n', [(2, 2)]),  # a quote inside an unquoted value is ordinary
+    ],
+)
 def test_records_and_row_numbers(text, expected):
     assert rows_of(text) == expected
 
@@ -41,7 +44,7 @@ def test_f05_quote_errors(text):
 
 
 def test_quoted_values_are_unquoted_then_trimmed():
-    rec = split_records('h;i;j\n" a ";"b""c";  d  \n'.encode())
+    rec = split_records(b'h;i;j\n" a ";"b""c";  d  \n')
     assert rec.frame.select("c0", "c1", "c2").row(0) == ("a", 'b"c', "d")
 
 
@@ -100,10 +103,13 @@ from hypothesis import strategies as st  # noqa: E402
 
 from validators.reader import _split_counted, _split_plain  # noqa: E402
 
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(alphabet=["a", "b", " ", ";", "\r", "å"], max_size=10), min_size=1, max_size=8),
-       st.sampled_from(["", "\n", "\n\n", "\r\n", "\r\n\r\n", "\n\n\n"]),
-       st.sampled_from(["\n", "\r\n"]))
+@given(
+    st.lists(st.text(alphabet=["a", "b", " ", ";", "\r", "å"], max_size=10), min_size=1, max_size=8),
+    st.sampled_from(["", "\n", "\n\n", "\r\n", "\r\n\r\n", "\n\n\n"]),
+    st.sampled_from(["\n", "\r\n"]),
+)
 def test_fast_path_agrees_with_exact_path(lines, ending, newline):
     text = "h1;h2;h3" + newline + newline.join(lines) + ending
     fast = _split_counted(text.encode("utf-8"))

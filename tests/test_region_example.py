@@ -31,8 +31,18 @@ NEEDS_HISTORY = {s["index"] for s in SUBMISSIONS if "F09" in s["kvittens"]["coun
 def _cli_validate(path: Path, received_at: str, findings_csv: Path) -> tuple[int, dict]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["validate", str(path), "--received-at", received_at,
-                     "--reference", str(EXAMPLE / "reference"), "--findings-csv", str(findings_csv)])
+        code = main(
+            [
+                "validate",
+                str(path),
+                "--received-at",
+                received_at,
+                "--reference",
+                str(EXAMPLE / "reference"),
+                "--findings-csv",
+                str(findings_csv),
+            ]
+        )
     return code, json.loads(out.getvalue())
 
 
@@ -42,15 +52,33 @@ def _check(kvittens: dict, findings: list, sub: dict) -> None:
     assert findings == sub["findings_row_rule_field"], sub["index"]
 
 
-@pytest.mark.parametrize("sub", [s for s in SUBMISSIONS if s["index"] not in NEEDS_HISTORY
-                                 and s["byte_identical_copy_of"] is None], ids=lambda s: f"{s['index']:02d}")
+@pytest.mark.parametrize(
+    "sub",
+    [s for s in SUBMISSIONS if s["index"] not in NEEDS_HISTORY and s["byte_identical_copy_of"] is None],
+    ids=lambda s: f"{s['index']:02d}",
+)
 def test_kvittens_through_cli(sub, tmp_path):
     path = EXAMPLE / sub["file"]
     code, kv = _cli_validate(path, sub["received_at"], tmp_path / "f.csv")
     assert code == (1 if sub["kvittens"]["status"] == "AVVISAD" else 0)
-    assert list(kv) == ["receipt_id", "file_name", "sha256", "received_at", "file_type", "unit_hsaid",
-                        "period", "sequence", "spec_version", "deadline", "on_time", "status", "rows",
-                        "counts_by_rule", "findings", "findings_truncated"]
+    assert list(kv) == [
+        "receipt_id",
+        "file_name",
+        "sha256",
+        "received_at",
+        "file_type",
+        "unit_hsaid",
+        "period",
+        "sequence",
+        "spec_version",
+        "deadline",
+        "on_time",
+        "status",
+        "rows",
+        "counts_by_rule",
+        "findings",
+        "findings_truncated",
+    ]
     # The full findings list is the CSV; the JSON list is capped.
     text = (tmp_path / "f.csv").read_text(encoding="utf-8-sig")
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))[1:]
@@ -75,9 +103,13 @@ def test_whole_month_in_order_with_history():
             continue
         name = parse_file_name(Path(sub["file"]).name)
         key = (name.unit_hsaid, name.file_type, name.period) if name else None
-        result = validate_file(data, file_name=Path(sub["file"]).name,
-                               received_at=parse_instant(sub["received_at"]), reference=reference,
-                               earlier_sequences=history.get(key, ()))
+        result = validate_file(
+            data,
+            file_name=Path(sub["file"]).name,
+            received_at=parse_instant(sub["received_at"]),
+            reference=reference,
+            earlier_sequences=history.get(key, ()),
+        )
         if key:
             history.setdefault(key, []).append(name.sequence)
         kv = result.kvittens.to_dict()

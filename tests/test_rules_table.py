@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from conftest import ADULT_MAN, REH_UNIT, VGP_UNIT, file_name, make_file, triples
+
 from sample_data.generate import VGP_FIELDS
 from validators import make_personnummer, make_reservnummer
 from validators.identifiers import luhn_check_digit
@@ -35,32 +35,77 @@ def case(rule, field, broken, near, row=2):
 CASES = [
     # File rules: row and field are null.
     case("F01", None, {"name": f"VGP_{VGP_UNIT}_202610_1.csv"}, {"name": f"VGP_{VGP_UNIT}_202610_10.csv"}, row=None),
-    case("F02", None, {"data": make_file().replace(b"J06.9", b"J06.9\x81")},
-         {"data": make_file().replace(b"J06.9", b"J06.9\xe5")}, row=None),
+    case(
+        "F02",
+        None,
+        {"data": make_file().replace(b"J06.9", b"J06.9\x81")},
+        {"data": make_file().replace(b"J06.9", b"J06.9\xe5")},
+        row=None,
+    ),
     case("F03", None, {"rows": []}, {"rows": [{}]}, row=None),
-    case("F04", None, {"data": make_file(header=[f for f in VGP_FIELDS if f != "kva_6"])},
-         {"data": make_file(header=list(reversed(VGP_FIELDS)))}, row=None),
+    case(
+        "F04",
+        None,
+        {"data": make_file(header=[f for f in VGP_FIELDS if f != "kva_6"])},
+        {"data": make_file(header=list(reversed(VGP_FIELDS)))},
+        row=None,
+    ),
     case("F05", None, {"rows": [{"diagnos_2": '"J06.8'}]}, {"rows": [{"diagnos_2": '"J06.8"'}]}, row=None),
     case("F07", None, {"name": file_name(unit=UNKNOWN_UNIT)}, {"name": file_name(seq="02")}, row=None),
     case("F07", None, {"name": file_name("REH", unit=VGP_UNIT), "ft": "REH"}, {"ft": "REH"}, row=None),
-    case("F08", None, {"received_at": "2026-10-31T23:59:59+01:00"}, {"received_at": "2026-11-01T00:00:00+01:00"}, row=None),
+    case(
+        "F08",
+        None,
+        {"received_at": "2026-10-31T23:59:59+01:00"},
+        {"received_at": "2026-11-01T00:00:00+01:00"},
+        row=None,
+    ),
     case("F09", None, {"earlier": (1,)}, {"earlier": (1,), "name": file_name(seq="02")}, row=None),
-    case("F10", None,
-         {"name": file_name(period="2025-08"), "rows": [{"besoksdatum": "2025-08-15"}], "received_at": "2026-09-03T15:00:01+02:00"},
-         {"name": file_name(period="2025-08"), "rows": [{"besoksdatum": "2025-08-15"}], "received_at": "2026-09-03T15:00:00+02:00"},
-         row=None),
+    case(
+        "F10",
+        None,
+        {
+            "name": file_name(period="2025-08"),
+            "rows": [{"besoksdatum": "2025-08-15"}],
+            "received_at": "2026-09-03T15:00:01+02:00",
+        },
+        {
+            "name": file_name(period="2025-08"),
+            "rows": [{"besoksdatum": "2025-08-15"}],
+            "received_at": "2026-09-03T15:00:00+02:00",
+        },
+        row=None,
+    ),
     # Row rules, VGP.
-    case("R01", None, {"data": make_file(extra_lines=[";".join(["x"] * 25)])},
-         {"data": make_file(extra_lines=[";".join(["x"] * 24)])}, row=3),
+    case(
+        "R01",
+        None,
+        {"data": make_file(extra_lines=[";".join(["x"] * 25)])},
+        {"data": make_file(extra_lines=[";".join(["x"] * 24)])},
+        row=3,
+    ),
     case("R02", "patientavgift", {"rows": [{"patientavgift": ""}]}, {"rows": [{"kva_1": ""}]}),
-    case("R02", "diagnos_1", {"rows": [{"diagnos_1": ""}]},
-         {"rows": [{"diagnos_1": "", "yrkeskategori": "SSK", "patientavgift": "50"}]}),
+    case(
+        "R02",
+        "diagnos_1",
+        {"rows": [{"diagnos_1": ""}]},
+        {"rows": [{"diagnos_1": "", "yrkeskategori": "SSK", "patientavgift": "50"}]},
+    ),
     case("R10", "besok_id", {"rows": [{"besok_id": "A 1"}]}, {"rows": [{"besok_id": "A_1-b"}]}),
-    case("R11", "besok_id", {"rows": [{}, {"besok_id": "A1", "besoksdatum": "2026-10-16"}]},
-         {"rows": [{}, {"besoksdatum": "2026-10-16"}]}, row=3),
+    case(
+        "R11",
+        "besok_id",
+        {"rows": [{}, {"besok_id": "A1", "besoksdatum": "2026-10-16"}]},
+        {"rows": [{}, {"besoksdatum": "2026-10-16"}]},
+        row=3,
+    ),
     case("R12", "vardenhet_hsaid", {"rows": [{"vardenhet_hsaid": REH_UNIT}]}, {"rows": [{}]}),
-    case("R20", "patient_id", {"rows": [{"patient_id": ADULT_MAN[:8] + "-" + ADULT_MAN[8:11]}]},
-         {"rows": [{"patient_id": ADULT_MAN}]}),
+    case(
+        "R20",
+        "patient_id",
+        {"rows": [{"patient_id": ADULT_MAN[:8] + "-" + ADULT_MAN[8:11]}]},
+        {"rows": [{"patient_id": ADULT_MAN}]},
+    ),
     case("R20", "patient_id", {"rows": [{"patient_id": "17" + ADULT_MAN[2:]}]}, {"rows": [{}]}),
     case("R21", "patient_id", {"rows": [{"patient_id": WRONG_CHECK}]}, {"rows": [{"patient_id": ADULT_MAN}]}),
     case("R22", "patient_id", {"rows": [{"patient_id": FEB30}]}, {"rows": [{"patient_id": SAMORDNING}]}),
@@ -70,13 +115,29 @@ CASES = [
     case("R25", "folkbokforing_lan", {"rows": [{"folkbokforing_lan": "02"}]}, {"rows": [{"folkbokforing_lan": "25"}]}),
     case("R30", "besoksdatum", {"rows": [{"besoksdatum": "2026-10-32"}]}, {"rows": [{"besoksdatum": "2026-10-31"}]}),
     case("R31", "besoksdatum", {"rows": [{"besoksdatum": "2026-09-30"}]}, {"rows": [{"besoksdatum": "2026-10-01"}]}),
-    case("R32", "besoksdatum", {"rows": [{"patient_id": BORN_20, "kon": "K", "patientavgift": "0"}]},
-         {"rows": [{"patient_id": BORN_15, "kon": "K", "patientavgift": "0"}]}),
-    case("R40", "yrkeskategori", {"rows": [{"yrkeskategori": "XYZ"}]}, {"rows": [{"yrkeskategori": "OVR", "patientavgift": "50"}]}),
-    case("R41", "kontakttyp", {"rows": [{"kontakttyp": "MOTT"}]}, {"rows": [{"kontakttyp": "G", "patientavgift": "50"}]}),
+    case(
+        "R32",
+        "besoksdatum",
+        {"rows": [{"patient_id": BORN_20, "kon": "K", "patientavgift": "0"}]},
+        {"rows": [{"patient_id": BORN_15, "kon": "K", "patientavgift": "0"}]},
+    ),
+    case(
+        "R40",
+        "yrkeskategori",
+        {"rows": [{"yrkeskategori": "XYZ"}]},
+        {"rows": [{"yrkeskategori": "OVR", "patientavgift": "50"}]},
+    ),
+    case(
+        "R41", "kontakttyp", {"rows": [{"kontakttyp": "MOTT"}]}, {"rows": [{"kontakttyp": "G", "patientavgift": "50"}]}
+    ),
     case("R42", "besokstyp", {"rows": [{"besokstyp": "X"}]}, {"rows": [{"besokstyp": "A"}]}),
     case("R43", "akut", {"rows": [{"akut": "j"}]}, {"rows": [{"akut": "J"}]}),
-    case("R43", "frikort", {"rows": [{"frikort": "Y", "patientavgift": "0"}]}, {"rows": [{"frikort": "J", "patientavgift": "0"}]}),
+    case(
+        "R43",
+        "frikort",
+        {"rows": [{"frikort": "Y", "patientavgift": "0"}]},
+        {"rows": [{"frikort": "J", "patientavgift": "0"}]},
+    ),
     case("R50", "diagnos_2", {"rows": [{"diagnos_2": "J06."}]}, {"rows": [{"diagnos_2": "F32.1A"}]}),
     case("R52", "diagnos_1", {"rows": [{"diagnos_1": "W01.1"}]}, {"rows": [{"diagnos_1": "Y99"}]}),
     case("R54", "diagnos_2", {"rows": [{"diagnos_2": "J069"}]}, {"rows": [{"diagnos_2": "J06.8"}]}),
@@ -86,26 +147,56 @@ CASES = [
     case("W81", "patientavgift", {"rows": [{"patientavgift": "150"}]}, {"rows": [{"patientavgift": "200"}]}),
     case("W90", None, {"rows": [{}, {}]}, {"rows": [{}, {"yrkeskategori": "SSK", "patientavgift": "50"}]}),
     # Row rules only REH has.
-    case("R44", "kontakttyp", {"ft": "REH", "rows": [{"kontakttyp": "MKORT"}]},
-         {"ft": "REH", "rows": [{"kontakttyp": "MKORT", "yrkeskategori": "AT"}]}),
-    case("R53", "diagnos_1", {"ft": "REH", "rows": [{"diagnos_1": "M54"}]}, {"ft": "REH", "rows": [{"diagnos_1": "M54.5"}]}),
-    case("R70", "antal_deltagare", {"ft": "REH", "rows": [{"antal_deltagare": "3"}]},
-         {"ft": "REH", "rows": [{"kontakttyp": "GBEH", "antal_deltagare": "030", "patientavgift": "50"}]}),
-    case("R70", "antal_deltagare", {"ft": "REH", "rows": [{"kontakttyp": "GBEH", "antal_deltagare": "31", "patientavgift": "50"}]},
-         {"ft": "REH", "rows": [{"kontakttyp": "GBEH", "antal_deltagare": "2", "patientavgift": "50"}]}),
+    case(
+        "R44",
+        "kontakttyp",
+        {"ft": "REH", "rows": [{"kontakttyp": "MKORT"}]},
+        {"ft": "REH", "rows": [{"kontakttyp": "MKORT", "yrkeskategori": "AT"}]},
+    ),
+    case(
+        "R53",
+        "diagnos_1",
+        {"ft": "REH", "rows": [{"diagnos_1": "M54"}]},
+        {"ft": "REH", "rows": [{"diagnos_1": "M54.5"}]},
+    ),
+    case(
+        "R70",
+        "antal_deltagare",
+        {"ft": "REH", "rows": [{"antal_deltagare": "3"}]},
+        {"ft": "REH", "rows": [{"kontakttyp": "GBEH", "antal_deltagare": "030", "patientavgift": "50"}]},
+    ),
+    case(
+        "R70",
+        "antal_deltagare",
+        {"ft": "REH", "rows": [{"kontakttyp": "GBEH", "antal_deltagare": "31", "patientavgift": "50"}]},
+        {"ft": "REH", "rows": [{"kontakttyp": "GBEH", "antal_deltagare": "2", "patientavgift": "50"}]},
+    ),
     case("R02", "kva_1", {"ft": "REH", "rows": [{"kva_1": ""}]}, {"ft": "REH", "rows": [{"kva_2": ""}]}),
-    case("R02", "antal_deltagare", {"ft": "REH", "rows": [{"kontakttyp": "GUTB", "patientavgift": "50"}]},
-         {"ft": "REH", "rows": [{"kontakttyp": "GUTB", "antal_deltagare": "8", "patientavgift": "50"}]}),
-    case("R02", "diagnos_1", {"ft": "REH", "rows": [{"diagnos_1": ""}]},
-         {"ft": "REH", "rows": [{"diagnos_1": "", "kontakttyp": "TEL", "patientavgift": "160"}]}),
+    case(
+        "R02",
+        "antal_deltagare",
+        {"ft": "REH", "rows": [{"kontakttyp": "GUTB", "patientavgift": "50"}]},
+        {"ft": "REH", "rows": [{"kontakttyp": "GUTB", "antal_deltagare": "8", "patientavgift": "50"}]},
+    ),
+    case(
+        "R02",
+        "diagnos_1",
+        {"ft": "REH", "rows": [{"diagnos_1": ""}]},
+        {"ft": "REH", "rows": [{"diagnos_1": "", "kontakttyp": "TEL", "patientavgift": "160"}]},
+    ),
 ]
 
 
 def _validate(run, spec: dict):
     ft = spec.get("ft", "VGP")
     data = spec.get("data") or make_file(ft, spec.get("rows", [{}]))
-    return run(data, name=spec.get("name") or file_name(ft), received_at=spec.get("received_at", "2026-11-02T10:00:00+01:00"),
-               earlier=spec.get("earlier", ()), file_type=ft)
+    return run(
+        data,
+        name=spec.get("name") or file_name(ft),
+        received_at=spec.get("received_at", "2026-11-02T10:00:00+01:00"),
+        earlier=spec.get("earlier", ()),
+        file_type=ft,
+    )
 
 
 @pytest.mark.parametrize(("rule", "field", "row", "broken", "near"), CASES)

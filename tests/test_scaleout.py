@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 
 import pytest
+from ledger_support import database_url, drop_schema
 from sqlalchemy import func, select
 
-from ledger_support import database_url, drop_schema
 from sample_data.generate import generate_visits, kva_list, to_csv
 from vardfil.ledger import Ledger
 from vardfil.ledger.tables import AuditLog, ReceivedFile
@@ -40,21 +39,33 @@ print(json.dumps(out))
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_four_workers_take_in_one_burst(backend, tmp_path):
     url = database_url(backend, tmp_path)
-    units = [("VGP", "SE2321000131-E000000001001"), ("VGP", "SE2321000131-E000000001002"),
-             ("REH", "SE2321000131-E000000002001"), ("REH", "SE2321000131-E000000002002")]
+    units = [
+        ("VGP", "SE2321000131-E000000001001"),
+        ("VGP", "SE2321000131-E000000001002"),
+        ("REH", "SE2321000131-E000000002001"),
+        ("REH", "SE2321000131-E000000002002"),
+    ]
     files = []
     for i, (ft, hsaid) in enumerate(units):
         for seq in (1, 2, 3):
-            cols = generate_visits(file_type=ft, hsaid=hsaid, period="2026-10", rows=800, seed=10 * i + seq,
-                                   kva_codes=kva_list(2026))
+            cols = generate_visits(
+                file_type=ft, hsaid=hsaid, period="2026-10", rows=800, seed=10 * i + seq, kva_codes=kva_list(2026)
+            )
             path = tmp_path / f"{ft}_{hsaid}_202610_{seq:02d}.csv"
             path.write_bytes(to_csv(cols))
             files.append((str(path), f"2026-11-03T{10 + seq}:00:00+01:00"))
     # Every file goes to two of the four workers: 24 submissions of 12 files, all at once.
     plans = [[f for j, f in enumerate(files) if j % 4 in (w, (w + 1) % 4)] for w in range(4)]
     Ledger(url).dispose()  # migrate once, before the burst
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, str(tmp_path / "store"), json.dumps(plan)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for plan in plans]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, str(tmp_path / "store"), json.dumps(plan)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for plan in plans
+    ]
     results = []
     for p in procs:
         out, err = p.communicate(timeout=600)

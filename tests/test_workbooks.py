@@ -11,16 +11,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import cli
 from openpyxl import load_workbook
 
 from reports.workbooks import unit_workbook
-from conftest import cli
 
 EXAMPLE = Path(__file__).parent / "data" / "region_example"
 EXPECTED = json.loads((EXAMPLE / "expected.json").read_text(encoding="utf-8"))
 REF = str(EXAMPLE / "reference")
-
-
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +46,7 @@ def _summary_table(ws) -> tuple[list[tuple], object]:
     rows = list(ws.iter_rows(values_only=True))
     top = next(i for i, r in enumerate(rows) if r[0] == "Komponent")
     body, total = [], None
-    for r in rows[top + 1:]:
+    for r in rows[top + 1 :]:
         if r[0] == "Summa":
             total = r[4]
             break
@@ -58,15 +56,19 @@ def _summary_table(ws) -> tuple[list[tuple], object]:
 
 def test_unit_workbook_reads_back_to_the_underlag(closed_month):
     summaries, paths = closed_month
-    lines = [r for r in pq.read_table(summaries["2026-10"]["underlag_parquet"]).to_pylist()
-             if r["unit_hsaid"] == "SE2321000131-E000000000101"]
+    lines = [
+        r
+        for r in pq.read_table(summaries["2026-10"]["underlag_parquet"]).to_pylist()
+        if r["unit_hsaid"] == "SE2321000131-E000000000101"
+    ]
     path = next(p for p in paths if p.name == "SE2321000131-E000000000101_VGP_2026-10.xlsx")
     wb = load_workbook(path)
     assert wb.sheetnames == ["Sammanställning", "Besök", "Avvisade rader"]
     ws = wb["Sammanställning"]
     body, total = _summary_table(ws)
     assert [(r[1], Decimal(str(r[4])), r[5] or None) for r in body] == [
-        (ln["component"], ln["amount"], ln["corrected_period"]) for ln in lines]
+        (ln["component"], ln["amount"], ln["corrected_period"]) for ln in lines
+    ]
     assert Decimal(str(total)) == sum(ln["amount"] for ln in lines)
     amount_cell = next(c for c in ws["E"] if isinstance(c.value, (int, float)))
     assert "kr" in amount_cell.number_format
@@ -94,8 +96,11 @@ def test_reh_workbook_points_add_up(closed_month):
     rows = list(load_workbook(path)["Besök"].iter_rows(values_only=True))
     col = {h: i for i, h in enumerate(rows[0])}
     points = sum(Decimal(str(r[col["kontaktpoang"]])) for r in rows[1:])
-    line = next(r for r in pq.read_table(summaries["2026-10"]["underlag_parquet"]).to_pylist()
-                if r["unit_hsaid"] == "SE2321000131-E000000000201" and r["component"] == "KONTAKTPOANG")
+    line = next(
+        r
+        for r in pq.read_table(summaries["2026-10"]["underlag_parquet"]).to_pylist()
+        if r["unit_hsaid"] == "SE2321000131-E000000000201" and r["component"] == "KONTAKTPOANG"
+    )
     assert points == line["quantity"]
 
 
@@ -114,16 +119,43 @@ def test_region_workbook_totals(closed_month):
 def test_text_that_looks_like_a_formula_stays_text(tmp_path):
     path = unit_workbook(
         tmp_path / "u.xlsx",
-        meta={"namn": "=cmd|' /C calc'!A0", "unit_hsaid": "SE2321000131-E000000000101", "file_type": "VGP",
-              "driftform": "PRIVAT", "period": "2026-10", "price_list": "VGR-2026.1", "fee_table": "x",
-              "closed_at": "2026-11-04T15:00:00+01:00"},
-        lines=[], visits=[],
-        rejected=[{"rad": 2, "besok_id": "A1", "regel": "R50", "allvarlighet": "FEL", "falt": "diagnos_1",
-                   "varde": "=HYPERLINK(\"http://x\")", "meddelande": "-"},
-                  {"rad": 3, "besok_id": "A2", "regel": "R25", "allvarlighet": "FEL", "falt": "folkbokforing_lan",
-                   "varde": "+46", "meddelande": "@x"}])
+        meta={
+            "namn": "=cmd|' /C calc'!A0",
+            "unit_hsaid": "SE2321000131-E000000000101",
+            "file_type": "VGP",
+            "driftform": "PRIVAT",
+            "period": "2026-10",
+            "price_list": "VGR-2026.1",
+            "fee_table": "x",
+            "closed_at": "2026-11-04T15:00:00+01:00",
+        },
+        lines=[],
+        visits=[],
+        rejected=[
+            {
+                "rad": 2,
+                "besok_id": "A1",
+                "regel": "R50",
+                "allvarlighet": "FEL",
+                "falt": "diagnos_1",
+                "varde": '=HYPERLINK("http://x")',
+                "meddelande": "-",
+            },
+            {
+                "rad": 3,
+                "besok_id": "A2",
+                "regel": "R25",
+                "allvarlighet": "FEL",
+                "falt": "folkbokforing_lan",
+                "varde": "+46",
+                "meddelande": "@x",
+            },
+        ],
+    )
     wb = load_workbook(path)
-    cells = [c for ws in wb for row in ws.iter_rows() for c in row if isinstance(c.value, str) and c.value[:1] in "=+-@"]
+    cells = [
+        c for ws in wb for row in ws.iter_rows() for c in row if isinstance(c.value, str) and c.value[:1] in "=+-@"
+    ]
     assert all(c.data_type == "s" for c in cells)
     assert {"=cmd|' /C calc'!A0", '=HYPERLINK("http://x")', "+46", "@x"} <= {c.value for c in cells}
 
@@ -136,8 +168,21 @@ def test_libreoffice_opens_every_workbook(closed_month, tmp_path):
         pytest.skip("LibreOffice not installed (scripts/test.sh installs it)")
     _, paths = closed_month
     profile = tmp_path / "profile"
-    result = subprocess.run([office, "--headless", f"-env:UserInstallation=file://{profile}", "--convert-to", "pdf",
-                             "--outdir", str(tmp_path), *map(str, paths)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            office,
+            "--headless",
+            f"-env:UserInstallation=file://{profile}",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(tmp_path),
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     for p in paths:
         pdf = tmp_path / (p.stem + ".pdf")

@@ -16,12 +16,25 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandera.polars as pa
 import polars as pl
 
-from filespec import FILE_TYPES, FileSpec, Reference, Severity, fee_table_for, file_rule_messages, max_file_bytes, spec_for
+if TYPE_CHECKING:
+    import pandas as pd
+
+from filespec import (
+    FILE_TYPES,
+    FileSpec,
+    Reference,
+    Severity,
+    fee_table_for,
+    file_rule_messages,
+    max_file_bytes,
+    spec_for,
+)
 from filespec.calendar import Period, Window, to_stockholm, window_for
 from filespec.errors import InvalidPeriod
 from validators.identifiers import mask_expr
@@ -55,8 +68,7 @@ def parse_file_name(name: str) -> FileName | None:
         period = Period(int(m["year"]), int(m["month"]))
     except InvalidPeriod:  # year 0000: no such month, so no valid name either
         return None
-    return FileName(file_type=m["file_type"], unit_hsaid=m["hsaid"], period=str(period),
-                    sequence=int(m["seq"]))
+    return FileName(file_type=m["file_type"], unit_hsaid=m["hsaid"], period=str(period), sequence=int(m["seq"]))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,7 +92,7 @@ class ValidationResult:
         the intake does, never holds a second copy of a large file's rows in memory)."""
         return self.accepted_rows.collect()
 
-    def accepted_pandas(self):  # -> pandas.DataFrame (pandas imported lazily: it is slow to load)
+    def accepted_pandas(self) -> pd.DataFrame:  # pandas is imported by polars only when called
         """The accepted rows as a pandas frame with Arrow-backed columns."""
         return self.accepted.to_pandas(use_pyarrow_extension_array=True)
 
@@ -88,13 +100,20 @@ class ValidationResult:
 def receipt_id(sha256: str, received_at: dt.datetime, file_name: str) -> str:
     """An opaque id, unique per received file, stable for the same bytes, name and instant."""
     # The instant, not its text: the same arrival given with another UTC offset is the same file.
-    key = f"{sha256}|{received_at.astimezone(dt.timezone.utc).isoformat()}|{file_name}".encode()
+    key = f"{sha256}|{received_at.astimezone(dt.UTC).isoformat()}|{file_name}".encode()
     return "KV-" + hashlib.sha256(key).hexdigest()[:24]
 
 
-def _file_finding(code: str, message: str) -> dict:
-    return {"rule": code, "severity": Severity.AVVISA_FIL.value, "row": None, "besok_id": None,
-            "field": None, "value": None, "message": message}
+def _file_finding(code: str, message: str) -> dict[str, Any]:
+    return {
+        "rule": code,
+        "severity": Severity.AVVISA_FIL.value,
+        "row": None,
+        "besok_id": None,
+        "field": None,
+        "value": None,
+        "message": message,
+    }
 
 
 def _sha256_and_size(source: bytes | Path) -> tuple[str, int]:
@@ -129,7 +148,7 @@ def validate_file(
     deadline = to_stockholm(deadline) if deadline is not None else None
     name = parse_file_name(file_name)
     spec = spec_for(name.file_type, name.period) if name else None
-    messages = spec and {c: r.message for c, r in spec.file_rules.items()} or file_rule_messages()
+    messages = (spec and {c: r.message for c, r in spec.file_rules.items()}) or file_rule_messages()
     fired: list[str] = []
 
     if name is None:
@@ -173,33 +192,42 @@ def validate_file(
             fired.append("F10")
 
     fired = sorted(set(fired))
-    base = dict(
-        receipt_id=receipt or receipt_id(sha, received_at, file_name),
-        file_name=file_name,
-        sha256=sha,
-        received_at=received_at,
-        file_type=name.file_type if name else None,
-        unit_hsaid=name.unit_hsaid if name else None,
-        period=name.period if name else None,
-        sequence=name.sequence if name else None,
-        spec_version=spec.spec_version if spec else None,
-        deadline=(deadline or window.deadline) if window else None,
-        on_time=window.on_time(received_at, deadline) if window else None,
-    )
+    base: dict[str, Any] = {
+        "receipt_id": receipt or receipt_id(sha, received_at, file_name),
+        "file_name": file_name,
+        "sha256": sha,
+        "received_at": received_at,
+        "file_type": name.file_type if name else None,
+        "unit_hsaid": name.unit_hsaid if name else None,
+        "period": name.period if name else None,
+        "sequence": name.sequence if name else None,
+        "spec_version": spec.spec_version if spec else None,
+        "deadline": (deadline or window.deadline) if window else None,
+        "on_time": window.on_time(received_at, deadline) if window else None,
+    }
 
     if fired:
         total = records.count if records is not None else 0
-        findings = [_file_finding(c, messages[c]) for c in fired]
-        kv = Kvittens(**base, status=Status.AVVISAD,
-                      rows=RowCounts(total=total, accepted=0, rejected=total, with_warnings=0),
-                      counts_by_rule={c: 1 for c in fired}, findings=tuple(findings),
-                      findings_truncated=False)
-        return ValidationResult(kvittens=kv, findings=pl.DataFrame(findings, schema=empty_findings().schema),
-                                accepted_rows=pl.LazyFrame(), spec=spec)
+        file_findings = [_file_finding(c, messages[c]) for c in fired]
+        kv = Kvittens(
+            **base,
+            status=Status.AVVISAD,
+            rows=RowCounts(total=total, accepted=0, rejected=total, with_warnings=0),
+            counts_by_rule=dict.fromkeys(fired, 1),
+            findings=tuple(file_findings),
+            findings_truncated=False,
+        )
+        return ValidationResult(
+            kvittens=kv,
+            findings=pl.DataFrame(file_findings, schema=empty_findings().schema),
+            accepted_rows=pl.LazyFrame(),
+            spec=spec,
+        )
 
     assert spec is not None and records is not None and name is not None
-    ctx = CheckContext(spec=spec, period=name.period, file_hsaid=name.unit_hsaid,
-                       reference=reference, fees=fee_table_for(name.period))
+    ctx = CheckContext(
+        spec=spec, period=name.period, file_hsaid=name.unit_hsaid, reference=reference, fees=fee_table_for(name.period)
+    )
     findings, accepted = judge_rows(records, ctx)
     counts = findings.group_by("rule").len().sort("rule")
     rejected_rows = findings.filter(pl.col("severity") == Severity.FEL.value)["row"].n_unique()
@@ -207,12 +235,14 @@ def validate_file(
     total = records.count
     status = Status.GODKAND if rejected_rows == 0 else Status.DELVIS_GODKAND
     shown = findings.head(FINDINGS_CAP)
-    kv = Kvittens(**base, status=status,
-                  rows=RowCounts(total=total, accepted=total - rejected_rows, rejected=rejected_rows,
-                                 with_warnings=warned_rows),
-                  counts_by_rule=dict(zip(counts["rule"].to_list(), counts["len"].to_list())),
-                  findings=tuple(shown.iter_rows(named=True)),
-                  findings_truncated=findings.height > FINDINGS_CAP)
+    kv = Kvittens(
+        **base,
+        status=status,
+        rows=RowCounts(total=total, accepted=total - rejected_rows, rejected=rejected_rows, with_warnings=warned_rows),
+        counts_by_rule=dict(zip(counts["rule"].to_list(), counts["len"].to_list(), strict=True)),
+        findings=tuple(shown.iter_rows(named=True)),
+        findings_truncated=findings.height > FINDINGS_CAP,
+    )
     return ValidationResult(kvittens=kv, findings=findings, accepted_rows=accepted, spec=spec)
 
 
@@ -229,11 +259,17 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.La
     # Without broken rows the frame is used as it is: a filter would copy every column.
     whole = (frame.filter(pl.col(NFIELDS_COL) == k) if broken.height else frame).select(ROW_COL, *spec.field_names)
     r01 = spec.rule("R01")
-    parts = [broken.select(
-        pl.lit("R01").alias("rule"), pl.lit(r01.severity.value).alias("severity"),
-        pl.col(ROW_COL).alias("row"), pl.lit(None, pl.Utf8).alias("besok_id"),
-        pl.lit(None, pl.Utf8).alias("field"), pl.lit(None, pl.Utf8).alias("value"),
-        pl.lit(r01.message).alias("message"))]
+    parts = [
+        broken.select(
+            pl.lit("R01").alias("rule"),
+            pl.lit(r01.severity.value).alias("severity"),
+            pl.col(ROW_COL).alias("row"),
+            pl.lit(None, pl.Utf8).alias("besok_id"),
+            pl.lit(None, pl.Utf8).alias("field"),
+            pl.lit(None, pl.Utf8).alias("value"),
+            pl.lit(r01.message).alias("message"),
+        )
+    ]
 
     prepared = prepare(whole, ctx)
     columns = rule_columns(ctx)
@@ -245,7 +281,9 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.La
         failures = e.failure_cases.select(
             # Whole-row rules are checked on their verdict column: they have no field.
             pl.when(~pl.col("column").str.starts_with(RULE_PREFIX)).then(pl.col("column")).alias("column"),
-            "check", pl.col("index").cast(pl.Int64))
+            "check",
+            pl.col("index").cast(pl.Int64),
+        )
 
     keep = np.ones(prepared.height, dtype=bool)
     if failures is not None and failures.height:
@@ -256,16 +294,23 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.La
     # The region's order (examples/expected.json): row, rule code, field name.
     findings = findings.sort(["row", "rule", "field"], nulls_last=False)
 
-    accepted = prepared.with_columns(pl.Series("__keep", keep)).lazy().filter(pl.col("__keep")).select(
-        pl.col(ROW_COL).alias("rad"), *spec.field_names,
-        pl.col("__visit").alias("besoksdatum_dat"), pl.col("__age").alias("alder"),
-        pl.col("__pid_sex").alias("kon_enligt_id"), pl.col("__fee").alias("forvantad_avgift"),
+    accepted = (
+        prepared.with_columns(pl.Series("__keep", keep))
+        .lazy()
+        .filter(pl.col("__keep"))
+        .select(
+            pl.col(ROW_COL).alias("rad"),
+            *spec.field_names,
+            pl.col("__visit").alias("besoksdatum_dat"),
+            pl.col("__age").alias("alder"),
+            pl.col("__pid_sex").alias("kon_enligt_id"),
+            pl.col("__fee").alias("forvantad_avgift"),
+        )
     )
     return findings, accepted
 
 
-def _findings_from_failures(prepared: pl.DataFrame, failures: pl.DataFrame,
-                            ctx: CheckContext) -> list[pl.DataFrame]:
+def _findings_from_failures(prepared: pl.DataFrame, failures: pl.DataFrame, ctx: CheckContext) -> list[pl.DataFrame]:
     """Turn pandera's failure cases (column, check = rule code, row position) into findings rows."""
     out = []
     for (column, code), group in failures.group_by(["column", "check"], maintain_order=True):
@@ -278,9 +323,15 @@ def _findings_from_failures(prepared: pl.DataFrame, failures: pl.DataFrame,
             value = mask_expr(pl.col(column))
         else:
             value = pl.col(column)
-        out.append(picked.select(
-            pl.lit(code).alias("rule"), pl.lit(rule.severity.value).alias("severity"),
-            pl.col(ROW_COL).alias("row"), pl.col("besok_id"),
-            pl.lit(column, pl.Utf8).alias("field"), value.alias("value"),
-            pl.lit(rule.message).alias("message")))
+        out.append(
+            picked.select(
+                pl.lit(code).alias("rule"),
+                pl.lit(rule.severity.value).alias("severity"),
+                pl.col(ROW_COL).alias("row"),
+                pl.col("besok_id"),
+                pl.lit(column, pl.Utf8).alias("field"),
+                value.alias("value"),
+                pl.lit(rule.message).alias("message"),
+            )
+        )
     return out

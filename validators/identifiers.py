@@ -44,12 +44,19 @@ class PatientIdParts:
 
 def patient_id_parts(pid: pl.Expr, prefix: str = "__pid") -> PatientIdParts:
     """Build the identifier expressions for a Utf8 column of trimmed patient ids."""
-    col = lambda name: pl.col(f"{prefix}_{name}")  # noqa: E731
+
+    def col(name: str) -> pl.Expr:
+        return pl.col(f"{prefix}_{name}")
+
     form_ok = (pid.str.contains(FORM_PATTERN) & (pid.str.slice(8, 3) != "000")).alias(f"{prefix}_form")
     letter = pid.str.slice(8, 1).alias(f"{prefix}_letter")
     # The ten characters after the century as one Int64, letters by their values.
-    number = (pid.str.slice(2, 10).str.replace_many(list(LETTER_VALUES), list(LETTER_VALUES.values()))
-              .str.to_integer(strict=False).alias(f"{prefix}_num"))
+    number = (
+        pid.str.slice(2, 10)
+        .str.replace_many(list(LETTER_VALUES), list(LETTER_VALUES.values()))
+        .str.to_integer(strict=False)
+        .alias(f"{prefix}_num")
+    )
     stage1 = (form_ok, letter, number)
 
     reserv = (col("form") & col("letter").is_in(list(LETTER_VALUES))).alias(f"{prefix}_reserv")
@@ -71,8 +78,7 @@ def patient_id_parts(pid: pl.Expr, prefix: str = "__pid") -> PatientIdParts:
     valid = (col("form") & col("check") & col("date").is_not_null()).alias(f"{prefix}_valid")
     stage4 = (valid,)
     sex_digit = (col("num") // 10) % 10
-    sex = (pl.when(col("reserv")).then(col("letter"))
-           .when((sex_digit % 2) == 1).then(pl.lit("M")).otherwise(pl.lit("K")))
+    sex = pl.when(col("reserv")).then(col("letter")).when((sex_digit % 2) == 1).then(pl.lit("M")).otherwise(pl.lit("K"))
     return PatientIdParts(
         stages=(stage1, stage2, stage3, stage4),
         form_ok=col("form"),
@@ -124,11 +130,12 @@ def mask_expr(value: pl.Expr) -> pl.Expr:
 
 # --- scalar helpers for generating data (never used to judge a file) -------------------------
 
+
 def luhn_check_digit(nine: str) -> str:
     """The check digit that completes nine characters (letters by their values) to a Luhn sum ≡ 0."""
     digits = [int(LETTER_VALUES.get(c, c)) for c in nine]
     total = 0
-    for d, w in zip(digits, _LUHN_WEIGHTS[:9]):
+    for d, w in zip(digits, _LUHN_WEIGHTS[:9], strict=True):
         p = d * w
         total += p - 9 if p > 9 else p
     return str((10 - total % 10) % 10)

@@ -53,8 +53,12 @@ class RowCounts:
 
     def to_dict(self) -> dict[str, int]:
         """JSON form."""
-        return {"total": self.total, "accepted": self.accepted, "rejected": self.rejected,
-                "with_warnings": self.with_warnings}
+        return {
+            "total": self.total,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "with_warnings": self.with_warnings,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,9 +106,17 @@ class Kvittens:
 
 def empty_findings() -> pl.DataFrame:
     """A findings frame with no rows and the right schema."""
-    return pl.DataFrame(schema={"rule": pl.Utf8, "severity": pl.Utf8, "row": pl.Int64,
-                                "besok_id": pl.Utf8, "field": pl.Utf8, "value": pl.Utf8,
-                                "message": pl.Utf8})
+    return pl.DataFrame(
+        schema={
+            "rule": pl.Utf8,
+            "severity": pl.Utf8,
+            "row": pl.Int64,
+            "besok_id": pl.Utf8,
+            "field": pl.Utf8,
+            "value": pl.Utf8,
+            "message": pl.Utf8,
+        }
+    )
 
 
 def findings_to_csv(findings: pl.DataFrame) -> bytes:

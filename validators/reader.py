@@ -68,8 +68,9 @@ def decode(data: bytes) -> tuple[str, str]:
     """Text and encoding name; raises ContentError F02 when neither UTF-8 nor Windows-1252."""
     has_bom = data.startswith(BOM)
     try:
-        return data[len(BOM):].decode("utf-8") if has_bom else data.decode("utf-8"), (
-            "utf-8-sig" if has_bom else "utf-8")
+        return data[len(BOM) :].decode("utf-8") if has_bom else data.decode("utf-8"), (
+            "utf-8-sig" if has_bom else "utf-8"
+        )
     except UnicodeDecodeError:
         pass
     try:
@@ -203,10 +204,10 @@ def _has_padding(data: bytes, start: int, end: int) -> bool:
             at = data.find(b" ", at + 1, end)
         return False
     buf = np.frombuffer(data, dtype=np.uint8)[start:end]
-    at = np.flatnonzero(buf == 0x20)
-    before = buf[np.maximum(at - 1, 0)]
-    after = buf[np.minimum(at + 1, buf.size - 1)]
-    edge = (at == 0) | (at == buf.size - 1)
+    where = np.flatnonzero(buf == 0x20)
+    before = buf[np.maximum(where - 1, 0)]
+    after = buf[np.minimum(where + 1, buf.size - 1)]
+    edge = (where == 0) | (where == buf.size - 1)
     return bool((edge | np.isin(before, (0x3B, 0x0A)) | np.isin(after, (0x3B, 0x0A, 0x0D))).any())
 
 
@@ -240,19 +241,25 @@ def _split_counted(utf8: bytes) -> tuple[list[str], pl.DataFrame] | None:
     # usual file (one terminator after the last record) polars reads the bytes as they are.
     whole = utf8[end:] in (b"\n", b"\r\n")
     try:
-        frame = pl.read_csv(utf8 if whole else utf8[start:end] + b"\n", has_header=False, skip_rows=1 if whole else 0,
-                            new_columns=names, separator=";", quote_char=None, infer_schema=False,
-                            truncate_ragged_lines=False)
+        frame = pl.read_csv(
+            utf8 if whole else utf8[start:end] + b"\n",
+            has_header=False,
+            skip_rows=1 if whole else 0,
+            new_columns=names,
+            separator=";",
+            quote_char=None,
+            infer_schema=False,
+            truncate_ragged_lines=False,
+        )
     except pl.exceptions.PolarsError:
         return None
     if frame.height != records:
         return None
     if _has_padding(utf8, start, end):
         padded = frame.select((pl.all().str.starts_with(" ") | pl.all().str.ends_with(" ")).any()).row(0)
-        frame = frame.with_columns(_clean(pl.col(n)).alias(n) for n, p in zip(names, padded) if p)
+        frame = frame.with_columns(_clean(pl.col(n)).alias(n) for n, p in zip(names, padded, strict=True) if p)
     frame = frame.with_columns(
-        pl.int_range(2, records + 2, dtype=pl.Int64).alias(ROW_COL),
-        pl.lit(k, pl.Int32).alias(NFIELDS_COL),
+        pl.int_range(2, records + 2, dtype=pl.Int64).alias(ROW_COL), pl.lit(k, pl.Int32).alias(NFIELDS_COL)
     )
     return header, frame.select(ROW_COL, NFIELDS_COL, *names)
 
@@ -260,13 +267,14 @@ def _split_counted(utf8: bytes) -> tuple[list[str], pl.DataFrame] | None:
 def split_records(data: bytes) -> Records:
     """Decode and split a whole file. Raises ContentError (F02, F05)."""
     text, encoding = decode(data)
-    utf8 = data[len(BOM):] if encoding == "utf-8-sig" else data if encoding == "utf-8" else text.encode("utf-8")
+    utf8 = data[len(BOM) :] if encoding == "utf-8-sig" else data if encoding == "utf-8" else text.encode("utf-8")
     if has_field_start_quote(utf8):
         header, frame = _split_quoted(text)
     else:
         if encoding != "cp1252":
             del text  # the fast path reads the bytes; the text (as large as the file) is decoded again if needed
         counted = _split_counted(utf8)
-        header, frame = counted if counted is not None else _split_plain(
-            utf8.decode("utf-8") if encoding != "cp1252" else text)
+        header, frame = (
+            counted if counted is not None else _split_plain(utf8.decode("utf-8") if encoding != "cp1252" else text)
+        )
     return Records(encoding=encoding, header=header, frame=frame)

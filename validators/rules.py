@@ -26,9 +26,9 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
-from filespec.errors import VardfilError
 from filespec import FeeTable, FileSpec, Reference, RowRule
 from filespec.calendar import Period
+from filespec.errors import VardfilError
 from validators.identifiers import patient_id_parts
 
 # Derived columns (prefixed so they can never collide with a spec field).
@@ -50,6 +50,13 @@ class SpecError(VardfilError):
     """The spec or the reference data cannot support a rule (a configuration fault, not bad input)."""
 
 
+def field_of(rule: RowRule, field: str | None) -> str:
+    """The field a per-field check judges; a spec that names none for it is a configuration fault."""
+    if field is None:
+        raise SpecError(f"rule {rule.code} ({rule.check}) needs a field")
+    return field
+
+
 @dataclass(frozen=True, kw_only=True)
 class CheckContext:
     """Everything a check may depend on besides the rows themselves."""
@@ -67,9 +74,11 @@ CHECKS: dict[str, CheckFn] = {}
 
 def register(name: str) -> Callable[[CheckFn], CheckFn]:
     """Register a check under the name the spec TOML uses."""
+
     def deco(fn: CheckFn) -> CheckFn:
         CHECKS[name] = fn
         return fn
+
     return deco
 
 
@@ -80,10 +89,15 @@ def _codes(ctx: CheckContext, name: str) -> list[str]:
 def whole_number(expr: pl.Expr) -> pl.Expr:
     """Reading 16: ASCII digits only, leading zeros allowed; the integer, or null when not one."""
     stripped = expr.str.strip_chars_start("0")
-    as_int = pl.when(stripped == "").then(pl.lit(0, pl.Int64)).otherwise(
-        # More than 9 significant digits is out of every range the spec uses.
-        pl.when(stripped.str.len_bytes() <= 9).then(stripped.str.to_integer(strict=False))
-        .otherwise(pl.lit(10**9, pl.Int64))
+    as_int = (
+        pl.when(stripped == "")
+        .then(pl.lit(0, pl.Int64))
+        .otherwise(
+            # More than 9 significant digits is out of every range the spec uses.
+            pl.when(stripped.str.len_bytes() <= 9)
+            .then(stripped.str.to_integer(strict=False))
+            .otherwise(pl.lit(10**9, pl.Int64))
+        )
     )
     return pl.when(expr.str.contains(r"^[0-9]+$")).then(as_int)
 
@@ -100,24 +114,28 @@ def derived_stages(ctx: CheckContext) -> list[list[pl.Expr]]:
     pid = patient_id_parts(pl.col("patient_id"), prefix="__id")
     dates = pl.col("besoksdatum")
     visit = pl.when(dates.str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")).then(
-        dates.str.to_date("%Y-%m-%d", strict=False))
+        dates.str.to_date("%Y-%m-%d", strict=False)
+    )
     stages = [list(s) for s in pid.stages]
     stages[0] += [visit.alias(VISIT), whole_number(pl.col("patientavgift")).alias(AVGIFT)]
-    stages.append([
-        pid.form_ok.alias(PID_FORM),
-        pid.reservnummer.alias(PID_RESERV),
-        pid.check_ok.alias(PID_CHECK),
-        pid.date_ok.alias(PID_DATE),
-        pid.valid.alias(PID_VALID),
-        pid.sex.alias(PID_SEX),
-        pid.birth_date.alias(BIRTH),
-    ])
+    stages.append(
+        [
+            pid.form_ok.alias(PID_FORM),
+            pid.reservnummer.alias(PID_RESERV),
+            pid.check_ok.alias(PID_CHECK),
+            pid.date_ok.alias(PID_DATE),
+            pid.valid.alias(PID_VALID),
+            pid.sex.alias(PID_SEX),
+            pid.birth_date.alias(BIRTH),
+        ]
+    )
     return stages
 
 
 def age_column() -> pl.Expr:
     """Whole years between birth date and visit date (null unless both are known)."""
     visit, birth = pl.col(VISIT), pl.col(BIRTH)
+
     # dt.month()/dt.day() are Int8: widen before arithmetic.
     def month_day(d: pl.Expr) -> pl.Expr:
         return d.dt.month().cast(pl.Int32) * 100 + d.dt.day().cast(pl.Int32)
@@ -133,16 +151,23 @@ def fee_column(ctx: CheckContext) -> pl.Expr:
     kt, yrk = pl.col("kontakttyp"), pl.col("yrkeskategori")
     lak = {k: v[0] for k, v in table.items()}
     ovr = {k: v[1] for k, v in table.items()}
-    paying_fee = pl.when(yrk.is_in(list(ctx.fees.lakare_och_rehab))).then(
-        kt.replace_strict(lak, default=None, return_dtype=pl.Int64)
-    ).otherwise(kt.replace_strict(ovr, default=None, return_dtype=pl.Int64))
+    paying_fee = (
+        pl.when(yrk.is_in(list(ctx.fees.lakare_och_rehab)))
+        .then(kt.replace_strict(lak, default=None, return_dtype=pl.Int64))
+        .otherwise(kt.replace_strict(ovr, default=None, return_dtype=pl.Int64))
+    )
     known_age = pl.col(AGE).is_not_null()
     fee = (
-        pl.when(pl.col("frikort") == "J").then(pl.lit(0, pl.Int64))
+        pl.when(pl.col("frikort") == "J")
+        .then(pl.lit(0, pl.Int64))
         .when(known_age & ((pl.col(AGE) <= ctx.fees.free_to_age) | (pl.col(AGE) >= ctx.fees.free_from_age)))
         .then(pl.lit(0, pl.Int64))
-        .when((pl.col("frikort") == "N") & known_age & kt.is_in(_codes(ctx, "kontakttyp"))
-              & yrk.is_in(_codes(ctx, "yrkeskategori")))
+        .when(
+            (pl.col("frikort") == "N")
+            & known_age
+            & kt.is_in(_codes(ctx, "kontakttyp"))
+            & yrk.is_in(_codes(ctx, "yrkeskategori"))
+        )
         .then(paying_fee)
     )
     return fee.alias(FEE)
@@ -158,8 +183,10 @@ def prepare(frame: pl.DataFrame, ctx: CheckContext) -> pl.DataFrame:
 
 # --- the registered checks ---------------------------------------------------------------------
 
+
 @register("required")
 def _required(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
+    field = field_of(rule, field)
     spec_field = next(f for f in ctx.spec.fields if f.name == field)
     given = pl.col(field).is_not_null()
     cond = spec_field.required_when
@@ -175,22 +202,26 @@ def _required(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
 
 @register("pattern")
 def _pattern(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
+    field = field_of(rule, field)
     return pl.col(field).str.contains(rule.params["pattern"])
 
 
 @register("in_codes")
 def _in_codes(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
+    field = field_of(rule, field)
     return pl.col(field).is_in(_codes(ctx, rule.params["codes"]))
 
 
 @register("unique")
 def _unique(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
+    field = field_of(rule, field)
     # Every occurrence of a repeated non-empty value fails (reading 18).
     return ~(repeated([field]) & pl.col(field).is_not_null())
 
 
 @register("equals_file_hsaid")
 def _equals_file_hsaid(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
+    field = field_of(rule, field)
     return pl.col(field) == ctx.file_hsaid
 
 
@@ -229,6 +260,7 @@ def _kon_agrees(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
 
 @register("real_date")
 def _real_date(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
+    field = field_of(rule, field)
     return pl.col(field).is_null() | pl.col(VISIT).is_not_null()
 
 
@@ -245,34 +277,42 @@ def _date_not_before_birth(ctx: CheckContext, rule: RowRule, field: str | None) 
 
 @register("profession_only")
 def _profession_only(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
+    field = field_of(rule, field)
     yrk = pl.col("yrkeskategori")
     # Evaluated only when yrkeskategori is a valid value of the filtyp (reading 13).
-    broken = (yrk.is_in(_codes(ctx, "yrkeskategori")) & (pl.col(field) == rule.params["kontakttyp"])
-              & (yrk != rule.params["yrkeskategori"]))
+    broken: pl.Expr = (
+        yrk.is_in(_codes(ctx, "yrkeskategori"))
+        & (pl.col(field) == rule.params["kontakttyp"])
+        & (yrk != rule.params["yrkeskategori"])
+    )
     return ~broken
 
 
 def _form_ok(ctx: CheckContext, rule: RowRule, field: str) -> pl.Expr:
     """The value passed the form rule the spec names (R50 or R60)."""
-    form_rule = ctx.spec.rule(rule.params["form_rule"])
+    form_rule = ctx.spec.row_rule(rule.params["form_rule"])
     return pl.col(field).str.contains(form_rule.params["pattern"])
 
 
 @register("not_external_cause")
 def _not_external_cause(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
+    field = field_of(rule, field)
     head = pl.col(field).str.slice(0, 3)
     return ~(_form_ok(ctx, rule, field) & (head >= "V01") & (head <= "Y98"))
 
 
 @register("min_code_length")
 def _min_code_length(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
+    field = field_of(rule, field)
     length = pl.col(field).str.replace(".", "", literal=True).str.len_chars()
-    return ~(_form_ok(ctx, rule, field) & (length < rule.params["min_length"]))
+    too_short: pl.Expr = length < rule.params["min_length"]
+    return ~(_form_ok(ctx, rule, field) & too_short)
 
 
 @register("no_repeated_diagnosis")
 def _no_repeated_diagnosis(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
-    all_fields = list(ctx.spec.rule(rule.params["form_rule"]).fields)
+    field = field_of(rule, field)
+    all_fields = list(ctx.spec.row_rule(rule.params["form_rule"]).fields)
     earlier = all_fields[: all_fields.index(field)]
 
     def norm(f: str) -> pl.Expr:  # the code without its dot, only for values of a valid form
@@ -286,14 +326,16 @@ def _no_repeated_diagnosis(ctx: CheckContext, rule: RowRule, field: str | None) 
 
 @register("kva_in_year_list")
 def _kva_in_year_list(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
+    field = field_of(rule, field)
     period_year = Period.parse(ctx.period).year
-    if ctx.reference.kva_codes(period_year) is None:
+    period_codes = ctx.reference.kva_codes(period_year)
+    if period_codes is None:
         raise SpecError(f"reference data has no kva_{period_year}.csv for period {ctx.period}")
     # Reading 15: the list of the visit's year when the date is real, else of the period's year.
     # A visit year without a supplied list is judged by the period's list.
     year = pl.col(VISIT).dt.year().fill_null(period_year)
     value = pl.col(field)
-    listed = value.is_in(list(ctx.reference.kva_codes(period_year)))
+    listed = value.is_in(list(period_codes))
     for y, codes in sorted(ctx.reference.kva.items()):
         if y != period_year:
             listed = pl.when(year == y).then(value.is_in(list(codes))).otherwise(listed)
@@ -302,6 +344,7 @@ def _kva_in_year_list(ctx: CheckContext, rule: RowRule, field: str | None) -> pl
 
 @register("group_participants")
 def _group_participants(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
+    field = field_of(rule, field)
     given = pl.col(field).is_not_null()
     is_group = pl.col("kontakttyp").is_in(_codes(ctx, "group_kontakttyp")).fill_null(False)
     in_range = whole_number(pl.col(field)).is_between(rule.params["min"], rule.params["max"]).fill_null(False)
@@ -311,13 +354,14 @@ def _group_participants(ctx: CheckContext, rule: RowRule, field: str | None) -> 
 
 @register("whole_number")
 def _whole_number(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
+    field = field_of(rule, field)
     value = whole_number(pl.col(field))
     return pl.col(field).is_null() | value.is_between(rule.params["min"], rule.params["max"]).fill_null(False)
 
 
 @register("fee_matches")
 def _fee_matches(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
-    amount_rule = ctx.spec.rule(rule.params["amount_rule"])
+    amount_rule = ctx.spec.row_rule(rule.params["amount_rule"])
     valid_amount = pl.col(AVGIFT).is_between(amount_rule.params["min"], amount_rule.params["max"])
     evaluated = pl.col(FEE).is_not_null() & valid_amount.fill_null(False)
     return ~evaluated | (pl.col(AVGIFT) == pl.col(FEE))
@@ -375,7 +419,7 @@ def failing(judged: pl.DataFrame, columns: list[RuleColumn]) -> list[RuleColumn]
     if judged.height == 0:
         return []
     passed = judged.select(pl.col(c.name).all() for c in columns).row(0)
-    return [c for c, ok in zip(columns, passed) if not ok]
+    return [c for c, ok in zip(columns, passed, strict=True) if not ok]
 
 
 def _as_check(name: str, code: str) -> pa.Check:
@@ -401,14 +445,18 @@ def build_schema(spec: FileSpec, columns: list[RuleColumn]) -> pa.DataFrameSchem
         # One cache per thread: pandera schema objects are not documented as safe to validate with
         # from several threads at once (the portal and the concurrency tests submit in threads).
         cached = _schemas.cached = functools.lru_cache(maxsize=256)(_schema)
-    return cached(spec.spec_version, tuple(spec.field_names), tuple((c.name, c.code, c.field) for c in columns))
+    schema: pa.DataFrameSchema = cached(
+        spec.spec_version, tuple(spec.field_names), tuple((c.name, c.code, c.field) for c in columns)
+    )
+    return schema
 
 
 _schemas = threading.local()
 
 
-def _schema(version: str, field_names: tuple[str, ...], checks: tuple[tuple[str, str, str | None], ...]
-            ) -> pa.DataFrameSchema:
+def _schema(
+    version: str, field_names: tuple[str, ...], checks: tuple[tuple[str, str, str | None], ...]
+) -> pa.DataFrameSchema:
     per_field: dict[str, list[pa.Check]] = {f: [] for f in field_names}
     row_rules: dict[str, pa.Column] = {}
     for name, code, field in checks:

@@ -36,8 +36,14 @@ def verify_password(password: str, stored: str) -> bool:
         kind, n, r, p, salt, digest = stored.split("$")
         if kind != "scrypt":
             return False
-        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=len(base64.b64decode(digest)))
+        got = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(base64.b64decode(digest)),
+        )
         return hmac.compare_digest(got, base64.b64decode(digest))
     except (ValueError, TypeError):
         return False
@@ -71,8 +77,12 @@ def create_account(ledger: Ledger, *, username: str, password: str, role: str, u
         raise AccountRefused("a unit user needs at least one HSA-id")
     if len(password) < 12:
         raise AccountRefused("a password needs at least 12 characters")
-    if ledger.accounts.add(username=username, password_hash=hash_password(password), role=role, units=units,
-                           actor=actor, now=utcnow()) is None:
+    if (
+        ledger.accounts.add(
+            username=username, password_hash=hash_password(password), role=role, units=units, actor=actor, now=utcnow()
+        )
+        is None
+    ):
         raise AccountRefused(f"account {username!r} exists")
 
 
@@ -83,14 +93,21 @@ def _token_hash(token: str) -> str:
 def sign_in(ledger: Ledger, username: str, password: str) -> str | None:
     """A new session token for valid credentials (None otherwise); the attempt is audited."""
     acc = ledger.accounts.by_name(username)
+    # Failed attempts are audited under the name typed (cut to the column's size): an analyst
+    # looking for guessing needs to see what was tried.
     if acc is None or not verify_password(password, acc.password_hash):
         ledger.add_audit(actor=username[:128], action="sign_in_failed", subject=username[:255])
         return None
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    ledger.accounts.add_session(account_id=acc.id, token_sha256=_token_hash(token), csrf=secrets.token_urlsafe(32),
-                                now=now, expires_at=now + dt.timedelta(hours=SESSION_HOURS),
-                                username=acc.username)
+    ledger.accounts.add_session(
+        account_id=acc.id,
+        token_sha256=_token_hash(token),
+        csrf=secrets.token_urlsafe(32),
+        now=now,
+        expires_at=now + dt.timedelta(hours=SESSION_HOURS),
+        username=acc.username,
+    )
     return token
 
 

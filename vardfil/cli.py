@@ -74,7 +74,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     path: Path = args.path
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
-    received_at = args.received_at or dt.datetime.now(dt.timezone.utc)
+    received_at = args.received_at or dt.datetime.now(dt.UTC)
     result = validate_file(path, file_name=path.name, received_at=received_at, reference=_app(args).reference)
     if args.findings_csv:
         write_findings_csv(result.findings, args.findings_csv)
@@ -89,11 +89,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     path: Path = args.path
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
-    received_at = args.received_at or dt.datetime.now(dt.timezone.utc)
+    received_at = args.received_at or dt.datetime.now(dt.UTC)
+    # The `with` closes the ledger's connections even when the command fails half-way, so a
+    # script calling vardfil in a loop does not leak them.
     with _app(args) as app:
         app.reference  # noqa: B018 - bad reference data is a usage error before anything is stored
-        sub = submit(path, file_name=path.name, received_at=received_at, app=app, source_kind="cli",
-                     actor=_actor(args, app))
+        sub = submit(
+            path, file_name=path.name, received_at=received_at, app=app, source_kind="cli", actor=_actor(args, app)
+        )
     _print_json(sub.kvittens)
     return EXIT_REJECTED if sub.kvittens["status"] == "AVVISAD" else EXIT_OK
 
@@ -134,8 +137,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"{'unit':<28} {'filtyp':<6} {'gällande fil':<46} {'status':<15} on_time")
     for u in report["units"]:
         g = u["gallande"]
-        print(f"{u['unit_hsaid']:<28} {u['file_type']:<6} {(g or {}).get('file_name', '-'):<46} "
-              f"{(g or {}).get('status', '-'):<15} {(g or {}).get('on_time', '-')}")
+        print(
+            f"{u['unit_hsaid']:<28} {u['file_type']:<6} {(g or {}).get('file_name', '-'):<46} "
+            f"{(g or {}).get('status', '-'):<15} {(g or {}).get('on_time', '-')}"
+        )
     missing = [f"{u.unit.hsaid} ({u.unit.filtyp})" for u in status.missing()]
     print(f"\nunits with no gällande file: {', '.join(missing) if missing else 'none'}")
     return EXIT_OK
@@ -146,11 +151,21 @@ def cmd_dispens(args: argparse.Namespace) -> int:
     from vardfil.month.dispens import grant_dispens
 
     with _app(args) as app:
-        row = grant_dispens(app, unit_hsaid=args.unit, period=args.period, until=args.until, reason=args.reason,
-                            actor=_actor(args, app))
-    print(json.dumps({"unit_hsaid": row.unit_hsaid, "period": row.period,
-                      "deadline": args.until.isoformat(), "reason": row.reason, "granted_by": row.granted_by},
-                     ensure_ascii=False))
+        row = grant_dispens(
+            app, unit_hsaid=args.unit, period=args.period, until=args.until, reason=args.reason, actor=_actor(args, app)
+        )
+    print(
+        json.dumps(
+            {
+                "unit_hsaid": row.unit_hsaid,
+                "period": row.period,
+                "deadline": args.until.isoformat(),
+                "reason": row.reason,
+                "granted_by": row.granted_by,
+            },
+            ensure_ascii=False,
+        )
+    )
     return EXIT_OK
 
 
@@ -158,7 +173,7 @@ def cmd_close(args: argparse.Namespace) -> int:
     """Close a period as of an instant and print the JSON summary."""
     from vardfil.month.close import close_period
 
-    at = args.at or dt.datetime.now(dt.timezone.utc)
+    at = args.at or dt.datetime.now(dt.UTC)
     with _app(args) as app:
         _print_json(close_period(args.period, at=at, app=app, actor=_actor(args, app)))
     return EXIT_OK
@@ -179,10 +194,24 @@ def cmd_approve(args: argparse.Namespace) -> int:
     from vardfil.month.approval import answer
 
     with _app(args) as app:
-        row = answer(app.ledger, unit_hsaid=args.unit, file_type=args.file_type, period=args.period,
-                     action="INVAND" if args.dispute else "GODKANN", comment=args.comment, actor=_actor(args, app))
-    _print_json({"unit_hsaid": row.unit_hsaid, "file_type": row.file_type, "period": row.period,
-                 "action": row.action, "comment": row.comment})
+        row = answer(
+            app.ledger,
+            unit_hsaid=args.unit,
+            file_type=args.file_type,
+            period=args.period,
+            action="INVAND" if args.dispute else "GODKANN",
+            comment=args.comment,
+            actor=_actor(args, app),
+        )
+    _print_json(
+        {
+            "unit_hsaid": row.unit_hsaid,
+            "file_type": row.file_type,
+            "period": row.period,
+            "action": row.action,
+            "comment": row.comment,
+        }
+    )
     return EXIT_OK
 
 
@@ -214,8 +243,14 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
     password = password_from_env() or getpass.getpass(f"Lösenord för {args.username}: ")
     with _app(args) as app:
-        create_account(app.ledger, username=args.username, password=password, role=args.role,
-                       units=args.hsaid or [], actor=_actor(args, app))
+        create_account(
+            app.ledger,
+            username=args.username,
+            password=password,
+            role=args.role,
+            units=args.hsaid or [],
+            actor=_actor(args, app),
+        )
     print(f"account {args.username} ({args.role}) created")
     return EXIT_OK
 
@@ -241,15 +276,20 @@ def build_parser() -> argparse.ArgumentParser:
     # validate and submit take the same file arguments (the contract names them identically).
     file_args = argparse.ArgumentParser(add_help=False)
     file_args.add_argument("path", type=Path, metavar="PATH")
-    file_args.add_argument("--received-at", type=_instant, metavar="ISO8601",
-                           help="arrival instant with offset (default: now)")
-    file_args.add_argument("--reference", type=Path, metavar="DIR",
-                           help="reference data folder (default: $VARDFIL_REFERENCE, else $VARDFIL_HOME/reference)")
+    file_args.add_argument(
+        "--received-at", type=_instant, metavar="ISO8601", help="arrival instant with offset (default: now)"
+    )
+    file_args.add_argument(
+        "--reference",
+        type=Path,
+        metavar="DIR",
+        help="reference data folder (default: $VARDFIL_REFERENCE, else $VARDFIL_HOME/reference)",
+    )
 
-    v = sub.add_parser("validate", parents=[file_args],
-                       help="validate one file and print its kvittens (records nothing)")
-    v.add_argument("--findings-csv", type=Path, metavar="PATH",
-                   help="also write the full findings list as CSV here")
+    v = sub.add_parser(
+        "validate", parents=[file_args], help="validate one file and print its kvittens (records nothing)"
+    )
+    v.add_argument("--findings-csv", type=Path, metavar="PATH", help="also write the full findings list as CSV here")
     v.set_defaults(func=cmd_validate)
 
     sm = sub.add_parser("submit", parents=[file_args], help="record one file in the ledger and print its kvittens")
@@ -318,8 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="run the sample month with embedded defaults")
     s.add_argument("--out", type=Path, default=None, help="kvittens folder (default: $VARDFIL_HOME/sample)")
-    s.add_argument("--direct", action="store_true",
-                   help="call intake, close and report in this process instead of running the Airflow DAG")
+    s.add_argument(
+        "--direct",
+        action="store_true",
+        help="call intake, close and report in this process instead of running the Airflow DAG",
+    )
     s.set_defaults(func=cmd_sample)
     return ap
 
@@ -327,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vardfil`` console script."""
     args = build_parser().parse_args(argv)
+    # The exit code is the contract the region's tooling reads: 2 means "you asked for something
+    # that cannot be done", 3 "try again"; anything else is a bug and keeps its traceback.
     try:
         code: int = args.func(args)
         return code

@@ -53,8 +53,12 @@ def run_through_airflow(period: str, settings: Settings, folder: Path = SAMPLE_D
     Returns the log file of the run."""
     # The DAG's tasks run in other processes: they get the same settings through the environment,
     # with the sample's reference data named explicitly (it is never a default).
-    env = {**os.environ, "VARDFIL_HOME": str(settings.home), "VARDFIL_REFERENCE": str(settings.reference),
-           "VARDFIL_INBOX": str(settings.inbox)}
+    env = {
+        **os.environ,
+        "VARDFIL_HOME": str(settings.home),
+        "VARDFIL_REFERENCE": str(settings.reference),
+        "VARDFIL_INBOX": str(settings.inbox),
+    }
     env.setdefault("AIRFLOW_HOME", str(settings.home / "airflow"))
     env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parent.parent / "dags"))
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -88,25 +92,38 @@ def run_sample_month(out: Path | None = None, folder: Path = SAMPLE_DIR, *, via_
         if via_airflow:
             recorded = ledger.file_by_sha(hashlib.sha256(path.read_bytes()).hexdigest())
             assert recorded is not None, f"the DAG did not take in {path.name}"
-            sub = Submission(kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id,
-                             new=False, file=recorded)
+            sub = Submission(
+                kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id, new=False, file=recorded
+            )
         else:
-            sub = submit(path, file_name=path.name, received_at=parse_instant(received_at), app=app,
-                         source_kind="cli", actor="sample")
+            sub = submit(
+                path,
+                file_name=path.name,
+                received_at=parse_instant(received_at),
+                app=app,
+                source_kind="cli",
+                actor="sample",
+            )
         kv = sub.kvittens
         stem = path.name.removesuffix(".csv")
         (kv_dir / f"{stem}.json").write_text(json.dumps(kv, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         shutil.copyfile(store.resolve(sub.file.findings_path), kv_dir / f"{stem}.findings.csv")
         rules = " ".join(f"{c}×{n}" for c, n in kv["counts_by_rule"].items())
-        print(f"{path.name:<46} {kv['status']:<15} {str(kv['on_time']):<7} {kv['rows']['total']:>6} "
-              f"{kv['rows']['accepted']:>8}  {rules}")
+        print(
+            f"{path.name:<46} {kv['status']:<15} {kv['on_time']!s:<7} {kv['rows']['total']:>6} "
+            f"{kv['rows']['accepted']:>8}  {rules}"
+        )
     summary = close_period(period, at=deadline, app=app, actor="sample")
     workbooks = write_workbooks(period, app=app)
     app.close()
-    print(f"\nclose of {period} at {summary['closed_at']}: total {summary['total']} kr, "
-          f"{len(summary['units'])} units, missing: {', '.join(summary['missing_units']) or 'none'}")
+    print(
+        f"\nclose of {period} at {summary['closed_at']}: total {summary['total']} kr, "
+        f"{len(summary['units'])} units, missing: {', '.join(summary['missing_units']) or 'none'}"
+    )
     for u in summary["units"]:
-        print(f"  {u['unit_hsaid']} {u['file_type']}  {u['total']:>16} kr  {'(no file)' if not u['receipt_id'] else ''}")
+        print(
+            f"  {u['unit_hsaid']} {u['file_type']}  {u['total']:>16} kr  {'(no file)' if not u['receipt_id'] else ''}"
+        )
     print(f"\nkvittenser and findings: {kv_dir}")
     print(f"underlag (Parquet):      {summary['underlag_parquet']}")
     print(f"visits, ACG (Parquet):   {summary['besok_parquet']}, {summary['acg_parquet']}")

@@ -80,7 +80,9 @@ class RawStore:
             if not target.exists():
                 self._atomic_write(target, lambda fh: fh.write(source))
             return sha, len(source), target
-        # Stream a file: copy to a temporary name while hashing, then rename to its hash.
+        # Stream a file: copy to a temporary name while hashing, then rename to its hash. The name is
+        # known only at the end, so the copy lands in a staging folder on the same file system
+        # (a rename across file systems would not be atomic).
         staging = self.root / "raw" / "incoming"
         h, size = hashlib.sha256(), 0
         try:

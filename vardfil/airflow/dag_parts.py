@@ -12,18 +12,20 @@ from typing import Any
 
 from airflow.sdk import task
 
-RETRY = {"retries": 2, "retry_delay": dt.timedelta(minutes=1)}
+RETRIES = 2
+RETRY_DELAY = dt.timedelta(minutes=1)
 
 
 def inbox_intake() -> Any:
     """``list_new_files`` → ``intake`` mapped over them; the intake results (an XComArg)."""
-    @task(**RETRY)
+
+    @task(retries=RETRIES, retry_delay=RETRY_DELAY)
     def list_new_files() -> list[str]:
         from vardfil.airflow.tasks import new_inbox_files
 
         return new_inbox_files()
 
-    @task(**RETRY)
+    @task(retries=RETRIES, retry_delay=RETRY_DELAY)
     def intake(path: str) -> dict[str, Any]:
         from vardfil.airflow.tasks import intake_one
 
@@ -36,20 +38,21 @@ def publish_workbooks(closes: Any, *, many: bool) -> Any:
     """``workbook_batches`` → ``unit_workbooks`` mapped over the batches → ``workbooks`` (the region
     workbook once the unit workbooks are written). ``closes``: one close summary, or with ``many``
     a list of them (the nightly run closes zero or one period)."""
-    @task(trigger_rule="none_failed", **RETRY)
+
+    @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
     def workbook_batches(closed: Any) -> list[dict[str, Any]]:
         from vardfil.airflow.tasks import workbook_batches as batches
 
         return batches(list(closed or []) if many else [closed])
 
-    @task(**RETRY)
+    @task(retries=RETRIES, retry_delay=RETRY_DELAY)
     def unit_workbooks(batch: dict[str, Any]) -> list[str]:
         from vardfil.airflow.tasks import write_workbooks
 
         return write_workbooks(batch["period"], units=batch["units"], region=False)
 
-    @task(trigger_rule="none_failed", **RETRY)
-    def workbooks(closed: Any, unit_books: list[list[str]]) -> list[str]:
+    @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
+    def workbooks(closed: Any, unit_books: Any) -> list[str]:
         from vardfil.airflow.tasks import write_workbooks
 
         periods = [c["period"] for c in (closed or [])] if many else [closed["period"]]

@@ -20,8 +20,13 @@ from pendulum import DateTime, instance
 
 from filespec.calendar import Period, deadline_before_or_at, deadline_on_or_after
 
-__all__ = ["ThirdVardagTimetable", "VardfilPlugin", "deadline_before_or_at", "deadline_on_or_after",
-           "period_of_deadline"]
+__all__ = [
+    "ThirdVardagTimetable",
+    "VardfilPlugin",
+    "deadline_before_or_at",
+    "deadline_on_or_after",
+    "period_of_deadline",
+]
 
 
 def period_of_deadline(instant: dt.datetime) -> str:
@@ -30,7 +35,7 @@ def period_of_deadline(instant: dt.datetime) -> str:
 
 
 def _pendulum(value: dt.datetime) -> DateTime:
-    return instance(value.astimezone(dt.timezone.utc))
+    return instance(value.astimezone(dt.UTC))
 
 
 class ThirdVardagTimetable(Timetable):
@@ -46,15 +51,16 @@ class ThirdVardagTimetable(Timetable):
         """A manual run closes the period whose deadline passed most recently."""
         return DataInterval.exact(_pendulum(deadline_before_or_at(run_after)))
 
-    def next_dagrun_info(self, *, last_automated_data_interval: DataInterval | None,
-                         restriction: Any) -> DagRunInfo | None:
+    def next_dagrun_info(
+        self, *, last_automated_data_interval: DataInterval | None, restriction: Any
+    ) -> DagRunInfo | None:
         """The next deadline after the last run (or after the start, or now without catch-up)."""
         if last_automated_data_interval is not None:
             after = last_automated_data_interval.end + dt.timedelta(seconds=1)
         elif restriction.earliest is None:
             return None
         elif not restriction.catchup:
-            after = max(restriction.earliest, dt.datetime.now(dt.timezone.utc))
+            after = max(restriction.earliest, dt.datetime.now(dt.UTC))
         else:
             after = restriction.earliest
         nxt = deadline_on_or_after(after)
@@ -67,4 +73,4 @@ class VardfilPlugin(AirflowPlugin):
     """Registers vardfil's timetable with Airflow."""
 
     name = "vardfil"
-    timetables = [ThirdVardagTimetable]
+    timetables = [ThirdVardagTimetable]  # noqa: RUF012 - the AirflowPlugin API is a class attribute

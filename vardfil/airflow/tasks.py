@@ -18,7 +18,7 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from filespec.calendar import Period, deadline_before_or_at, parse_instant
 from vardfil.app import App, open_app
@@ -30,6 +30,7 @@ R = TypeVar("R")
 
 def retry_only_transient(fn: Callable[P, R]) -> Callable[P, R]:
     """Let Airflow retry a task only for a retryable :class:`VardfilError`."""
+
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
@@ -44,7 +45,7 @@ def retry_only_transient(fn: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-def fail(e: Exception) -> None:
+def fail(e: Exception) -> NoReturn:
     """Fail the running task without its retries (outside Airflow: raise ``e`` as it is)."""
     try:
         from airflow.sdk.exceptions import AirflowFailException
@@ -77,14 +78,21 @@ def intake_one(path: str) -> dict[str, Any]:
     from vardfil.month.intake import arrival_time, submit
 
     p = Path(path)
-    if not p.exists():  # taken by an earlier try of this task: the ledger has it
+    # The inbox file is removed only after its record commits, so a missing file was taken by an
+    # earlier try of this task: the ledger has it, and there is nothing to do.
+    if not p.exists():
         return {"name": p.name, "skipped": True}
     with _app() as app:
         sub = submit(p, file_name=p.name, received_at=arrival_time(p), app=app, source_kind="dag", actor="airflow")
         p.unlink()
     kv = sub.kvittens
-    return {"name": p.name, "receipt_id": kv["receipt_id"], "status": kv["status"], "on_time": kv["on_time"],
-            "new": sub.new}
+    return {
+        "name": p.name,
+        "receipt_id": kv["receipt_id"],
+        "status": kv["status"],
+        "on_time": kv["on_time"],
+        "new": sub.new,
+    }
 
 
 @retry_only_transient
@@ -111,8 +119,20 @@ def close_one(period: str, at: str | None = None) -> dict[str, Any]:
     with _app() as app:
         instant = parse_instant(at) if at else Period.parse(period).deadline
         summary = close_period(period, at=instant, app=app, actor="airflow")
-    return {k: summary[k] for k in ("period", "closed_at", "underlag_parquet", "besok_parquet", "acg_parquet",
-                                    "total", "missing_units", "rattelse", "snapshot_sha256")}
+    return {
+        k: summary[k]
+        for k in (
+            "period",
+            "closed_at",
+            "underlag_parquet",
+            "besok_parquet",
+            "acg_parquet",
+            "total",
+            "missing_units",
+            "rattelse",
+            "snapshot_sha256",
+        )
+    }
 
 
 @retry_only_transient
@@ -134,6 +154,8 @@ def workbook_batches(closes: list[dict[str, Any]], batches: int | None = None) -
 
     from vardfil.errors import NotClosed
 
+    # Batches of consecutive units, not one task per unit: 300 mapped tasks would cost Airflow more
+    # scheduling than the workbooks cost to write.
     with _app() as app:
         n = batches or app.settings.workbook_batches
         out = []
@@ -143,7 +165,7 @@ def workbook_batches(closes: list[dict[str, Any]], batches: int | None = None) -
                 raise NotClosed(f"period {closed['period']} is not closed")
             units = [f["unit_hsaid"] for f in json.loads(pc.snapshot)["files"]]
             size = max(1, -(-len(units) // n))
-            out += [{"period": closed["period"], "units": units[i:i + size]} for i in range(0, len(units), size)]
+            out += [{"period": closed["period"], "units": units[i : i + size]} for i in range(0, len(units), size)]
         return out
 
 
@@ -158,19 +180,31 @@ def reminders(now: str) -> list[dict[str, Any]]:
         return []
     with _app() as app:
         status = period_status(app.ledger, app.reference, str(period), as_of=at)
-        due = [{"unit_hsaid": u.unit.hsaid, "file_type": u.unit.filtyp, "period": str(period),
-                "deadline": period.deadline.isoformat()} for u in status.missing()]
+        due = [
+            {
+                "unit_hsaid": u.unit.hsaid,
+                "file_type": u.unit.filtyp,
+                "period": str(period),
+                "deadline": period.deadline.isoformat(),
+            }
+            for u in status.missing()
+        ]
         if due:
-            app.ledger.add_audit(actor="airflow", action="reminders_due", subject=str(period),
-                                 detail={"units": [d["unit_hsaid"] for d in due], "at": at.isoformat()})
+            app.ledger.add_audit(
+                actor="airflow",
+                action="reminders_due",
+                subject=str(period),
+                detail={"units": [d["unit_hsaid"] for d in due], "at": at.isoformat()},
+            )
         return due
 
 
 @retry_only_transient
-def summarise(now: str, intakes: list[dict[str, Any]], closes: list[dict[str, Any]],
-              due: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(
+    now: str, intakes: list[dict[str, Any]], closes: list[dict[str, Any]], due: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The run summary: what was taken in, closed and reminded (also written to the audit log)."""
-    summary = {
+    summary: dict[str, Any] = {
         "at": parse_instant(now).isoformat(),
         "files": len([i for i in intakes if not i.get("skipped")]),
         "rejected": len([i for i in intakes if i.get("status") == "AVVISAD"]),
@@ -185,7 +219,7 @@ def summarise(now: str, intakes: list[dict[str, Any]], closes: list[dict[str, An
 
 def run_instant(logical_date: dt.datetime | None, run_after: dt.datetime | None) -> str:
     """The instant a DAG run stands for: its logical date, or when it was set to run."""
-    return (logical_date or run_after or dt.datetime.now(dt.timezone.utc)).isoformat()
+    return (logical_date or run_after or dt.datetime.now(dt.UTC)).isoformat()
 
 
 def current_instant() -> str:

@@ -28,8 +28,9 @@ class Accounts:
         with self.ledger.reading() as s:
             return s.scalars(select(Account).where(Account.username == username)).first()
 
-    def add(self, *, username: str, password_hash: str, role: str, units: list[str], actor: str,
-            now: dt.datetime) -> Account | None:
+    def add(
+        self, *, username: str, password_hash: str, role: str, units: list[str], actor: str, now: dt.datetime
+    ) -> Account | None:
         """Add an account with its units; None when the name is taken (checked in the same
         transaction, so two concurrent adds cannot both win)."""
         with self.ledger.transaction() as s:
@@ -40,16 +41,21 @@ class Accounts:
             s.flush()
             for h in units:
                 s.add(AccountUnit(account_id=acc.id, unit_hsaid=h))
-            self.ledger.audit(s, actor=actor, action="account_created", subject=username,
-                              detail={"role": role, "units": units})
+            self.ledger.audit(
+                s, actor=actor, action="account_created", subject=username, detail={"role": role, "units": units}
+            )
         return acc
 
-    def add_session(self, *, account_id: int, token_sha256: str, csrf: str, now: dt.datetime,
-                    expires_at: dt.datetime, username: str) -> None:
+    def add_session(
+        self, *, account_id: int, token_sha256: str, csrf: str, now: dt.datetime, expires_at: dt.datetime, username: str
+    ) -> None:
         """Record a signed-in session (and the successful sign-in in the audit log)."""
         with self.ledger.transaction() as s:
-            s.add(WebSession(token_sha256=token_sha256, account_id=account_id, csrf=csrf, created_at=now,
-                             expires_at=expires_at))
+            s.add(
+                WebSession(
+                    token_sha256=token_sha256, account_id=account_id, csrf=csrf, created_at=now, expires_at=expires_at
+                )
+            )
             self.ledger.audit(s, actor=username, action="sign_in", subject=username)
 
     def session(self, token_sha256: str) -> tuple[WebSession, Account, frozenset[str]] | None:

@@ -51,7 +51,7 @@ ANSWERS = ("GODKANN", "INVAND")
 
 def utcnow() -> dt.datetime:
     """Now, aware, UTC."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,8 +68,13 @@ class FileKey:
         return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def newest_usable(files: Iterable[ReceivedFile], *, received_before: dt.datetime | None = None,
-                  as_of: dt.datetime | None = None, excluding_id: int | None = None) -> ReceivedFile | None:
+def newest_usable(
+    files: Iterable[ReceivedFile],
+    *,
+    received_before: dt.datetime | None = None,
+    as_of: dt.datetime | None = None,
+    excluding_id: int | None = None,
+) -> ReceivedFile | None:
     """The gällande rule (ERSATTNINGSMODELL.md section 1), the one place it is written.
 
     Of one slot's files: the most recently received one that was not AVVISAD. ``received_before``
@@ -127,15 +132,20 @@ class Ledger:
         self.url = url
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
+            # The embedded default must work on a fresh machine: its folder may not exist yet.
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 60, **(connect_args or {})}
         else:
+            # A pooled connection may have been dropped by the server or a failover since its last
+            # use; a ping costs less than a failed close at 15:00.
             kwargs["pool_pre_ping"] = True
             if connect_args:
                 kwargs["connect_args"] = connect_args
         self.engine = create_engine(url, **kwargs)
         self.read_engine = self.engine
         if self.engine.dialect.name == "sqlite":
+            # Two engines on one SQLite file: writers begin IMMEDIATE (the write lock up front),
+            # readers a plain BEGIN, so the portal's pages read beside an intake in WAL mode.
             _configure_sqlite(self.engine, writer=True)
             self.read_engine = create_engine(url, **kwargs)
             _configure_sqlite(self.read_engine, writer=False)
@@ -158,6 +168,8 @@ class Ledger:
         cfg.set_main_option("script_location", str(MIGRATIONS))
         with _busy_is_transient(), self.engine.begin() as conn:
             if self.dialect == "postgresql":
+                # Every worker migrates at start; the lock makes the second wait, then find the
+                # schema current, instead of both creating the same tables.
                 conn.execute(text("SELECT pg_advisory_xact_lock(4242424242)"))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
@@ -173,6 +185,8 @@ class Ledger:
     def transaction(self, key: FileKey | None = None) -> Iterator[Session]:
         """A write transaction; with a key, serialised against every other writer of that key."""
         with _busy_is_transient(), self.sessions.begin() as session:
+            # SQLite has one writer at a time already; PostgreSQL serialises only what must be: the
+            # writers of one unit, filtyp and period (F09 and the gällande file depend on it).
             if key is not None and self.dialect == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key.lock_id()})
             yield session
@@ -186,14 +200,54 @@ class Ledger:
     # --- audit -----------------------------------------------------------------------------------
 
     @staticmethod
-    def audit(session: Session, *, actor: str, action: str, subject: str | None = None,
-              detail: dict[str, Any] | None = None, at: dt.datetime | None = None) -> None:
+    def audit(
+        session: Session,
+        *,
+        actor: str,
+        action: str,
+        subject: str | None = None,
+        detail: dict[str, Any] | None = None,
+        at: dt.datetime | None = None,
+    ) -> None:
         """Append to the audit log inside a transaction (never patient data: ids, codes, counts)."""
-        session.add(AuditLog(at=at or utcnow(), actor=actor, action=action, subject=subject,
-                             detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None))
+        session.add(
+            AuditLog(
+                at=at or utcnow(),
+                actor=actor,
+                action=action,
+                subject=subject,
+                detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None,
+            )
+        )
 
-    def add_audit(self, *, actor: str, action: str, subject: str | None = None,
-                  detail: dict[str, Any] | None = None, at: dt.datetime | None = None) -> None:
+    def _add_audited(
+        self,
+        session: Session,
+        row: Dispens | Approval,
+        *,
+        actor: str,
+        action: str,
+        subject: str,
+        detail: dict[str, Any],
+    ) -> None:
+        """Add a decision and its audit entry in one transaction, stamped with the same instant."""
+        now = utcnow()
+        if isinstance(row, Dispens):
+            row.granted_at = now
+        else:
+            row.at = now
+        session.add(row)
+        self.audit(session, actor=actor, action=action, subject=subject, detail=detail, at=now)
+
+    def add_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        subject: str | None = None,
+        detail: dict[str, Any] | None = None,
+        at: dt.datetime | None = None,
+    ) -> None:
         """Append one audit entry in a transaction of its own."""
         with self.transaction() as s:
             self.audit(s, actor=actor, action=action, subject=subject, detail=detail, at=at)
@@ -223,8 +277,14 @@ class Ledger:
         with self.reading() as s:
             return _sequences(s, key)
 
-    def record(self, row: ReceivedFile, counts: dict[str, tuple[str, int]], *,
-               key: FileKey | None, expected_sequences: list[int]) -> tuple[ReceivedFile, bool]:
+    def record(
+        self,
+        row: ReceivedFile,
+        counts: dict[str, tuple[str, int]],
+        *,
+        key: FileKey | None,
+        expected_sequences: list[int],
+    ) -> tuple[ReceivedFile, bool]:
         """Record a validated file in one transaction: the file, its finding counts, the audit entry.
 
         Returns (the recorded file, True) — or (the earlier file with the same bytes, False) when a
@@ -232,6 +292,8 @@ class Ledger:
         the one the file was validated against.
         """
         with self.transaction(key) as s:
+            # Checked again under the lock: a copy that arrived while this one was validated wins
+            # (the first recorded is the submission, reading 8), and this answer becomes its kvittens.
             earlier = _by_sha(s, row.sha256)
             if earlier is not None:
                 return earlier, False
@@ -241,40 +303,84 @@ class Ledger:
             s.flush()
             for rule, (severity, n) in counts.items():
                 s.add(FindingCount(received_file_id=row.id, rule=rule, severity=severity, count=n))
-            self.audit(s, actor=row.actor, action="file_received", subject=row.receipt_id,
-                       at=row.recorded_at,
-                       detail={"file_name": row.file_name, "sha256": row.sha256, "size": row.size_bytes,
-                               "received_at": row.received_at.isoformat(), "source": row.source,
-                               "status": row.status, "on_time": row.on_time,
-                               "unit_hsaid": row.unit_hsaid, "period": row.period,
-                               "counts_by_rule": {r: n for r, (_, n) in counts.items()}})
+            self.audit(
+                s,
+                actor=row.actor,
+                action="file_received",
+                subject=row.receipt_id,
+                at=row.recorded_at,
+                detail={
+                    "file_name": row.file_name,
+                    "sha256": row.sha256,
+                    "size": row.size_bytes,
+                    "received_at": row.received_at.isoformat(),
+                    "source": row.source,
+                    "status": row.status,
+                    "on_time": row.on_time,
+                    "unit_hsaid": row.unit_hsaid,
+                    "period": row.period,
+                    "counts_by_rule": {r: n for r, (_, n) in counts.items()},
+                },
+            )
         return row, True
 
     def files_for_period(self, period: str) -> list[ReceivedFile]:
         """Every file received for a period, oldest first."""
         with self.reading() as s:
-            q = select(ReceivedFile).where(ReceivedFile.period == period).order_by(
-                ReceivedFile.received_at, ReceivedFile.id)
+            q = (
+                select(ReceivedFile)
+                .where(ReceivedFile.period == period)
+                .order_by(ReceivedFile.received_at, ReceivedFile.id)
+            )
             return list(s.scalars(q))
 
     def unit_history(self, unit_hsaid: str, *, limit: int = 200) -> list[ReceivedFile]:
         """A unit's received files, newest first."""
         with self.reading() as s:
-            return list(s.scalars(select(ReceivedFile).where(ReceivedFile.unit_hsaid == unit_hsaid)
-                                  .order_by(ReceivedFile.received_at.desc(), ReceivedFile.id.desc()).limit(limit)))
+            return list(
+                s.scalars(
+                    select(ReceivedFile)
+                    .where(ReceivedFile.unit_hsaid == unit_hsaid)
+                    .order_by(ReceivedFile.received_at.desc(), ReceivedFile.id.desc())
+                    .limit(limit)
+                )
+            )
 
-    def gallande(self, key: FileKey, *, received_before: dt.datetime | None = None,
-                 as_of: dt.datetime | None = None, excluding: ReceivedFile | None = None) -> ReceivedFile | None:
+    def gallande(
+        self,
+        key: FileKey,
+        *,
+        received_before: dt.datetime | None = None,
+        as_of: dt.datetime | None = None,
+        excluding: ReceivedFile | None = None,
+    ) -> ReceivedFile | None:
         """The gällande file of a slot under :func:`newest_usable`'s rule."""
+        # The slot's files are few (one to a handful a month); the rule is applied in Python so that
+        # this query and period_status share one definition of "gällande".
         with self.reading() as s:
-            files = s.scalars(select(ReceivedFile).where(
-                ReceivedFile.unit_hsaid == key.unit_hsaid, ReceivedFile.file_type == key.file_type,
-                ReceivedFile.period == key.period))
-            return newest_usable(files, received_before=received_before, as_of=as_of,
-                                 excluding_id=excluding.id if excluding is not None else None)
+            files = s.scalars(
+                select(ReceivedFile).where(
+                    ReceivedFile.unit_hsaid == key.unit_hsaid,
+                    ReceivedFile.file_type == key.file_type,
+                    ReceivedFile.period == key.period,
+                )
+            )
+            return newest_usable(
+                files,
+                received_before=received_before,
+                as_of=as_of,
+                excluding_id=excluding.id if excluding is not None else None,
+            )
 
-    def gallande_files(self, *, before: str, since: str | None = None, unit_hsaid: str | None = None,
-                       file_type: str | None = None, as_of: dt.datetime | None = None) -> dict[FileKey, ReceivedFile]:
+    def gallande_files(
+        self,
+        *,
+        before: str,
+        since: str | None = None,
+        unit_hsaid: str | None = None,
+        file_type: str | None = None,
+        as_of: dt.datetime | None = None,
+    ) -> dict[FileKey, ReceivedFile]:
         """The gällande file of every slot with a usable file in the periods ``[since, before)``
         (optionally of one unit and filtyp), as of an instant: the history a close reads."""
         with self.reading() as s:
@@ -289,23 +395,29 @@ class Ledger:
             for f in s.scalars(q):
                 if f.unit_hsaid is None or f.file_type is None or f.period is None:
                     continue  # a usable file always has a valid name; this only satisfies the types
-                by_key.setdefault(FileKey(unit_hsaid=f.unit_hsaid, file_type=f.file_type, period=f.period),
-                                  []).append(f)
-        chosen = {k: newest_usable(fs, as_of=as_of) for k, fs in sorted(
-            by_key.items(), key=lambda kv: (kv[0].unit_hsaid, kv[0].file_type, kv[0].period))}
+                by_key.setdefault(FileKey(unit_hsaid=f.unit_hsaid, file_type=f.file_type, period=f.period), []).append(
+                    f
+                )
+        chosen = {
+            k: newest_usable(fs, as_of=as_of)
+            for k, fs in sorted(by_key.items(), key=lambda kv: (kv[0].unit_hsaid, kv[0].file_type, kv[0].period))
+        }
         return {k: f for k, f in chosen.items() if f is not None}
 
     # --- dispens ---------------------------------------------------------------------------------
 
-    def add_dispens(self, *, unit_hsaid: str, period: str, deadline: dt.datetime, reason: str,
-                    actor: str) -> Dispens:
+    def add_dispens(self, *, unit_hsaid: str, period: str, deadline: dt.datetime, reason: str, actor: str) -> Dispens:
         """Record a dispens (``vardfil.month.dispens.grant_dispens`` decides whether it may be)."""
+        row = Dispens(unit_hsaid=unit_hsaid, period=period, deadline=deadline, reason=reason, granted_by=actor)
         with self.transaction() as s:
-            row = Dispens(unit_hsaid=unit_hsaid, period=period, deadline=deadline, reason=reason,
-                          granted_by=actor, granted_at=utcnow())
-            s.add(row)
-            self.audit(s, actor=actor, action="dispens_granted", subject=f"{unit_hsaid}/{period}",
-                       detail={"deadline": deadline.isoformat(), "reason": reason})
+            self._add_audited(
+                s,
+                row,
+                actor=actor,
+                action="dispens_granted",
+                subject=f"{unit_hsaid}/{period}",
+                detail={"deadline": deadline.isoformat(), "reason": reason},
+            )
         return row
 
     def dispens_deadline(self, unit_hsaid: str, period: str) -> dt.datetime | None:
@@ -358,18 +470,32 @@ class Ledger:
     def unit_lines(self, unit_hsaid: str) -> list[UnderlagLineRow]:
         """Every published line of one unit, over all closes."""
         with self.reading() as s:
-            return list(s.scalars(select(UnderlagLineRow).where(UnderlagLineRow.unit_hsaid == unit_hsaid)
-                                  .order_by(UnderlagLineRow.id)))
+            return list(
+                s.scalars(
+                    select(UnderlagLineRow).where(UnderlagLineRow.unit_hsaid == unit_hsaid).order_by(UnderlagLineRow.id)
+                )
+            )
 
     def settled(self, period: str, file_type: str, unit_hsaid: str) -> Settlement | None:
         """What was last settled for a unit, filtyp and period (the newest settlement row)."""
         with self.reading() as s:
-            q = select(Settlement).where(Settlement.period == period, Settlement.file_type == file_type,
-                                         Settlement.unit_hsaid == unit_hsaid).order_by(Settlement.id.desc())
+            q = (
+                select(Settlement)
+                .where(
+                    Settlement.period == period, Settlement.file_type == file_type, Settlement.unit_hsaid == unit_hsaid
+                )
+                .order_by(Settlement.id.desc())
+            )
             return s.scalars(q).first()
 
-    def record_close(self, close: PeriodClose, lines: list[UnderlagLineRow], settlements: list[Settlement],
-                     *, audit_detail: dict[str, Any]) -> bool:
+    def record_close(
+        self,
+        close: PeriodClose,
+        lines: list[UnderlagLineRow],
+        settlements: list[Settlement],
+        *,
+        audit_detail: dict[str, Any],
+    ) -> bool:
         """Record a close with its lines and settlements in one transaction.
 
         False when a concurrent close of the same period was recorded first: the caller answers
@@ -384,23 +510,32 @@ class Ledger:
                 if s.get(PeriodState, close.period) is None:
                     s.add(PeriodState(period=close.period, state="CLOSED", updated_at=close.recorded_at))
                 self.audit(s, actor=close.actor, action="period_closed", subject=close.period, detail=audit_detail)
-        except IntegrityError:
+        except IntegrityError:  # the period_close primary key: a close of this period exists
             return False
         return True
 
     # --- approval --------------------------------------------------------------------------------
 
-    def add_answer(self, *, unit_hsaid: str, file_type: str, period: str, action: str, comment: str | None,
-                   actor: str) -> Approval:
+    def add_answer(
+        self, *, unit_hsaid: str, file_type: str, period: str, action: str, comment: str | None, actor: str
+    ) -> Approval:
         """Record a unit's approval or dispute, refused once the period is finalised."""
+        row = Approval(
+            unit_hsaid=unit_hsaid, file_type=file_type, period=period, action=action, comment=comment, actor=actor
+        )
         with self.transaction() as s:
+            # Read the state in the transaction that writes the answer: a finalisation committed
+            # between a check and the write would otherwise let an answer in after it.
             if _state(s, period) == "FINALISED":
                 raise ApprovalRefused(f"period {period} is finalised: its underlag never changes")
-            row = Approval(unit_hsaid=unit_hsaid, file_type=file_type, period=period, action=action,
-                           comment=comment, actor=actor, at=utcnow())
-            s.add(row)
-            self.audit(s, actor=actor, action=f"underlag_{action.lower()}", subject=f"{unit_hsaid}/{period}",
-                       detail={"file_type": file_type, "comment": comment})
+            self._add_audited(
+                s,
+                row,
+                actor=actor,
+                action=f"underlag_{action.lower()}",
+                subject=f"{unit_hsaid}/{period}",
+                detail={"file_type": file_type, "comment": comment},
+            )
         return row
 
     def finalise(self, *, period: str, actor: str) -> dict[str, str]:
@@ -412,8 +547,17 @@ class Ledger:
             assert state is not None  # a close always records the state (record_close)
             state.state, state.updated_at = "FINALISED", utcnow()
             answers = {f"{u}/{ft}": a for (u, ft), a in _latest_answers(s, period).items()}
-            s.add(Approval(unit_hsaid=None, file_type=None, period=period, action="FASTSTALL", comment=None,
-                           actor=actor, at=utcnow()))
+            s.add(
+                Approval(
+                    unit_hsaid=None,
+                    file_type=None,
+                    period=period,
+                    action="FASTSTALL",
+                    comment=None,
+                    actor=actor,
+                    at=utcnow(),
+                )
+            )
             self.audit(s, actor=actor, action="period_finalised", subject=period, detail={"answers": answers})
         return answers
 
@@ -430,8 +574,10 @@ def _by_sha(session: Session, sha256: str) -> ReceivedFile | None:
 
 def _sequences(session: Session, key: FileKey) -> list[int]:
     q = select(ReceivedFile.sequence).where(
-        ReceivedFile.unit_hsaid == key.unit_hsaid, ReceivedFile.file_type == key.file_type,
-        ReceivedFile.period == key.period)
+        ReceivedFile.unit_hsaid == key.unit_hsaid,
+        ReceivedFile.file_type == key.file_type,
+        ReceivedFile.period == key.period,
+    )
     return sorted(s for s in session.scalars(q) if s is not None)
 
 

@@ -71,22 +71,35 @@ class PeriodStatus:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``vardfil status --json`` (the region's tooling reads these keys)."""
-        return {"period": self.period, "deadline": self.deadline.isoformat(), "units": [{
-            "unit_hsaid": u.unit.hsaid,
-            "namn": u.unit.namn,
-            "file_type": u.unit.filtyp,
-            "files_received": u.files_received,
-            "gallande": None if u.gallande is None else {
-                "receipt_id": u.gallande.receipt_id, "file_name": u.gallande.file_name,
-                "status": u.gallande.status, "on_time": u.gallande.on_time,
-                "received_at": u.gallande.received_at.astimezone(STOCKHOLM).isoformat(),
-                "rows_accepted": u.gallande.rows_accepted, "rows_rejected": u.gallande.rows_rejected,
-            },
-        } for u in self.units]}
+        return {
+            "period": self.period,
+            "deadline": self.deadline.isoformat(),
+            "units": [
+                {
+                    "unit_hsaid": u.unit.hsaid,
+                    "namn": u.unit.namn,
+                    "file_type": u.unit.filtyp,
+                    "files_received": u.files_received,
+                    "gallande": None
+                    if u.gallande is None
+                    else {
+                        "receipt_id": u.gallande.receipt_id,
+                        "file_name": u.gallande.file_name,
+                        "status": u.gallande.status,
+                        "on_time": u.gallande.on_time,
+                        "received_at": u.gallande.received_at.astimezone(STOCKHOLM).isoformat(),
+                        "rows_accepted": u.gallande.rows_accepted,
+                        "rows_rejected": u.gallande.rows_rejected,
+                    },
+                }
+                for u in self.units
+            ],
+        }
 
 
-def period_status(ledger: Ledger, reference: Reference, period: str, *,
-                  as_of: dt.datetime | None = None) -> PeriodStatus:
+def period_status(
+    ledger: Ledger, reference: Reference, period: str, *, as_of: dt.datetime | None = None
+) -> PeriodStatus:
     """Every unit active in ``period`` (from the unit register), with its gällande file as of
     ``as_of`` (None: everything received so far), its on-time file and its dispens."""
     p = Period.parse(period)
@@ -101,8 +114,14 @@ def period_status(ledger: Ledger, reference: Reference, period: str, *,
             continue
         mine = files.get((unit.hsaid, unit.filtyp), [])
         own_deadline = dispens.get(unit.hsaid) or deadline
-        units.append(UnitStatus(
-            unit=unit, deadline=own_deadline, dispens=dispens.get(unit.hsaid), files_received=len(mine),
-            gallande=newest_usable(mine, as_of=as_of),
-            on_time_file=newest_usable(mine, received_before=own_deadline, as_of=as_of)))
+        units.append(
+            UnitStatus(
+                unit=unit,
+                deadline=own_deadline,
+                dispens=dispens.get(unit.hsaid),
+                files_received=len(mine),
+                gallande=newest_usable(mine, as_of=as_of),
+                on_time_file=newest_usable(mine, received_before=own_deadline, as_of=as_of),
+            )
+        )
     return PeriodStatus(period=str(p), deadline=deadline, as_of=as_of, units=units)

@@ -18,16 +18,18 @@ from vardfil.ledger.database import ANSWERS
 ACTIONS = ANSWERS
 
 
-def answer(ledger: Ledger, *, unit_hsaid: str, file_type: str, period: str, action: str, comment: str | None,
-           actor: str) -> Approval:
+def answer(
+    ledger: Ledger, *, unit_hsaid: str, file_type: str, period: str, action: str, comment: str | None, actor: str
+) -> Approval:
     """Record a unit's approval or dispute of its underlag (NotClosed, ApprovalRefused)."""
     if action not in ACTIONS:
         raise ApprovalRefused(f"action must be one of {ACTIONS}")
     comment = (comment or "").strip() or None
     if action == "INVAND" and comment is None:
         raise ApprovalRefused("a dispute needs a comment")
-    return ledger.add_answer(unit_hsaid=unit_hsaid, file_type=file_type, period=period, action=action,
-                             comment=comment, actor=actor)
+    return ledger.add_answer(
+        unit_hsaid=unit_hsaid, file_type=file_type, period=period, action=action, comment=comment, actor=actor
+    )
 
 
 def finalise(ledger: Ledger, *, period: str, actor: str) -> dict[str, Any]:

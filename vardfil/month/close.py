@@ -44,15 +44,15 @@ def read_accepted(app: App, f: ReceivedFile | None) -> pl.DataFrame | None:
         return None
     if f.accepted_path is None:
         return pl.DataFrame()
-    return pl.read_parquet(app.store.resolve(f.accepted_path))
+    frame: pl.DataFrame = pl.read_parquet(app.store.resolve(f.accepted_path))
+    return frame
 
 
 def reh_history(app: App, unit: Unit, period: str, at: dt.datetime) -> pl.DataFrame | None:
     """Accepted rows of the unit's earlier periods, each period's gällande file as of T (the REH
     first-visit rule looks back across periods)."""
     frames = []
-    for f in app.ledger.gallande_files(before=period, unit_hsaid=unit.hsaid, file_type=unit.filtyp,
-                                       as_of=at).values():
+    for f in app.ledger.gallande_files(before=period, unit_hsaid=unit.hsaid, file_type=unit.filtyp, as_of=at).values():
         acc = read_accepted(app, f)
         if acc is not None and acc.height:
             frames.append(acc.select("patient_id", "besoksdatum_dat", "besok_id"))
@@ -74,8 +74,11 @@ class UnitListings:
 
     def __init__(self, listing: pl.DataFrame | None):
         self.listing = listing
-        self.parts = ({} if listing is None else
-                      {k[0]: v for k, v in listing.partition_by("vardenhet_hsaid", as_dict=True).items()})
+        self.parts = (
+            {}
+            if listing is None
+            else {k[0]: v for k, v in listing.partition_by("vardenhet_hsaid", as_dict=True).items()}
+        )
 
     def of(self, unit_hsaid: str) -> pl.DataFrame | None:
         """The listed persons of one unit (an empty frame when none; None without a listing)."""
@@ -84,15 +87,24 @@ class UnitListings:
         return self.parts.get(unit_hsaid, self.listing.clear())
 
 
-def unit_underlag(app: App, unit: Unit, period: str, f: ReceivedFile | None, at: dt.datetime,
-                  listing: pl.DataFrame | None, *, accepted: pl.DataFrame | None = None) -> list[UnderlagLine]:
+def unit_underlag(
+    app: App,
+    unit: Unit,
+    period: str,
+    f: ReceivedFile | None,
+    at: dt.datetime,
+    listing: pl.DataFrame | None,
+    *,
+    accepted: pl.DataFrame | None = None,
+) -> list[UnderlagLine]:
     """The underlag of one unit for one period on a given file (None: no file); ``accepted``: the
     file's accepted rows when the caller has read them already."""
     history = reh_history(app, unit, period, at) if unit.filtyp == "REH" else None
     if accepted is None:
         accepted = read_accepted(app, f)
-    return underlag_for(unit=unit, period=period, accepted=accepted, listing=listing,
-                        history=history, prices=price_list_for(period))
+    return underlag_for(
+        unit=unit, period=period, accepted=accepted, listing=listing, history=history, prices=price_list_for(period)
+    )
 
 
 def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[str, Any]:
@@ -101,6 +113,8 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
     period = str(p)
     if at < p.deadline:
         raise CloseTooEarly(f"period {period} cannot be closed before its deadline {p.deadline.isoformat()}")
+    # A close is recorded once: a rerun (Airflow retry, the nightly fallback, an analyst's second
+    # click) answers with what was recorded, never with a second, possibly different, underlag.
     existing = close_summary(app, period)
     if existing is not None:
         return existing
@@ -115,21 +129,37 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
     settlements: list[Settlement] = []
     now = utcnow()
     out_dir = app.output / period
-    datasets = VisitDatasets(ledger=ledger, read_accepted=lambda f: read_accepted(app, f),
-                             pseudonym_key=app.pseudonym_key, period=period, at=at, listing=listing,
-                             out_dir=out_dir)
+    datasets = VisitDatasets(
+        ledger=ledger,
+        read_accepted=lambda f: read_accepted(app, f),
+        pseudonym_key=app.pseudonym_key,
+        period=period,
+        at=at,
+        listing=listing,
+        out_dir=out_dir,
+    )
     try:
         for unit in units:
             key = FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=period)
+            # On time means before the unit's own deadline (its dispens, if any); a later file is
+            # settled as a RATTELSE in a later close, never here.
             f = ledger.gallande(key, received_before=dispens.get(unit.hsaid) or p.deadline, as_of=at)
             accepted = read_accepted(app, f)  # read once: the underlag and both datasets
             unit_lines = unit_underlag(app, unit, period, f, at, listings.of(unit.hsaid), accepted=accepted)
             datasets.add(key, f, accepted)
             lines += unit_lines
             chosen.append((unit, f))
-            settlements.append(Settlement(period=period, file_type=unit.filtyp, unit_hsaid=unit.hsaid,
-                                          received_file_id=f.id if f else None, total=str(total(unit_lines)),
-                                          settled_in=period, settled_at=now))
+            settlements.append(
+                Settlement(
+                    period=period,
+                    file_type=unit.filtyp,
+                    unit_hsaid=unit.hsaid,
+                    received_file_id=f.id if f else None,
+                    total=str(total(unit_lines)),
+                    settled_in=period,
+                    settled_at=now,
+                )
+            )
         datasets.commit()
     except BaseException:
         datasets.abandon()
@@ -145,31 +175,70 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
     prices, fees = price_list_for(period), fee_table_for(period)
     listing_file = listing_path(app.reference.root, period)
     snapshot = {
-        "period": period, "at": at.astimezone(STOCKHOLM).isoformat(), "deadline": p.deadline.isoformat(),
-        "files": [{"unit_hsaid": u.hsaid, "file_type": u.filtyp,
-                   "receipt_id": f.receipt_id if f else None, "sha256": f.sha256 if f else None,
-                   "file_name": f.file_name if f else None} for u, f in chosen],
+        "period": period,
+        "at": at.astimezone(STOCKHOLM).isoformat(),
+        "deadline": p.deadline.isoformat(),
+        "files": [
+            {
+                "unit_hsaid": u.hsaid,
+                "file_type": u.filtyp,
+                "receipt_id": f.receipt_id if f else None,
+                "sha256": f.sha256 if f else None,
+                "file_name": f.file_name if f else None,
+            }
+            for u, f in chosen
+        ],
         "spec_versions": sorted({s.spec_version for ft in ("VGP", "REH") if (s := spec_for(ft, period))}),
         "price_list": {"version": prices.version, "sha256": prices.sha256},
         "fee_table": {"version": fees.version, "sha256": fees.sha256},
-        "reference": dict(sorted({**app.reference.hashes, **(
-            {listing_file.name: hashlib.sha256(listing_file.read_bytes()).hexdigest()}
-            if listing is not None else {})}.items())),
+        "reference": dict(
+            sorted(
+                {
+                    **app.reference.hashes,
+                    **(
+                        {listing_file.name: hashlib.sha256(listing_file.read_bytes()).hexdigest()}
+                        if listing is not None
+                        else {}
+                    ),
+                }.items()
+            )
+        ),
     }
     grand_total = total(lines)
     # False means a concurrent close of the same period won: answer with what it recorded.
     ledger.record_close(
-        PeriodClose(period=period, closed_at=at, recorded_at=now, actor=actor,
-                    snapshot=json.dumps(snapshot, ensure_ascii=False, sort_keys=True),
-                    underlag_path=str(underlag_path), total=str(grand_total)),
-        [UnderlagLineRow(close_period=period, period=ln["period"], file_type=ln["file_type"],
-                         unit_hsaid=ln["unit_hsaid"], component=ln["component"],
-                         quantity=_text(ln["quantity"]), unit_price=_text(ln["unit_price"]),
-                         amount=str(ln["amount"]), corrected_period=ln["corrected_period"]) for ln in line_dicts],
+        PeriodClose(
+            period=period,
+            closed_at=at,
+            recorded_at=now,
+            actor=actor,
+            snapshot=json.dumps(snapshot, ensure_ascii=False, sort_keys=True),
+            underlag_path=str(underlag_path),
+            total=str(grand_total),
+        ),
+        [
+            UnderlagLineRow(
+                close_period=period,
+                period=ln["period"],
+                file_type=ln["file_type"],
+                unit_hsaid=ln["unit_hsaid"],
+                component=ln["component"],
+                quantity=_text(ln["quantity"]),
+                unit_price=_text(ln["unit_price"]),
+                amount=str(ln["amount"]),
+                corrected_period=ln["corrected_period"],
+            )
+            for ln in line_dicts
+        ],
         settlements,
-        audit_detail={"at": snapshot["at"], "total": str(grand_total), "lines": len(line_dicts),
-                      "rattelser": sum(line is not None for line, _ in rattelser),
-                      "missing": [u.hsaid for u, f in chosen if f is None]})
+        audit_detail={
+            "at": snapshot["at"],
+            "total": str(grand_total),
+            "lines": len(line_dicts),
+            "rattelser": sum(line is not None for line, _ in rattelser),
+            "missing": [u.hsaid for u, f in chosen if f is None],
+        },
+    )
     summary = close_summary(app, period, already_closed=False)
     assert summary is not None  # recorded just now, by this close or a concurrent one
     return summary
@@ -179,10 +248,13 @@ def _text(v: Decimal | None) -> str | None:
     return None if v is None else str(v)
 
 
-def _corrections(app: App, period: str, at: dt.datetime,
-                 now: dt.datetime) -> list[tuple[UnderlagLine | None, Settlement]]:
+def _corrections(
+    app: App, period: str, at: dt.datetime, now: dt.datetime
+) -> list[tuple[UnderlagLine | None, Settlement]]:
     """RATTELSE lines for earlier closed periods whose gällande file changed since it was settled."""
     out = []
+    # Every earlier closed period, not only the last twelve: F10 already refuses files older than
+    # that, so a period with nothing new costs one query per unit and changes nothing.
     for q in app.ledger.closed_periods(before=period):
         units = active_units(app, q)
         listing = None
@@ -197,9 +269,15 @@ def _corrections(app: App, period: str, at: dt.datetime,
                 listing = required_listing(app, q, units)
             new_total = total(unit_underlag(app, unit, q, newest, at, listing))
             diff = new_total - Decimal(settled.total)
-            settlement = Settlement(period=q, file_type=unit.filtyp, unit_hsaid=unit.hsaid,
-                                    received_file_id=newest.id if newest else None, total=str(new_total),
-                                    settled_in=period, settled_at=now)
+            settlement = Settlement(
+                period=q,
+                file_type=unit.filtyp,
+                unit_hsaid=unit.hsaid,
+                received_file_id=newest.id if newest else None,
+                total=str(new_total),
+                settled_in=period,
+                settled_at=now,
+            )
             line = rattelse_line(unit=unit, period=period, corrected_period=q, amount=diff)
             # A correction of zero kronor changes what was settled on, but pays nothing: no line.
             out.append((line if line.amount != 0 else None, settlement))
@@ -216,14 +294,28 @@ def close_summary(app: App, period: str, already_closed: bool = True) -> dict[st
     snapshot = json.loads(pc.snapshot)
     path = Path(pc.underlag_path)
     if not path.exists():
-        write_underlag_parquet(({
-            "period": ln.period, "file_type": ln.file_type, "unit_hsaid": ln.unit_hsaid, "component": ln.component,
-            "quantity": ln.quantity, "unit_price": ln.unit_price, "amount": ln.amount,
-            "corrected_period": ln.corrected_period} for ln in lines), path)
+        write_underlag_parquet(
+            (
+                {
+                    "period": ln.period,
+                    "file_type": ln.file_type,
+                    "unit_hsaid": ln.unit_hsaid,
+                    "component": ln.component,
+                    "quantity": ln.quantity,
+                    "unit_price": ln.unit_price,
+                    "amount": ln.amount,
+                    "corrected_period": ln.corrected_period,
+                }
+                for ln in lines
+            ),
+            path,
+        )
     totals: dict[tuple[str, str], Decimal] = {}
     for ln in lines:
         if ln.corrected_period is None:
-            totals[(ln.unit_hsaid, ln.file_type)] = totals.get((ln.unit_hsaid, ln.file_type), Decimal(0)) + Decimal(ln.amount)
+            totals[(ln.unit_hsaid, ln.file_type)] = totals.get((ln.unit_hsaid, ln.file_type), Decimal(0)) + Decimal(
+                ln.amount
+            )
     return {
         "period": period,
         "closed_at": snapshot["at"],
@@ -232,13 +324,26 @@ def close_summary(app: App, period: str, already_closed: bool = True) -> dict[st
         "underlag_parquet": str(path),
         "besok_parquet": str(path.with_name("besok.parquet")),
         "acg_parquet": str(path.with_name("acg.parquet")),
-        "units": [{"unit_hsaid": f["unit_hsaid"], "file_type": f["file_type"], "receipt_id": f["receipt_id"],
-                   "total": str(totals.get((f["unit_hsaid"], f["file_type"]), Decimal("0.00")))}
-                  for f in snapshot["files"]],
+        "units": [
+            {
+                "unit_hsaid": f["unit_hsaid"],
+                "file_type": f["file_type"],
+                "receipt_id": f["receipt_id"],
+                "total": str(totals.get((f["unit_hsaid"], f["file_type"]), Decimal("0.00"))),
+            }
+            for f in snapshot["files"]
+        ],
         "missing_units": [f["unit_hsaid"] for f in snapshot["files"] if f["receipt_id"] is None],
-        "rattelse": [{"unit_hsaid": ln.unit_hsaid, "file_type": ln.file_type,
-                      "corrected_period": ln.corrected_period, "amount": ln.amount}
-                     for ln in lines if ln.component == "RATTELSE"],
+        "rattelse": [
+            {
+                "unit_hsaid": ln.unit_hsaid,
+                "file_type": ln.file_type,
+                "corrected_period": ln.corrected_period,
+                "amount": ln.amount,
+            }
+            for ln in lines
+            if ln.component == "RATTELSE"
+        ],
         "total": pc.total,
         "snapshot_sha256": hashlib.sha256(pc.snapshot.encode()).hexdigest(),
     }

@@ -15,8 +15,7 @@ from vardfil.errors import DispensRefused
 from vardfil.ledger import Dispens
 
 
-def grant_dispens(app: App, *, unit_hsaid: str, period: str, until: dt.datetime, reason: str,
-                  actor: str) -> Dispens:
+def grant_dispens(app: App, *, unit_hsaid: str, period: str, until: dt.datetime, reason: str, actor: str) -> Dispens:
     """Grant the dispens, or :class:`DispensRefused` with the reason in Swedish."""
     p = Period.parse(period)
     unit = app.reference.units.get(unit_hsaid)
@@ -28,5 +27,6 @@ def grant_dispens(app: App, *, unit_hsaid: str, period: str, until: dt.datetime,
         raise DispensRefused("en dispens måste sluta efter den ordinarie tidsgränsen")
     if not reason.strip():
         raise DispensRefused("en dispens behöver ett skäl")
-    return app.ledger.add_dispens(unit_hsaid=unit_hsaid, period=str(p), deadline=until, reason=reason.strip(),
-                                  actor=actor)
+    return app.ledger.add_dispens(
+        unit_hsaid=unit_hsaid, period=str(p), deadline=until, reason=reason.strip(), actor=actor
+    )

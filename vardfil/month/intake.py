@@ -56,40 +56,74 @@ def display_name(name: str) -> str:
     return cleaned[:MAX_NAME] if cleaned else "?"
 
 
-def submit(source: bytes | Path, *, file_name: str, received_at: dt.datetime, app: App,
-           source_kind: str = "cli", actor: str = "cli") -> Submission:
+def submit(
+    source: bytes | Path,
+    *,
+    file_name: str,
+    received_at: dt.datetime,
+    app: App,
+    source_kind: str = "cli",
+    actor: str = "cli",
+) -> Submission:
     """Receive one file: store it, validate it against the ledger's history, record it."""
     if received_at.tzinfo is None:
         raise ValueError("received_at must be aware")
     ledger, store, reference = app.ledger, app.store, app.reference
     shown = display_name(file_name)
+    # The bytes are stored before anything else can fail: whatever happens next, nothing received
+    # is lost, and a retry finds them under the same name.
     sha, size, raw = store.put_raw(source)
 
     earlier = ledger.file_by_sha(sha)
     if earlier is not None:
         _audit_copy(ledger, earlier, shown, received_at, source_kind, actor)
-        return Submission(kvittens=json.loads(earlier.kvittens_json), receipt_id=earlier.receipt_id,
-                          new=False, file=earlier)
+        return Submission(
+            kvittens=json.loads(earlier.kvittens_json), receipt_id=earlier.receipt_id, new=False, file=earlier
+        )
 
     name = parse_file_name(file_name)
     key = FileKey(unit_hsaid=name.unit_hsaid, file_type=name.file_type, period=name.period) if name else None
     dispens = ledger.dispens_deadline(key.unit_hsaid, key.period) if key else None
     receipt = make_receipt_id(sha, received_at, shown)
+    # Validate outside the lock, record inside it: a 200 MB file takes seconds to judge, and
+    # holding the unit's lock meanwhile would queue every other file of that unit behind it.
+    # The record then checks that the history (F09) is still the one judged against.
     for _ in range(RETRIES):
         history = ledger.earlier_sequences(key) if key else []
-        result = validate_file(raw, file_name=file_name, received_at=received_at, reference=reference,
-                               earlier_sequences=history, deadline=dispens, receipt=receipt)
+        result = validate_file(
+            raw,
+            file_name=file_name,
+            received_at=received_at,
+            reference=reference,
+            earlier_sequences=history,
+            deadline=dispens,
+            receipt=receipt,
+        )
         kv = result.kvittens.to_dict()
         kv["file_name"] = shown
         findings_path = store.put_bytes("findings", sha, ".csv", findings_to_csv(result.findings))
         accepted_path = store.put_parquet(sha, result.accepted_rows) if result.kvittens.rows.accepted else None
         k = result.kvittens
         row = ReceivedFile(
-            receipt_id=receipt, sha256=sha, file_name=shown, size_bytes=size, received_at=received_at,
-            recorded_at=utcnow(), source=source_kind, actor=actor, file_type=k.file_type,
-            unit_hsaid=k.unit_hsaid, period=k.period, sequence=k.sequence, spec_version=k.spec_version,
-            deadline=k.deadline, on_time=k.on_time, status=k.status.value, rows_total=k.rows.total,
-            rows_accepted=k.rows.accepted, rows_rejected=k.rows.rejected,
+            receipt_id=receipt,
+            sha256=sha,
+            file_name=shown,
+            size_bytes=size,
+            received_at=received_at,
+            recorded_at=utcnow(),
+            source=source_kind,
+            actor=actor,
+            file_type=k.file_type,
+            unit_hsaid=k.unit_hsaid,
+            period=k.period,
+            sequence=k.sequence,
+            spec_version=k.spec_version,
+            deadline=k.deadline,
+            on_time=k.on_time,
+            status=k.status.value,
+            rows_total=k.rows.total,
+            rows_accepted=k.rows.accepted,
+            rows_rejected=k.rows.rejected,
             rows_with_warnings=k.rows.with_warnings,
             kvittens_json=json.dumps(kv, ensure_ascii=False),
             findings_path=store.relative(findings_path),
@@ -102,8 +136,9 @@ def submit(source: bytes | Path, *, file_name: str, received_at: dt.datetime, ap
             continue
         if not new:
             _audit_copy(ledger, recorded, shown, received_at, source_kind, actor)
-        return Submission(kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id,
-                          new=new, file=recorded)
+        return Submission(
+            kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id, new=new, file=recorded
+        )
     raise HistoryChanged(f"history of {key} kept changing; gave up after {RETRIES} tries")
 
 
@@ -113,11 +148,20 @@ def _severity(result: ValidationResult, rule: str) -> str:
     return result.spec.severity(rule).value if result.spec else "FEL"
 
 
-def _audit_copy(ledger: Ledger, earlier: ReceivedFile, shown: str, received_at: dt.datetime,
-                source_kind: str, actor: str) -> None:
-    ledger.add_audit(actor=actor, action="copy_received", subject=earlier.receipt_id,
-                     detail={"file_name": shown, "received_at": received_at.isoformat(),
-                             "source": source_kind, "same_name": shown == earlier.file_name})
+def _audit_copy(
+    ledger: Ledger, earlier: ReceivedFile, shown: str, received_at: dt.datetime, source_kind: str, actor: str
+) -> None:
+    ledger.add_audit(
+        actor=actor,
+        action="copy_received",
+        subject=earlier.receipt_id,
+        detail={
+            "file_name": shown,
+            "received_at": received_at.isoformat(),
+            "source": source_kind,
+            "same_name": shown == earlier.file_name,
+        },
+    )
 
 
 def waiting_files(inbox: Path) -> list[Path]:
@@ -140,11 +184,12 @@ class InboxResult:
 
 def arrival_time(path: Path) -> dt.datetime:
     """The file's modification time as the transfer set it, aware UTC."""
-    return dt.datetime.fromtimestamp(path.stat().st_mtime_ns / 1e9, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(path.stat().st_mtime_ns / 1e9, tz=dt.UTC)
 
 
-def intake_folder(inbox: Path, *, app: App, actor: str = "intake",
-                  on_result: Callable[[InboxResult], None] | None = None) -> list[InboxResult]:
+def intake_folder(
+    inbox: Path, *, app: App, actor: str = "intake", on_result: Callable[[InboxResult], None] | None = None
+) -> list[InboxResult]:
     """Take in every new file of an inbox folder, oldest first; remove each once it is recorded.
 
     Dot-files (transfers in progress by convention), folders and symbolic links are left alone.
@@ -156,15 +201,21 @@ def intake_folder(inbox: Path, *, app: App, actor: str = "intake",
         if entry.name.startswith(".") or entry.is_dir(follow_symlinks=False):
             continue
         if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
-            results.append(InboxResult(name=display_name(entry.name), submission=None,
-                                       refused="inte en vanlig fil (länk eller specialfil): lämnas orörd"))
+            results.append(
+                InboxResult(
+                    name=display_name(entry.name),
+                    submission=None,
+                    refused="inte en vanlig fil (länk eller specialfil): lämnas orörd",
+                )
+            )
             report(results[-1])
             continue
         entries.append(Path(entry.path))
     entries.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
     for path in entries:
-        sub = submit(path, file_name=path.name, received_at=arrival_time(path), app=app,
-                     source_kind="inbox", actor=actor)
+        sub = submit(
+            path, file_name=path.name, received_at=arrival_time(path), app=app, source_kind="inbox", actor=actor
+        )
         path.unlink()  # only after the commit: a crash before it leaves the file for the next run
         results.append(InboxResult(name=path.name, submission=sub))
         report(results[-1])

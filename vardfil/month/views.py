@@ -30,18 +30,21 @@ def replaced_by(app: App, f: ReceivedFile) -> ReceivedFile | None:
 
 def record_diff(app: App, new: ReceivedFile, old: ReceivedFile) -> dict[str, Any]:
     """Rows added, removed and changed between two files' accepted rows, keyed by besok_id."""
+
     def rows(f: ReceivedFile) -> pl.DataFrame:
         if f.accepted_path is None:
             return pl.DataFrame(schema={"besok_id": pl.Utf8})
         return pl.read_parquet(app.store.resolve(f.accepted_path)).drop("rad")
 
+    # Keyed by besok_id, the unit's own key for a visit: row numbers shift when a row is added.
     a, b = rows(old), rows(new)
     added = b.join(a, on="besok_id", how="anti")["besok_id"].to_list()
     removed = a.join(b, on="besok_id", how="anti")["besok_id"].to_list()
     common = [c for c in b.columns if c in a.columns and c != "besok_id"]
     joined = b.join(a, on="besok_id", how="inner", suffix="__old")
-    changed_mask = (pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"{c}__old")) for c in common])
-                    if common else pl.lit(False))
+    changed_mask = (
+        pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"{c}__old")) for c in common]) if common else pl.lit(False)
+    )
     changed = joined.filter(changed_mask)["besok_id"].to_list()
     return {"old": old, "added": added, "removed": removed, "changed": changed}
 
@@ -54,10 +57,17 @@ def preview(app: App, f: ReceivedFile, now: dt.datetime) -> dict[str, Any] | Non
     if unit is None:
         return None
     accepted = read_accepted(app, f)
+    # The REH first-visit add-on depends on earlier periods as they stand now: the preview is what
+    # the close would pay if nothing else arrived.
     history = reh_history(app, unit, f.period, now) if unit.filtyp == "REH" else None
     lines: list[UnderlagLine] = underlag_for(
-        unit=unit, period=f.period, accepted=accepted, listing=load_listing(app.reference.root, f.period),
-        history=history, prices=price_list_for(f.period))
+        unit=unit,
+        period=f.period,
+        accepted=accepted,
+        listing=load_listing(app.reference.root, f.period),
+        history=history,
+        prices=price_list_for(f.period),
+    )
     return {"lines": lines, "total": total(lines)}
 
 
@@ -81,10 +91,15 @@ def unit_underlag_overview(app: App, unit: Unit, *, limit: int = 12) -> list[Pub
         mine = [ln for ln in lines if ln.close_period == pc.period and ln.file_type == unit.filtyp]
         if mine:
             state = app.ledger.period_state(pc.period)
-            out.append(PublishedUnderlag(period=pc.period, lines=mine, total=sum((Decimal(x.amount) for x in mine),
-                                                                                   Decimal(0)),
-                                         answer=answers.get((pc.period, unit.filtyp)),
-                                         finalised=state is not None and state.state == "FINALISED"))
+            out.append(
+                PublishedUnderlag(
+                    period=pc.period,
+                    lines=mine,
+                    total=sum((Decimal(x.amount) for x in mine), Decimal(0)),
+                    answer=answers.get((pc.period, unit.filtyp)),
+                    finalised=state is not None and state.state == "FINALISED",
+                )
+            )
     return out
 
 
@@ -128,8 +143,15 @@ def month_board(app: App, period: str) -> list[BoardRow]:
         f = st.counted_file
         k = (st.unit.hsaid, st.unit.filtyp)
         amount = amounts.get(k, Decimal(0))
-        rows.append(BoardRow(unit=st.unit, unit_status=st, status=st.delivery.value, file=f,
-                             rejected_share=(f.rows_rejected / f.rows_total) if f and f.rows_total else None,
-                             amount=amount if closed else None,
-                             change=(amount - prev.get(k, Decimal(0))) if closed and prev_lines else None))
+        rows.append(
+            BoardRow(
+                unit=st.unit,
+                unit_status=st,
+                status=st.delivery.value,
+                file=f,
+                rejected_share=(f.rows_rejected / f.rows_total) if f and f.rows_total else None,
+                amount=amount if closed else None,
+                change=(amount - prev.get(k, Decimal(0))) if closed and prev_lines else None,
+            )
+        )
     return rows

@@ -33,7 +33,7 @@ def make_clock(clock_file: Path | None) -> Callable[[], dt.datetime]:
     current instant, so a test can cross a deadline; otherwise the real time."""
     if clock_file is not None:
         return lambda: parse_instant(clock_file.read_text().strip())
-    return lambda: dt.datetime.now(dt.timezone.utc).astimezone(STOCKHOLM)
+    return lambda: dt.datetime.now(dt.UTC).astimezone(STOCKHOLM)
 
 
 def create_app(vardfil_app: App | None = None) -> FastAPI:

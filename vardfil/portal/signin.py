@@ -19,7 +19,9 @@ def _login_page(request: Request, error: str | None) -> HTMLResponse:
     # A pre-session CSRF token in its own cookie: the sign-in form is posted before any session.
     token = secrets.token_urlsafe(32)
     resp = page(request, "login.html", None, csrf=token, error=error)
-    resp.set_cookie(PRE_COOKIE, token, httponly=True, samesite="strict", secure=vardfil(request).settings.secure_cookies)
+    resp.set_cookie(
+        PRE_COOKIE, token, httponly=True, samesite="strict", secure=vardfil(request).settings.secure_cookies
+    )
     return resp
 
 
@@ -42,8 +44,14 @@ async def login(request: Request) -> Response:
         resp.status_code = 401
         return resp
     redirect = RedirectResponse("/", status_code=303)
-    redirect.set_cookie(COOKIE, token, httponly=True, samesite="strict",
-                        secure=vardfil(request).settings.secure_cookies, max_age=8 * 3600)
+    redirect.set_cookie(
+        COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=vardfil(request).settings.secure_cookies,
+        max_age=8 * 3600,
+    )
     redirect.delete_cookie(PRE_COOKIE)
     return redirect
 

@@ -35,16 +35,26 @@ async def unit_page(request: Request, hsaid: str) -> Response:
     app, at = vardfil(request), now(request)
     period = Period.of_window(at)
     deadline = app.ledger.dispens_deadline(hsaid, str(period)) or period.deadline
-    return page(request, "unit.html", user, unit=unit, period=str(period), deadline=deadline,
-                window_open=period.window.is_open(at, deadline),
-                seconds_left=max(0, int((deadline - at).total_seconds())),
-                history=app.ledger.unit_history(hsaid), underlag=unit_underlag_overview(app, unit),
-                names=COMPONENT_LABELS)
+    return page(
+        request,
+        "unit.html",
+        user,
+        unit=unit,
+        period=str(period),
+        deadline=deadline,
+        window_open=period.window.is_open(at, deadline),
+        seconds_left=max(0, int((deadline - at).total_seconds())),
+        history=app.ledger.unit_history(hsaid),
+        underlag=unit_underlag_overview(app, unit),
+        names=COMPONENT_LABELS,
+    )
 
 
 @router.post("/enhet/{hsaid}/upload")
 async def upload(request: Request, hsaid: str) -> Response:
     """Receive a file: stamped at arrival, before the body is read; answered with its kvittens."""
+    # Stamped first: a unit that pressed "Skicka" at 14:59:58 is on time however long the body
+    # takes to arrive or the server takes to get to it.
     received_at = now(request)
     user, _ = unit_of(request, hsaid)
     if int(request.headers.get("content-length") or 0) > MAX_UPLOAD:
@@ -56,11 +66,14 @@ async def upload(request: Request, hsaid: str) -> Response:
         raise HTTPException(status_code=400, detail="Välj en fil att skicka")
     name = display_name(filename.replace("\\", "/").rsplit("/", 1)[-1])
     parts = name.split("_")
+    # A file named for another unit is refused before it is stored: the unit user may act only for
+    # its own units, and a misrouted file would otherwise get that unit's kvittens (F07 aside).
     if len(parts) >= 2 and parts[1].startswith("SE") and parts[1] != hsaid:
         raise HTTPException(status_code=403, detail="Filnamnet anger en annan vårdenhet än din")
     app = vardfil(request)
-    with tempfile.NamedTemporaryFile(dir=app.store.root if app.store.root.exists() else None,
-                                     prefix=".upload-", delete=False) as tmp:
+    with tempfile.NamedTemporaryFile(
+        dir=app.store.root if app.store.root.exists() else None, prefix=".upload-", delete=False
+    ) as tmp:
         size = 0
         while chunk := await upload_file.read(1 << 20):
             size += len(chunk)
@@ -69,8 +82,9 @@ async def upload(request: Request, hsaid: str) -> Response:
                 raise _too_large()
             tmp.write(chunk)
     try:
-        sub = submit(Path(tmp.name), file_name=name, received_at=received_at, app=app, source_kind="portal",
-                     actor=user.username)
+        sub = submit(
+            Path(tmp.name), file_name=name, received_at=received_at, app=app, source_kind="portal", actor=user.username
+        )
     finally:
         Path(tmp.name).unlink(missing_ok=True)
     return RedirectResponse(f"/kvittens/{sub.receipt_id}", status_code=303)
@@ -83,28 +97,44 @@ async def kvittens_page(request: Request, receipt_id: str) -> Response:
     app = vardfil(request)
     kv = json.loads(f.kvittens_json)
     spec = spec_for(f.file_type, f.period) if f.file_type and f.period else None
-    messages = {rule: (spec.message(rule) if spec else file_rule_messages().get(rule, ""))
-                for rule in kv["counts_by_rule"]}
+    messages = {
+        rule: (spec.message(rule) if spec else file_rule_messages().get(rule, "")) for rule in kv["counts_by_rule"]
+    }
     old = replaced_by(app, f)
-    return page(request, "kvittens.html", user, f=f, kv=kv, findings=kv["findings"][:FINDINGS_SHOWN],
-                messages=messages, preview=preview(app, f, now(request)), names=COMPONENT_LABELS,
-                diff=record_diff(app, f, old) if old else None)
+    return page(
+        request,
+        "kvittens.html",
+        user,
+        f=f,
+        kv=kv,
+        findings=kv["findings"][:FINDINGS_SHOWN],
+        messages=messages,
+        preview=preview(app, f, now(request)),
+        names=COMPONENT_LABELS,
+        diff=record_diff(app, f, old) if old else None,
+    )
 
 
 @router.get("/kvittens/{receipt_id}/findings.csv")
 async def kvittens_csv(request: Request, receipt_id: str) -> Response:
     """The full findings list."""
     _, f = file_of(request, receipt_id)
-    return FileResponse(vardfil(request).store.resolve(f.findings_path), media_type="text/csv; charset=utf-8",
-                        filename=f"{f.file_name.removesuffix('.csv')}_fel.csv")
+    return FileResponse(
+        vardfil(request).store.resolve(f.findings_path),
+        media_type="text/csv; charset=utf-8",
+        filename=f"{f.file_name.removesuffix('.csv')}_fel.csv",
+    )
 
 
 @router.get("/kvittens/{receipt_id}/kvittens.json")
 async def kvittens_json(request: Request, receipt_id: str) -> Response:
     """The kvittens JSON, as the spec defines it."""
     _, f = file_of(request, receipt_id)
-    return Response(f.kvittens_json, media_type="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{f.receipt_id}.json"'})
+    return Response(
+        f.kvittens_json,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{f.receipt_id}.json"'},
+    )
 
 
 @router.get("/enhet/{hsaid}/underlag/{period}.xlsx")
@@ -127,9 +157,15 @@ async def respond(request: Request, hsaid: str, period: str) -> Response:
     user, unit = unit_of(request, hsaid)
     form = await checked_form(request, user)
     try:
-        answer(vardfil(request).ledger, unit_hsaid=hsaid, file_type=unit.filtyp, period=period,
-               action="INVAND" if form.get("action") == "INVAND" else "GODKANN",
-               comment=str(form.get("comment") or ""), actor=user.username)
+        answer(
+            vardfil(request).ledger,
+            unit_hsaid=hsaid,
+            file_type=unit.filtyp,
+            period=period,
+            action="INVAND" if form.get("action") == "INVAND" else "GODKANN",
+            comment=str(form.get("comment") or ""),
+            actor=user.username,
+        )
     except Refused as e:
         raise HTTPException(status_code=400, detail=str(e)) from None
     return RedirectResponse(f"/enhet/{hsaid}", status_code=303)

@@ -48,6 +48,7 @@ def require_user(request: Request) -> User:
     """The signed-in user; a redirect to the sign-in page otherwise."""
     user = current_user(request)
     if user is None:
+        # A redirect raised as an exception, so every handler can require a user in one line.
         raise HTTPException(status_code=303, headers={"Location": "/login"})
     return user
 
@@ -73,6 +74,8 @@ def file_of(request: Request, receipt_id: str) -> tuple[User, ReceivedFile]:
     """The user and the received file a route names; 404 when it is not the user's to see."""
     user = require_user(request)
     f = vardfil(request).ledger.file_by_receipt(receipt_id)
+    # A file with no valid name has no unit: only the user who sent it may read its kvittens.
+    # 404, not 403, for someone else's file: a receipt id must not confirm that a file exists.
     if f is None or not (user.may_see_unit(f.unit_hsaid) or (f.unit_hsaid is None and f.actor == user.username)):
         raise HTTPException(status_code=404, detail="Kvittensen finns inte")
     return user, f

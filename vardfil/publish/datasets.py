@@ -18,19 +18,35 @@ import pyarrow.parquet as pq
 from filespec.calendar import Period
 from vardfil.ledger import FileKey, Ledger, ReceivedFile
 
-UNDERLAG_SCHEMA = pa.schema([
-    ("period", pa.string()), ("file_type", pa.string()), ("unit_hsaid", pa.string()),
-    ("component", pa.string()), ("quantity", pa.decimal128(18, 3)), ("unit_price", pa.decimal128(18, 4)),
-    ("amount", pa.decimal128(18, 2)), ("corrected_period", pa.string()),
-])
+UNDERLAG_SCHEMA = pa.schema(
+    [
+        ("period", pa.string()),
+        ("file_type", pa.string()),
+        ("unit_hsaid", pa.string()),
+        ("component", pa.string()),
+        ("quantity", pa.decimal128(18, 3)),
+        ("unit_price", pa.decimal128(18, 4)),
+        ("amount", pa.decimal128(18, 2)),
+        ("corrected_period", pa.string()),
+    ]
+)
 # The ACG grouper looks 18 months back (ERSATTNINGSMODELL.md section 5).
 ACG_MONTHS = 18
 
 _VGP_ONLY = ("akut", "diagnos_4", "diagnos_5")
 _REH_ONLY = ("antal_deltagare",)
-_ACG_SCHEMA = pa.schema([("besoksdatum_dat", pa.date32()), ("diagnosfalt", pa.string()), ("diagnos", pa.string()),
-                         ("period", pa.string()), ("file_type", pa.string()), ("vardenhet_hsaid", pa.string()),
-                         ("listad_vid", pa.string()), ("pseudonym", pa.string())])
+_ACG_SCHEMA = pa.schema(
+    [
+        ("besoksdatum_dat", pa.date32()),
+        ("diagnosfalt", pa.string()),
+        ("diagnos", pa.string()),
+        ("period", pa.string()),
+        ("file_type", pa.string()),
+        ("vardenhet_hsaid", pa.string()),
+        ("listad_vid", pa.string()),
+        ("pseudonym", pa.string()),
+    ]
+)
 
 
 def atomic(path: Path, write: Callable[[Path], object]) -> Path:
@@ -46,17 +62,23 @@ def write_underlag_parquet(lines: Iterable[Mapping[str, Any]], path: Path) -> Pa
     """The underlag lines as Parquet with exact decimals (the README's column contract)."""
     lines = list(lines)
 
+    # Through str: a Decimal keeps its digits, a float would bring its binary tail into an amount.
     def dec(v: object, scale: int) -> Decimal | None:
         return None if v is None else Decimal(str(v)).quantize(Decimal(1).scaleb(-scale))
 
-    table = pa.table({
-        "period": [ln["period"] for ln in lines], "file_type": [ln["file_type"] for ln in lines],
-        "unit_hsaid": [ln["unit_hsaid"] for ln in lines], "component": [ln["component"] for ln in lines],
-        "quantity": [dec(ln["quantity"], 3) for ln in lines],
-        "unit_price": [dec(ln["unit_price"], 4) for ln in lines],
-        "amount": [dec(ln["amount"], 2) for ln in lines],
-        "corrected_period": [ln["corrected_period"] for ln in lines],
-    }, schema=UNDERLAG_SCHEMA)
+    table = pa.table(
+        {
+            "period": [ln["period"] for ln in lines],
+            "file_type": [ln["file_type"] for ln in lines],
+            "unit_hsaid": [ln["unit_hsaid"] for ln in lines],
+            "component": [ln["component"] for ln in lines],
+            "quantity": [dec(ln["quantity"], 3) for ln in lines],
+            "unit_price": [dec(ln["unit_price"], 4) for ln in lines],
+            "amount": [dec(ln["amount"], 2) for ln in lines],
+            "corrected_period": [ln["corrected_period"] for ln in lines],
+        },
+        schema=UNDERLAG_SCHEMA,
+    )
     return atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
@@ -111,18 +133,29 @@ class VisitDatasets:
     are written to temporary names and renamed by :meth:`commit`.
     """
 
-    def __init__(self, *, ledger: Ledger, read_accepted: Callable[[ReceivedFile | None], pl.DataFrame | None],
-                 pseudonym_key: bytes, period: str, at: dt.datetime, listing: pl.DataFrame | None,
-                 out_dir: Path):
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        read_accepted: Callable[[ReceivedFile | None], pl.DataFrame | None],
+        pseudonym_key: bytes,
+        period: str,
+        at: dt.datetime,
+        listing: pl.DataFrame | None,
+        out_dir: Path,
+    ):
         self.period, self.key = period, pseudonym_key
         out_dir.mkdir(parents=True, exist_ok=True)
         self.paths = {name: out_dir / f"{name}.parquet" for name in ("besok", "acg")}
         self.tmp = {name: p.with_name(f".tmp-{p.name}") for name, p in self.paths.items()}
-        self.listed = (listing.select("patient_id", pl.col("vardenhet_hsaid").alias("listad_vid"))
-                       if listing is not None else None)
+        self.listed = (
+            listing.select("patient_id", pl.col("vardenhet_hsaid").alias("listad_vid")) if listing is not None else None
+        )
         self.visits: pq.ParquetWriter | None = None
         self.acg = pq.ParquetWriter(self.tmp["acg"], _ACG_SCHEMA) if self.listed is not None else None
         if self.acg is not None:
+            # The earlier periods go in first, as of the close: a file sent late for one of them
+            # is in this close's ACG input even though it is settled as a RATTELSE.
             first = str(Period.parse(period).shift(-(ACG_MONTHS - 1)))
             for key, f in ledger.gallande_files(since=first, before=period, as_of=at).items():
                 acc = read_accepted(f)
@@ -132,17 +165,25 @@ class VisitDatasets:
     def _add_acg(self, acc: pl.DataFrame, key: FileKey, pseudonyms: pl.DataFrame | None) -> None:
         assert self.acg is not None and self.listed is not None
         diag_cols = [c for c in acc.columns if c.startswith("diagnos_")]
-        long = acc.select("patient_id", "besoksdatum_dat", *diag_cols).unpivot(
-            index=["patient_id", "besoksdatum_dat"], on=diag_cols, variable_name="diagnosfalt",
-            value_name="diagnos").drop_nulls("diagnos").join(self.listed, on="patient_id", how="inner")
+        long = (
+            acc.select("patient_id", "besoksdatum_dat", *diag_cols)
+            .unpivot(
+                index=["patient_id", "besoksdatum_dat"], on=diag_cols, variable_name="diagnosfalt", value_name="diagnos"
+            )
+            .drop_nulls("diagnos")
+            .join(self.listed, on="patient_id", how="inner")
+        )
         if long.height == 0:
             return
         if pseudonyms is None:
             long = long.with_columns(pseudonymise(long["patient_id"], self.key).alias("pseudonym"))
         else:  # the file's own pseudonyms (patient_id, pseudonym), computed once for both datasets
             long = long.join(pseudonyms, on="patient_id", how="left", maintain_order="left")
-        part = long.with_columns(pl.lit(key.period).alias("period"), pl.lit(key.file_type).alias("file_type"),
-                                 pl.lit(key.unit_hsaid).alias("vardenhet_hsaid"))
+        part = long.with_columns(
+            pl.lit(key.period).alias("period"),
+            pl.lit(key.file_type).alias("file_type"),
+            pl.lit(key.unit_hsaid).alias("vardenhet_hsaid"),
+        )
         self.acg.write_table(part.select(_ACG_SCHEMA.names).to_arrow().cast(_ACG_SCHEMA))
 
     def add(self, key: FileKey, f: ReceivedFile | None, acc: pl.DataFrame | None) -> None:
@@ -150,9 +191,19 @@ class VisitDatasets:
         if f is None or acc is None or acc.height == 0:
             return
         pseudonyms = pseudonymise(acc["patient_id"], self.key)
-        table = acc.with_columns(pl.lit(self.period).alias("period"), pl.lit(key.file_type).alias("file_type"),
-                                 pl.lit(f.receipt_id).alias("receipt_id"),
-                                 pseudonyms.alias("pseudonym")).drop("patient_id").to_arrow()
+        # The patient id never leaves the store: the dataset carries the keyed pseudonym instead.
+        table = (
+            acc.with_columns(
+                pl.lit(self.period).alias("period"),
+                pl.lit(key.file_type).alias("file_type"),
+                pl.lit(f.receipt_id).alias("receipt_id"),
+                pseudonyms.alias("pseudonym"),
+            )
+            .drop("patient_id")
+            .to_arrow()
+        )
+        # One schema for both filtyper, fixed by the first file: later files are conformed to it
+        # (a Parquet file has one schema, and analysts read VGP and REH visits together).
         if self.visits is None:
             self.visits = pq.ParquetWriter(self.tmp["besok"], _widen(table.schema))
         self.visits.write_table(_conform(table, self.visits.schema))

@@ -35,8 +35,9 @@ def _dec(v: str | None) -> Decimal | None:
     return None if v is None else Decimal(v)
 
 
-def _visit_rows(app: App, unit: Unit, period: str, f: ReceivedFile, at: dt.datetime,
-                listing: pl.DataFrame | None) -> pl.DataFrame | None:
+def _visit_rows(
+    app: App, unit: Unit, period: str, f: ReceivedFile, at: dt.datetime, listing: pl.DataFrame | None
+) -> pl.DataFrame | None:
     """The accepted rows behind the amounts, as the unit workbook shows them (patient ids masked).
 
     Converted column by column in polars; amounts are exact decimals (never floats)."""
@@ -44,26 +45,40 @@ def _visit_rows(app: App, unit: Unit, period: str, f: ReceivedFile, at: dt.datet
         return None
     acc = pl.read_parquet(app.store.resolve(f.accepted_path))
     prices = price_list_for(period)
-    common = ["rad", "besok_id", mask_expr(pl.col("patient_id")).alias("patient"),
-              pl.col("besoksdatum_dat").alias("besoksdatum"), "yrkeskategori", "kontakttyp"]
+    common: list[Any] = [
+        "rad",
+        "besok_id",
+        mask_expr(pl.col("patient_id")).alias("patient"),
+        pl.col("besoksdatum_dat").alias("besoksdatum"),
+        "yrkeskategori",
+        "kontakttyp",
+    ]
 
     def ja_nej(c: str) -> pl.Expr:
         return pl.when(pl.col(c)).then(pl.lit("ja")).otherwise(pl.lit("nej")).alias(c)
 
     if unit.filtyp == "VGP":
         return vgp_visits(acc, listing, unit.hsaid, prices).select(
-            *common, "folkbokforing_lan", ja_nej("listad"), pl.col("komponent").fill_null(""),
-            pl.col("a_pris").fill_null("0").cast(pl.Decimal(18, 2)).alias("ersattning"), "forvantad_avgift")
+            *common,
+            "folkbokforing_lan",
+            ja_nej("listad"),
+            pl.col("komponent").fill_null(""),
+            pl.col("a_pris").fill_null("0").cast(pl.Decimal(18, 2)).alias("ersattning"),
+            "forvantad_avgift",
+        )
     # Points are hundredths (integers); kronor = hundredths × price, scaled exactly (polars rounds
     # decimal products to the larger scale, so the product is taken in integers).
     kr = prices.kr_per_kontaktpoang
-    scale = max(0, -kr.as_tuple().exponent)
+    scale = max(0, -int(kr.as_tuple().exponent))  # a finite Decimal: the exponent is an int
     h = pl.col("__poang_h")
     return reh_visits(acc, reh_history(app, unit, period, at), prices).select(
-        *common, ja_nej("tolktillagg"), ja_nej("forstabesokstillagg"),
+        *common,
+        ja_nej("tolktillagg"),
+        ja_nej("forstabesokstillagg"),
         (h.cast(pl.Decimal(38, 2)) / 100).alias("kontaktpoang"),
         ((h * int(kr.scaleb(scale))).cast(pl.Decimal(38, 2 + scale)) / 10 ** (2 + scale)).alias("ersattning"),
-        "forvantad_avgift")
+        "forvantad_avgift",
+    )
 
 
 def _rejected_rows(app: App, f: ReceivedFile) -> list[dict[str, Any]]:
@@ -72,18 +87,28 @@ def _rejected_rows(app: App, f: ReceivedFile) -> list[dict[str, Any]]:
     for r in csv.DictReader(io.StringIO(text, newline=""), delimiter=";"):
         if r["severity"] == "FEL":
             value = r["value"][1:] if r["value"].startswith("'") else r["value"]
-            out.append({"rad": int(r["row"]) if r["row"] else None, "besok_id": r["besok_id"], "regel": r["rule"],
-                        "allvarlighet": r["severity"], "falt": r["field"], "varde": value, "meddelande": r["message"]})
+            out.append(
+                {
+                    "rad": int(r["row"]) if r["row"] else None,
+                    "besok_id": r["besok_id"],
+                    "regel": r["rule"],
+                    "allvarlighet": r["severity"],
+                    "falt": r["field"],
+                    "varde": value,
+                    "meddelande": r["message"],
+                }
+            )
     return out
 
 
-def write_workbooks(period: str, *, app: App, units: Collection[str] | None = None,
-                    region: bool = True) -> list[Path]:
+def write_workbooks(period: str, *, app: App, units: Collection[str] | None = None, region: bool = True) -> list[Path]:
     """(Re)write the workbooks of a closed period; their paths.
 
     ``units``: the HSA-ids whose unit workbooks to write (None: every unit of the close; empty:
     none). ``region``: whether to write the region workbook. The unit workbooks are independent,
     so Airflow writes them in batches as mapped tasks and the region workbook on its own."""
+    # Everything below reads what the close recorded, never the ledger's current state: a workbook
+    # rewritten next year shows the same figures as the one the unit approved.
     pc = app.ledger.close_of(period)
     if pc is None:
         raise NotClosed(f"period {period} is not closed")
@@ -98,7 +123,7 @@ def write_workbooks(period: str, *, app: App, units: Collection[str] | None = No
     at = pc.closed_at
     listings = UnitListings(load_listing(app.reference.root, period)) if units is None or units else None
     out_dir = app.output / period
-    region_units = []
+    region_units: list[dict[str, Any]] = []
     renderer = _Renderer(app.settings.workbook_workers)
     for entry in snapshot["files"]:
         unit = app.reference.units.get(entry["unit_hsaid"])
@@ -109,43 +134,79 @@ def write_workbooks(period: str, *, app: App, units: Collection[str] | None = No
             continue
         f = files.get(entry["receipt_id"]) if entry["receipt_id"] else None
         unit_lines = [ln for ln in lines if ln.unit_hsaid == unit.hsaid and ln.file_type == unit.filtyp]
-        line_dicts = [{"component": ln.component, "quantity": _dec(ln.quantity), "unit_price": _dec(ln.unit_price),
-                       "amount": Decimal(ln.amount), "corrected_period": ln.corrected_period} for ln in unit_lines]
-        meta = {"namn": unit.namn, "unit_hsaid": unit.hsaid, "file_type": unit.filtyp, "driftform": unit.driftform,
-                "period": period, "file_name": f.file_name if f else None, "sha256": f.sha256 if f else None,
-                "received_at": f.received_at.astimezone(STOCKHOLM).isoformat() if f else None,
-                "on_time": f.on_time if f else None, "spec_version": f.spec_version if f else None,
-                "price_list": snapshot["price_list"]["version"], "fee_table": snapshot["fee_table"]["version"],
-                "closed_at": snapshot["at"]}
+        line_dicts: list[dict[str, Any]] = [
+            {
+                "component": ln.component,
+                "quantity": _dec(ln.quantity),
+                "unit_price": _dec(ln.unit_price),
+                "amount": Decimal(ln.amount),
+                "corrected_period": ln.corrected_period,
+            }
+            for ln in unit_lines
+        ]
+        meta = {
+            "namn": unit.namn,
+            "unit_hsaid": unit.hsaid,
+            "file_type": unit.filtyp,
+            "driftform": unit.driftform,
+            "period": period,
+            "file_name": f.file_name if f else None,
+            "sha256": f.sha256 if f else None,
+            "received_at": f.received_at.astimezone(STOCKHOLM).isoformat() if f else None,
+            "on_time": f.on_time if f else None,
+            "spec_version": f.spec_version if f else None,
+            "price_list": snapshot["price_list"]["version"],
+            "fee_table": snapshot["fee_table"]["version"],
+            "closed_at": snapshot["at"],
+        }
         if render:
             assert listings is not None
             visits = _visit_rows(app, unit, period, f, at, listings.of(unit.hsaid)) if f else None
             rejected = _rejected_rows(app, f) if f else []
-            renderer.add((out_dir / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx",
-                          {"meta": meta, "lines": line_dicts, "visits": visits, "rejected": rejected}))
+            renderer.add(
+                (
+                    out_dir / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx",
+                    {"meta": meta, "lines": line_dicts, "visits": visits, "rejected": rejected},
+                )
+            )
             del visits, rejected
         if not region:
             continue
         components: dict[str, Decimal] = {}
         for ln in line_dicts:
             components[ln["component"]] = components.get(ln["component"], Decimal(0)) + ln["amount"]
-        prev = [Decimal(ln.amount) for ln in prev_lines if ln.unit_hsaid == unit.hsaid and ln.file_type == unit.filtyp
-                and ln.corrected_period is None]
+        prev = [
+            Decimal(ln.amount)
+            for ln in prev_lines
+            if ln.unit_hsaid == unit.hsaid and ln.file_type == unit.filtyp and ln.corrected_period is None
+        ]
         delivery = deliveries.get((unit.hsaid, unit.filtyp))
-        region_units.append({
-            "unit_hsaid": unit.hsaid, "namn": unit.namn, "file_type": unit.filtyp,
-            # The close took a file: on time by definition; otherwise what arrived since says late or missing.
-            "status": "i tid" if f is not None else ("sen" if delivery and delivery.gallande else "saknas"),
-            "components": components, "total": sum(components.values(), Decimal(0)),
-            "previous_total": sum(prev, Decimal(0)) if prev_closed else None,
-            "rejected_share": (Decimal(f.rows_rejected) / Decimal(f.rows_total)) if f and f.rows_total else None,
-        })
+        region_units.append(
+            {
+                "unit_hsaid": unit.hsaid,
+                "namn": unit.namn,
+                "file_type": unit.filtyp,
+                # The close took a file: on time by definition; otherwise what arrived since says late or missing.
+                "status": "i tid" if f is not None else ("sen" if delivery and delivery.gallande else "saknas"),
+                "components": components,
+                "total": sum(components.values(), Decimal(0)),
+                "previous_total": sum(prev, Decimal(0)) if prev_closed else None,
+                "rejected_share": (Decimal(f.rows_rejected) / Decimal(f.rows_total)) if f and f.rows_total else None,
+            }
+        )
     paths = renderer.finish()
     if not region:
         return paths
     used = [c.value for c in Component if any(c.value in u["components"] for u in region_units)]
-    paths.append(region_workbook(out_dir / f"region_{period}.xlsx", period=period, closed_at=snapshot["at"],
-                                 components=used, units=region_units))
+    paths.append(
+        region_workbook(
+            out_dir / f"region_{period}.xlsx",
+            period=period,
+            closed_at=snapshot["at"],
+            components=used,
+            units=region_units,
+        )
+    )
     return paths
 
 
@@ -167,8 +228,9 @@ class _Renderer:
             # children: render here; on Celery the parallelism is the workers' (found by
             # scripts/celery-trial.sh).
             self.workers = 1
-        self.pool = (ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("fork"))
-                     if self.workers > 1 else None)
+        self.pool = (
+            ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("fork")) if self.workers > 1 else None
+        )
         self.pending: list[Future[Path]] = []
         self.done: list[Path] = []
 
