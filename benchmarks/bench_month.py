@@ -29,6 +29,8 @@ PERIOD = "2026-10"
 
 def build_month(out: Path, units: int, rows: int, seed: int) -> Path:
     """The month's reference data and files under ``out`` (reused when already there)."""
+    from filespec import listing_path
+    from filespec.calendar import Period
     from sample_data.generate import (
         KVA_SOURCE,
         PatientPool,
@@ -67,7 +69,7 @@ def build_month(out: Path, units: int, rows: int, seed: int) -> Path:
     for kva in KVA_SOURCE.glob("kva_*.csv"):
         shutil.copyfile(kva, ref / kva.name)
     pool = PatientPool(rng, max(2000, rows // 3))
-    write_listing(ref / f"listning_{PERIOD.replace('-', '')}.csv", pool, register, seed)
+    write_listing(listing_path(ref, PERIOD), pool, register, seed)
     codes = kva_list(2026, ref)
     # VGP units are larger than REH units, as in the region: three quarters of the rows are VGP.
     vgp_rows = int(rows * 0.75) // max(1, sum(u.filtyp == "VGP" for u in register))
@@ -90,7 +92,7 @@ def build_month(out: Path, units: int, rows: int, seed: int) -> Path:
             id_prefix=f"U{i}",
         )
         add_defects(cols, count=max(1, n // 500), seed=seed + i)
-        name = f"{u.filtyp}_{u.hsaid}_{PERIOD.replace('-', '')}_01.csv"
+        name = f"{u.filtyp}_{u.hsaid}_{Period.parse(PERIOD).compact}_01.csv"
         (files / name).write_bytes(to_csv(cols, crlf=u.filtyp == "VGP"))
         at = opens + dt.timedelta(seconds=float(rng.uniform(0, span)))
         lines.append(f"{name};{at.isoformat()}")

@@ -177,7 +177,7 @@ def generate_visits(
     age = _age(birth, visit)
     cols: dict[str, np.ndarray] = {}
     cols["besok_id"] = np.char.add(
-        f"{id_prefix}{period[2:4]}{period[5:]}-", np.char.zfill(np.arange(1, rows + 1).astype(str), 6)
+        f"{id_prefix}{Period.parse(period).compact[2:]}-", np.char.zfill(np.arange(1, rows + 1).astype(str), 6)
     )
     cols["vardenhet_hsaid"] = np.full(rows, hsaid)
     cols["patient_id"] = pool.ids[who]
