@@ -37,7 +37,7 @@ from filespec import (
 )
 from filespec.calendar import Period, Window, to_stockholm, window_for
 from filespec.errors import InvalidPeriod
-from validators.identifiers import mask_expr
+from validators.identifiers import mask_expr, mask_identifiers
 from validators.kvittens import FINDINGS_CAP, Kvittens, RowCounts, Status, empty_findings
 from validators.reader import NFIELDS_COL, ROW_COL, ContentError, Records, split_records
 from validators.rules import RULE_PREFIX, CheckContext, build_schema, evaluate, failing, prepare, rule_columns
@@ -293,6 +293,11 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.La
     findings = pl.concat(parts, how="vertical") if parts else empty_findings()
     # The region's order (examples/expected.json): row, rule code, field name.
     findings = findings.sort(["row", "rule", "field"], nulls_last=False)
+    # Beyond the spec's masking of patient_id: a valid person number anywhere else in a shown
+    # value (typed into a diagnosis field, used as a besok_id) is masked too before the findings
+    # reach the kvittens, the findings CSV, the ledger and the workbooks.
+    for column in ("value", "besok_id"):
+        findings = mask_identifiers(findings, column)
 
     accepted = (
         prepared.with_columns(pl.Series("__keep", keep))

@@ -152,3 +152,47 @@ def make_reservnummer(birth: dt.date, letter: str, number: int) -> str:
     """A valid VGR reservnummer: date, letter K/M/X, two digits, check digit."""
     body = f"{birth:%Y%m%d}{letter}{number:02d}"
     return body + luhn_check_digit(body[2:])
+
+
+# A personnummer or samordningsnummer inside any text: twelve digits (a separator allowed before
+# the last four) or ten with a separator. polars' regex engine has no look-behind, so a value is
+# split into what stands before the first such number, the number, and the rest.
+_ID = r"[0-9]{8}[-+]?[0-9]{4}|[0-9]{6}[-+][0-9]{4}"
+ID_IN_TEXT = rf"(?s)^(.*?(?:^|[^0-9]))({_ID})((?:[^0-9].*)?)$"
+MASK_PASSES = 3  # identifiers masked per value (a value holding more is a file of identifiers)
+
+
+def mask_identifiers(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """``column`` with every *valid* personnummer or samordningsnummer in its text masked (last
+    four digits ``****``), wherever in the value it stands: a person number typed into a
+    diagnosis field must not travel on into a kvittens, a findings list or a workbook. Values
+    without one, and number-like values that are not valid ids, are left as they are."""
+    if frame.height == 0 or column not in frame.columns:
+        return frame
+    # The common case costs one scan: no value with an id-shaped number, nothing to mask.
+    if not frame.select(pl.col(column).str.contains(_ID).fill_null(False).any()).item():
+        return frame
+    lazy = frame.lazy()
+    parts = patient_id_parts(pl.col("__mask_full"), prefix="__mask")
+    for _ in range(MASK_PASSES):
+        groups = pl.col(column).str.extract_groups(ID_IN_TEXT)
+        cand = groups.struct.field("2")
+        digits = cand.str.replace_all("[-+]", "")
+        # A ten-digit form has no century; validity (Luhn, a real date) does not depend on it.
+        full = pl.when(digits.str.len_chars() == 10).then(pl.lit("19") + digits).otherwise(digits)
+        lazy = lazy.with_columns(groups.alias("__mask_groups"), cand.alias("__mask_cand"), full.alias("__mask_full"))
+        for stage in parts.stages:
+            lazy = lazy.with_columns(stage)
+        g = pl.col("__mask_groups")
+        masked = pl.concat_str(
+            [
+                g.struct.field("1"),
+                pl.col("__mask_cand").str.slice(0, pl.col("__mask_cand").str.len_chars() - 4),
+                pl.lit("****"),
+                g.struct.field("3"),
+            ]
+        )
+        lazy = lazy.with_columns(
+            pl.when(parts.valid.fill_null(False)).then(masked).otherwise(pl.col(column)).alias(column)
+        ).select(frame.columns)
+    return lazy.collect()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -133,13 +134,26 @@ def findings_to_csv(findings: pl.DataFrame) -> bytes:
     return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
 
 
+# What a spreadsheet may run as a formula: = + - @ at the start, and a tab or carriage return before
+# one (Excel and LibreOffice skip leading whitespace when they look for a formula; OWASP CSV
+# injection). A plain negative number stays a number.
+FORMULA_START = re.compile(r"^[\t\r]*[=+\-@]|^[\t\r]")
+
+
 def _csv_safe(value: str) -> str:
-    return "'" + value if value[:1] in ("=", "+", "-", "@") and not value.lstrip("-").isdigit() else value
+    if FORMULA_START.match(value) and not value.lstrip("-").isdigit():
+        return "'" + value
+    return value
 
 
 def write_findings_csv(findings: pl.DataFrame, path: Path) -> Path:
-    """Write the findings CSV atomically (temporary name, then rename)."""
+    """Write the findings CSV atomically (temporary name, then rename); nothing is left behind
+    when the folder cannot be written."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(findings_to_csv(findings))
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(findings_to_csv(findings))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

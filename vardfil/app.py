@@ -8,6 +8,7 @@ once per process.
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -89,4 +90,7 @@ def open_app(settings: Settings | None = None, *, reference: Path | None = None,
     """The application on ``settings`` (default: the environment's), with another reference
     folder if given. ``migrate=False`` for worker processes whose parent has migrated already."""
     s = (settings or load_settings()).with_reference(reference)
+    # Everything vardfil writes (the ledger, received files, kvittenser, underlag) carries health
+    # data: readable by the service's own account only (files 0600, folders 0700).
+    os.umask(0o077)
     return App(settings=s, migrate=migrate)

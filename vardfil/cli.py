@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -74,10 +75,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     path: Path = args.path
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
+    if args.findings_csv and not args.findings_csv.parent.is_dir():
+        # Checked before the file is judged: a usage error, not exit 1 (AVVISAD) with a traceback.
+        raise UsageError(f"no such folder for --findings-csv: {args.findings_csv.parent}")
+    # Without --received-at the file is judged as if it arrived now: what a unit checking its file
+    # before sending wants to know.
     received_at = args.received_at or dt.datetime.now(dt.UTC)
     result = validate_file(path, file_name=path.name, received_at=received_at, reference=_app(args).reference)
     if args.findings_csv:
-        write_findings_csv(result.findings, args.findings_csv)
+        try:
+            write_findings_csv(result.findings, args.findings_csv)
+        except OSError as e:
+            raise UsageError(f"cannot write {args.findings_csv}: {e.strerror or e}") from None
     _print_json(result.kvittens.to_dict())
     return EXIT_REJECTED if result.kvittens.status.value == "AVVISAD" else EXIT_OK
 
@@ -225,12 +234,26 @@ def cmd_finalise(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the portal."""
+    """Run the portal and the API (``--workers N``: N server processes behind one port)."""
     import uvicorn
 
-    from vardfil.portal.app import create_app
+    if args.workers <= 1:
+        from vardfil.portal.app import create_app
 
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+        uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+        return EXIT_OK
+    # Each server process has its own validation workers: share the cores between them unless the
+    # operator said otherwise (the setting reaches the spawned processes through the environment).
+    cores = os.cpu_count() or 1
+    os.environ.setdefault("VARDFIL_POOL_WORKERS", str(max(1, cores // args.workers)))
+    uvicorn.run(
+        "vardfil.portal.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+    )
     return EXIT_OK
 
 
@@ -252,6 +275,53 @@ def cmd_user_add(args: argparse.Namespace) -> int:
             actor=_actor(args, app),
         )
     print(f"account {args.username} ({args.role}) created")
+    return EXIT_OK
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    """A new API token for one unit, printed once: only its hash is kept."""
+    from vardfil.accounts import create_token
+
+    with _app(args) as app:
+        token = create_token(app.ledger, app.reference, unit_hsaid=args.unit, name=args.name, actor=_actor(args, app))
+    print(token)
+    print(f"token {args.name} for {args.unit} created: store it now, it is not shown again", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    """Every token: name, unit, created, revoked (never the token itself)."""
+    from vardfil.accounts import list_tokens
+
+    with _app(args) as app:
+        tokens = list_tokens(app.ledger)
+    if args.json:
+        _print_json(
+            [
+                {
+                    "name": t.name,
+                    "unit_hsaid": t.unit_hsaid,
+                    "created_at": t.created_at.isoformat(),
+                    "created_by": t.created_by,
+                    "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+                }
+                for t in tokens
+            ]
+        )
+        return EXIT_OK
+    for t in tokens:
+        state = f"återkallad {t.revoked_at.isoformat()}" if t.revoked_at else "aktiv"
+        print(f"{t.name}\t{t.unit_hsaid}\t{t.created_at.isoformat()}\t{state}")
+    return EXIT_OK
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    """Revoke a token by name; it stops working at once."""
+    from vardfil.accounts import revoke_token
+
+    with _app(args) as app:
+        revoke_token(app.ledger, name=args.name, actor=_actor(args, app))
+    print(f"token {args.name} revoked")
     return EXIT_OK
 
 
@@ -342,9 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     fi.add_argument("--actor")
     fi.set_defaults(func=cmd_finalise)
 
-    sv = sub.add_parser("serve", help="run the web portal")
+    sv = sub.add_parser("serve", help="run the web portal and the API")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--workers", type=int, default=1, metavar="N", help="server processes behind the port (default 1)")
     sv.set_defaults(func=cmd_serve)
 
     us = sub.add_parser("user", help="portal accounts")
@@ -355,6 +426,22 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--hsaid", action="append", help="a unit the account acts for (repeatable)")
     ua.add_argument("--actor")
     ua.set_defaults(func=cmd_user_add)
+
+    tk = sub.add_parser("token", help="API tokens of the journal systems (one unit each)")
+    tk_sub = tk.add_subparsers(dest="token_command", required=True)
+    tc = tk_sub.add_parser("create", help="create a token for a unit; printed once")
+    tc.add_argument("unit", metavar="HSAID")
+    tc.add_argument("--name", required=True, help="what the token is for, e.g. the journal system (unique)")
+    tc.add_argument("--reference", type=Path, metavar="DIR")
+    tc.add_argument("--actor")
+    tc.set_defaults(func=cmd_token_create)
+    tl = tk_sub.add_parser("list", help="every token (never the token itself)")
+    tl.add_argument("--json", action="store_true", help="machine-readable output")
+    tl.set_defaults(func=cmd_token_list)
+    tr = tk_sub.add_parser("revoke", help="revoke a token by name")
+    tr.add_argument("name", metavar="NAME")
+    tr.add_argument("--actor")
+    tr.set_defaults(func=cmd_token_revoke)
 
     s = sub.add_parser("sample", help="run the sample month with embedded defaults")
     s.add_argument("--out", type=Path, default=None, help="kvittens folder (default: $VARDFIL_HOME/sample)")

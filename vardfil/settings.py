@@ -12,6 +12,7 @@ the environment; everything else is handed a :class:`Settings`.
 | ``VARDFIL_PSEUDONYM_KEY`` | a random key made once in ``$VARDFIL_HOME/pseudonym.key`` | the HMAC key of patient pseudonyms |
 | ``VARDFIL_WORKBOOK_WORKERS`` | the number of cores | processes that render unit workbooks (1: in process) |
 | ``VARDFIL_WORKBOOK_BATCHES`` | ``8`` | mapped Airflow tasks the unit workbooks are split into |
+| ``VARDFIL_POOL_WORKERS`` | the number of cores | the server's validation processes (0: threads in the server process) |
 | ``VARDFIL_SECURE_COOKIES`` | off | ``1``: the portal's cookies are ``Secure`` (behind TLS) |
 | ``VARDFIL_CLOCK_FILE`` | none | demos and tests only: a file holding the portal's "now" |
 | ``VARDFIL_ACTOR`` | the login name | who the CLI records as acting |
@@ -43,6 +44,7 @@ class Settings:
     pseudonym_key: str | None = None
     workbook_workers: int | None = None  # None: one per core
     workbook_batches: int = 8
+    pool_workers: int | None = None  # None: one per core
     secure_cookies: bool = False
     clock_file: Path | None = None
     actor: str | None = None
@@ -71,6 +73,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pseudonym_key=env.get("VARDFIL_PSEUDONYM_KEY") or None,
         workbook_workers=_int(env.get("VARDFIL_WORKBOOK_WORKERS")),
         workbook_batches=_int(env.get("VARDFIL_WORKBOOK_BATCHES")) or 8,
+        pool_workers=_int(env.get("VARDFIL_POOL_WORKERS")),
         secure_cookies=env.get("VARDFIL_SECURE_COOKIES") == "1",
         clock_file=Path(clock) if clock else None,
         actor=env.get("VARDFIL_ACTOR") or None,

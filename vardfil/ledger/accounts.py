@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
-from vardfil.ledger.tables import Account, AccountUnit, WebSession
+from vardfil.ledger.tables import Account, AccountUnit, ApiToken, SignInThrottle, WebSession
 
 if TYPE_CHECKING:
     from vardfil.ledger.database import Ledger
@@ -74,3 +74,107 @@ class Accounts:
         """Remove a session."""
         with self.ledger.transaction() as s:
             s.execute(delete(WebSession).where(WebSession.token_sha256 == token_sha256))
+
+    # --- sessions: rotation and purging --------------------------------------------------------
+
+    def end_other_sessions(self, account_id: int, *, keep: str | None = None) -> None:
+        """End every session of an account but ``keep`` (a new sign-in rotates the old ones out)."""
+        with self.ledger.transaction() as s:
+            q = delete(WebSession).where(WebSession.account_id == account_id)
+            if keep is not None:
+                q = q.where(WebSession.token_sha256 != keep)
+            s.execute(q)
+
+    def purge_expired_sessions(self, now: dt.datetime) -> None:
+        """Remove sessions past their expiry (they sign nobody in; they only grow the table)."""
+        with self.ledger.transaction() as s:
+            s.execute(delete(WebSession).where(WebSession.expires_at < now))
+
+    # --- the sign-in throttle --------------------------------------------------------------------
+
+    def locked_until(self, keys: list[str], now: dt.datetime) -> dt.datetime | None:
+        """The latest lock in force on any of the keys, if any."""
+        with self.ledger.reading() as s:
+            rows = s.scalars(select(SignInThrottle).where(SignInThrottle.key.in_(keys)))
+            locks = [r.locked_until for r in rows if r.locked_until is not None and r.locked_until > now]
+        return max(locks, default=None)
+
+    def count_failure(
+        self, key: str, *, now: dt.datetime, window: dt.timedelta, limit: int, lock_for: dt.timedelta
+    ) -> bool:
+        """Count a failed sign-in under ``key``; True when this failure locks the key."""
+        with self.ledger.transaction() as s:
+            # Rows whose window has passed and whose lock has ended say nothing any more.
+            s.execute(
+                delete(SignInThrottle).where(
+                    SignInThrottle.first_failure_at < now - window,
+                    (SignInThrottle.locked_until.is_(None)) | (SignInThrottle.locked_until < now),
+                )
+            )
+            row = s.get(SignInThrottle, key)
+            if row is None:
+                row = SignInThrottle(key=key, failures=0, first_failure_at=now, locked_until=None)
+                s.add(row)
+            row.failures += 1
+            if row.failures >= limit:
+                row.locked_until, row.failures, row.first_failure_at = now + lock_for, 0, now
+                return True
+            return False
+
+    def clear_failures(self, key: str) -> None:
+        """A successful sign-in forgives the account's earlier failures."""
+        with self.ledger.transaction() as s:
+            s.execute(delete(SignInThrottle).where(SignInThrottle.key == key))
+
+    def set_password_hash(self, account_id: int, password_hash: str) -> None:
+        """Store a password hash made with the current scrypt cost (rehash on sign-in)."""
+        with self.ledger.transaction() as s:
+            acc = s.get(Account, account_id)
+            if acc is not None:
+                acc.password_hash = password_hash
+
+    # --- API tokens ------------------------------------------------------------------------------
+
+    def add_token(self, *, name: str, unit_hsaid: str, token_sha256: str, actor: str, now: dt.datetime) -> bool:
+        """Record a token (its hash only); False when the name is taken."""
+        with self.ledger.transaction() as s:
+            if s.scalars(select(ApiToken).where(ApiToken.name == name)).first():
+                return False
+            s.add(
+                ApiToken(
+                    name=name,
+                    unit_hsaid=unit_hsaid,
+                    token_sha256=token_sha256,
+                    created_by=actor,
+                    created_at=now,
+                    revoked_at=None,
+                )
+            )
+            self.ledger.audit(
+                s, actor=actor, action="api_token_created", subject=name, detail={"unit_hsaid": unit_hsaid}
+            )
+        return True
+
+    def tokens(self) -> list[ApiToken]:
+        """Every token, oldest first (revoked ones included: they are the record)."""
+        with self.ledger.reading() as s:
+            return list(s.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+    def revoke_token(self, name: str, *, actor: str, now: dt.datetime) -> bool:
+        """Revoke a token by name; False when there is no live token of that name."""
+        with self.ledger.transaction() as s:
+            tok = s.scalars(select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))).first()
+            if tok is None:
+                return False
+            tok.revoked_at = now
+            self.ledger.audit(
+                s, actor=actor, action="api_token_revoked", subject=name, detail={"unit_hsaid": tok.unit_hsaid}
+            )
+        return True
+
+    def token_by_hash(self, token_sha256: str) -> ApiToken | None:
+        """The live token with this hash, if any."""
+        with self.ledger.reading() as s:
+            return s.scalars(
+                select(ApiToken).where(ApiToken.token_sha256 == token_sha256, ApiToken.revoked_at.is_(None))
+            ).first()

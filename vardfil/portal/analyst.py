@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from filespec.calendar import Period, parse_instant
 from vardfil.accounts import User
 from vardfil.app import App
 from vardfil.errors import Refused
 from vardfil.month.approval import finalise
-from vardfil.month.close import close_period
 from vardfil.month.dispens import grant_dispens
 from vardfil.month.views import month_board
-from vardfil.portal.web import checked_form, now, page, require_analyst, vardfil
-from vardfil.publish.workbooks import write_workbooks
+from vardfil.portal.access import checked_form, now, page, require_analyst, vardfil
+from vardfil.workers import close_job
 
 router = APIRouter()
 
@@ -29,7 +31,7 @@ def _period(text: str) -> Period:
 
 
 @router.get("/analys/{period}", response_class=HTMLResponse)
-async def month_board_page(request: Request, period: str) -> Response:
+def month_board_page(request: Request, period: str) -> Response:
     """Every unit of the period: delivery, rejected share, amounts once closed."""
     user = require_analyst(request)
     p, app = _period(period), vardfil(request)
@@ -47,64 +49,71 @@ async def month_board_page(request: Request, period: str) -> Response:
     )
 
 
+Action = Callable[[App, Period, User, FormData, dt.datetime], Awaitable[object]]
+
+
+async def _act(request: Request, period: str, action: Action) -> Response:
+    """An analyst's POST on a period: checked, carried out off the event loop, answered with the
+    board again; a request the application refuses is a 400 with its reason."""
+    at = now(request)
+    user = await run_in_threadpool(require_analyst, request)
+    p = _period(period)
+    form = await checked_form(request, user)
+    try:
+        await action(vardfil(request), p, user, form, at)
+    except Refused as e:
+        raise HTTPException(status_code=400, detail=str(e)) from None
+    return RedirectResponse(f"/analys/{p}", status_code=303)
+
+
 @router.post("/analys/{period}/dispens")
 async def grant(request: Request, period: str) -> Response:
     """Grant a unit an extended deadline."""
-    user = require_analyst(request)
-    p = _period(period)
-    form = await checked_form(request, user)
-    # A time without an offset is refused, as in the CLI: at the DST change it names two instants.
-    try:
-        until = parse_instant(str(form.get("until")))
-    except ValueError:
-        raise HTTPException(status_code=400, detail="Ange tidpunkten som ÅÅÅÅ-MM-DDTHH:MM+01:00") from None
-    try:
-        grant_dispens(
-            vardfil(request),
-            unit_hsaid=str(form.get("unit")),
-            period=str(p),
-            until=until,
-            reason=str(form.get("reason") or ""),
-            actor=user.username,
+
+    async def action(app: App, p: Period, user: User, form: FormData, _at: dt.datetime) -> object:
+        # A time without an offset is refused, as in the CLI: at the DST change it names two instants.
+        try:
+            until = parse_instant(str(form.get("until")))
+        except ValueError:
+            raise HTTPException(status_code=400, detail="Ange tidpunkten som ÅÅÅÅ-MM-DDTHH:MM+01:00") from None
+        return await run_in_threadpool(
+            lambda: grant_dispens(
+                app,
+                unit_hsaid=str(form.get("unit")),
+                period=str(p),
+                until=until,
+                reason=str(form.get("reason") or ""),
+                actor=user.username,
+            )
         )
-    except Refused as e:
-        raise HTTPException(status_code=400, detail=str(e)) from None
-    return RedirectResponse(f"/analys/{p}", status_code=303)
 
-
-async def _act(request: Request, period: str, action: Callable[[App, Period, User], object]) -> Response:
-    """An analyst's POST on a period: checked, carried out, answered with the board again; a
-    request the application refuses is a 400 with its reason."""
-    user = require_analyst(request)
-    p = _period(period)
-    await checked_form(request, user)
-    try:
-        action(vardfil(request), p, user)
-    except Refused as e:
-        raise HTTPException(status_code=400, detail=str(e)) from None
-    return RedirectResponse(f"/analys/{p}", status_code=303)
+    return await _act(request, period, action)
 
 
 @router.post("/analys/{period}/close")
 async def close(request: Request, period: str) -> Response:
-    """Close the period now and publish every workbook."""
-    at = now(request)
+    """Close the period now and publish every workbook (in the large lane: it takes a minute)."""
 
-    def close_and_publish(app: App, p: Period, user: User) -> None:
-        close_period(str(p), at=at, app=app, actor=user.username)
-        write_workbooks(str(p), app=app)
+    async def action(app: App, p: Period, user: User, _form: FormData, at: dt.datetime) -> object:
+        if at < p.deadline:  # answered here at once rather than after a wait for the lane
+            raise Refused(f"perioden {p} kan stängas först efter tidsgränsen {p.deadline:%Y-%m-%d %H:%M}")
+        return await request.app.state.pool.run("large", close_job, str(p), at, user.username)
 
-    return await _act(request, period, close_and_publish)
+    return await _act(request, period, action)
 
 
 @router.post("/analys/{period}/finalise")
 async def finalise_period(request: Request, period: str) -> Response:
     """Finalise the period: its underlag never changes again."""
-    return await _act(request, period, lambda app, p, user: finalise(app.ledger, period=str(p), actor=user.username))
+
+    async def action(app: App, p: Period, user: User, _form: FormData, _at: dt.datetime) -> object:
+        return await run_in_threadpool(lambda: finalise(app.ledger, period=str(p), actor=user.username))
+
+    return await _act(request, period, action)
 
 
 @router.get("/analys/{period}/download/{name}")
-async def download(request: Request, period: str, name: str) -> Response:
+def download(request: Request, period: str, name: str) -> Response:
     """One of the period's published files, by its fixed name (never a path from the request)."""
     require_analyst(request)
     p = _period(period)
@@ -119,7 +128,7 @@ async def download(request: Request, period: str, name: str) -> Response:
 
 
 @router.get("/analys/audit/log", response_class=HTMLResponse)
-async def audit(request: Request) -> Response:
+def audit(request: Request) -> Response:
     """The newest entries of the audit log."""
     user = require_analyst(request)
     return page(request, "audit.html", user, entries=vardfil(request).ledger.audit_entries(limit=300))

@@ -1,55 +1,111 @@
-"""The portal: units upload and read their kvittens; analysts run the month.
+"""The web server: the portal (units upload and read their kvittens; analysts run the month) and
+the journal systems' API under ``/api/v1``, on one port.
 
 Server-rendered (FastAPI + Jinja2, no front-end build), a thin front door: each handler checks who
 is asking, calls one application function (``vardfil.month``, ``vardfil.publish``) and renders its
 answer. Routers per audience: ``signin``, ``unit``, ``analyst``; the shared access rules are in
-``web``.
+``access``.
+
+The event loop only waits (the 15:00 burst, ``vardfil.workers``): every request is stamped when it
+arrives (``received_at``), bodies are streamed to disk under a limit enforced while they are read,
+page handlers run in the thread pool, and validation, closes and workbooks in worker processes.
 
 Security: sessions are server-side (only a hash of the token is stored), the cookie is
 ``HttpOnly`` and ``SameSite=Strict`` (``Secure`` behind TLS: ``VARDFIL_SECURE_COOKIES=1``); every
 form carries the session's CSRF token and every POST checks it; a unit user is bound to its
-HSA-ids and every route that names a unit or a file checks it (``web.unit_of``/``web.file_of``);
-upload names are only ever text (files are stored under their hash). The region's SSO plugs in at
-``web.current_user``.
+HSA-ids and every route that names a unit or a file checks it (``access.unit_of``/``file_of``);
+upload names are only ever text (files are stored under their hash); every response carries a
+strict Content-Security-Policy, ``nosniff``, ``DENY`` framing, no referrer and ``no-store``. The
+region's SSO plugs in at ``access.current_user``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from filespec import max_file_bytes
 from filespec.calendar import STOCKHOLM, parse_instant
+from vardfil.accounts import User
+from vardfil.api import create_api
 from vardfil.app import App, open_app
 from vardfil.portal import analyst, signin, unit
-from vardfil.portal.web import current_user, page
+from vardfil.portal.access import current_user, page
+from vardfil.web.body import BadUpload
+from vardfil.web.middleware import ArrivalStamp, BodyLimit, SecurityHeaders
+from vardfil.workers import WorkerPool
+
+STATIC = Path(__file__).parent / "static"
+# The two routes that take a file; every other body is a small form.
+UPLOAD_PATHS = re.compile(r"^/(enhet/[^/]+/upload|api/v1/filer)$")
 
 
 def make_clock(clock_file: Path | None) -> Callable[[], dt.datetime]:
-    """The portal's clock. A clock file (``VARDFIL_CLOCK_FILE``, demos and tests only) holds the
-    current instant, so a test can cross a deadline; otherwise the real time."""
-    if clock_file is not None:
-        return lambda: parse_instant(clock_file.read_text().strip())
-    return lambda: dt.datetime.now(dt.UTC).astimezone(STOCKHOLM)
+    """The server's clock. A clock file (``VARDFIL_CLOCK_FILE``: demos, tests and the burst
+    benchmark only) holds the current instant, so a test can cross a deadline; or
+    ``INSTANT EPOCH RATE``: the clock showed INSTANT at Unix time EPOCH and runs RATE times as
+    fast as real time (the benchmark replays 14:00–15:00 in two minutes). Else the real time."""
+    if clock_file is None:
+        return lambda: dt.datetime.now(dt.UTC).astimezone(STOCKHOLM)
+
+    def read() -> dt.datetime:
+        instant, *moving = clock_file.read_text().split()
+        at = parse_instant(instant)
+        if moving:
+            epoch, rate = float(moving[0]), float(moving[1])
+            at += dt.timedelta(seconds=(time.time() - epoch) * rate)
+        return at
+
+    return read
 
 
 def create_app(vardfil_app: App | None = None) -> FastAPI:
-    """The portal on an application (default: opened from the process's settings)."""
+    """The server on an application (default: opened from the process's settings)."""
     core = vardfil_app or open_app()
-    web = FastAPI(title="vardfil", docs_url=None, redoc_url=None, openapi_url=None)
-    web.state.vardfil = core
-    web.state.clock = make_clock(core.settings.clock_file)
     core.ledger  # noqa: B018 - open and migrate the ledger at start, not on the first request
+    pool = WorkerPool(core.settings, workers=core.settings.pool_workers)
 
-    @web.exception_handler(HTTPException)
-    async def _errors(request: Request, exc: HTTPException) -> Response:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        pool.start()  # the workers import pandera and polars now, not when the first file waits
+        yield
+        pool.shutdown()
+
+    web = FastAPI(title="vardfil", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    web.state.vardfil = core
+    web.state.pool = pool
+    web.state.clock = clock = make_clock(core.settings.clock_file)
+    # Added innermost first: a request meets ArrivalStamp, then SecurityHeaders, then BodyLimit.
+    web.add_middleware(
+        BodyLimit,
+        upload_limit=max_file_bytes() + 64 * 1024,
+        is_upload=lambda path: UPLOAD_PATHS.match(path) is not None,
+    )
+    web.add_middleware(SecurityHeaders)
+    web.add_middleware(ArrivalStamp, clock=clock)
+
+    @web.exception_handler(StarletteHTTPException)
+    async def _errors(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 303 and exc.headers:
             return RedirectResponse(exc.headers["Location"], status_code=303)
-        resp = page(request, "error.html", current_user(request), status=exc.status_code, message=exc.detail)
+        user = await _user_or_none(request)
+        resp = page(request, "error.html", user, status=exc.status_code, message=_message(exc))
         resp.status_code = exc.status_code
+        return resp
+
+    @web.exception_handler(BadUpload)
+    async def _bad_upload(request: Request, exc: BadUpload) -> Response:
+        resp = page(request, "error.html", await _user_or_none(request), status=400, message=str(exc))
+        resp.status_code = 400
         return resp
 
     @web.get("/healthz")
@@ -58,4 +114,22 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
 
     for router in (signin.router, unit.router, analyst.router):
         web.include_router(router)
+    web.mount("/api/v1", create_api(core, pool))
+    web.mount("/static", StaticFiles(directory=STATIC), name="static")
     return web
+
+
+async def _user_or_none(request: Request) -> User | None:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(current_user, request)
+
+
+def _message(exc: StarletteHTTPException) -> str:
+    # Starlette's own errors (an unknown address, a wrong method) speak English: a person here
+    # reads Swedish.
+    return (
+        {404: "Sidan finns inte.", 405: "Den åtgärden går inte att göra här."}.get(exc.status_code, str(exc.detail))
+        if exc.detail in ("Not Found", "Method Not Allowed")
+        else str(exc.detail)
+    )

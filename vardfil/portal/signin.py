@@ -7,18 +7,20 @@ import secrets
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from filespec.calendar import period_of_window
-from vardfil.accounts import sign_in, sign_out
-from vardfil.portal.web import COOKIE, PRE_COOKIE, checked_form, now, page, require_user, vardfil
+from filespec.calendar import STOCKHOLM, period_of_window
+from vardfil.accounts import SESSION_HOURS, sign_in, sign_out
+from vardfil.portal.access import COOKIE, PRE_COOKIE, checked_form, now, page, require_user, vardfil
 
 router = APIRouter()
 
 
-def _login_page(request: Request, error: str | None) -> HTMLResponse:
+def _login_page(request: Request, error: str | None, status: int = 200) -> HTMLResponse:
     # A pre-session CSRF token in its own cookie: the sign-in form is posted before any session.
     token = secrets.token_urlsafe(32)
     resp = page(request, "login.html", None, csrf=token, error=error)
+    resp.status_code = status
     resp.set_cookie(
         PRE_COOKIE, token, httponly=True, samesite="strict", secure=vardfil(request).settings.secure_cookies
     )
@@ -26,31 +28,41 @@ def _login_page(request: Request, error: str | None) -> HTMLResponse:
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request) -> Response:
+def login_page(request: Request) -> Response:
     """The sign-in form."""
     return _login_page(request, None)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the credentials; a session cookie and the start page, or the form again with 401."""
-    form = await request.form()
+    """Check the credentials; a session cookie and the start page, or the form again."""
+    form = await request.form()  # a few kilobytes at most: BodyLimit
     pre = request.cookies.get(PRE_COOKIE, "")
     if not pre or not hmac.compare_digest(str(form.get("csrf", "")), pre):
         raise HTTPException(status_code=403, detail="Ogiltig eller saknad CSRF-token")
-    token = sign_in(vardfil(request).ledger, str(form.get("username", ""))[:128], str(form.get("password", "")))
-    if token is None:
-        resp = _login_page(request, "Fel användarnamn eller lösenord")
-        resp.status_code = 401
-        return resp
+    address = request.client.host if request.client else ""
+    # scrypt costs half a second of CPU by design: in a thread (it releases the GIL), never in
+    # the event loop that stamps the arrival of files.
+    result = await run_in_threadpool(
+        sign_in,
+        vardfil(request).ledger,
+        str(form.get("username", ""))[:128],
+        str(form.get("password", "")),
+        address=address,
+    )
+    if result.locked_until is not None:
+        until = result.locked_until.astimezone(STOCKHOLM).strftime("%H:%M")
+        return _login_page(request, f"För många misslyckade inloggningar. Försök igen efter kl. {until}.", 429)
+    if result.token is None:
+        return _login_page(request, "Fel användarnamn eller lösenord", 401)
     redirect = RedirectResponse("/", status_code=303)
     redirect.set_cookie(
         COOKIE,
-        token,
+        result.token,
         httponly=True,
         samesite="strict",
         secure=vardfil(request).settings.secure_cookies,
-        max_age=8 * 3600,
+        max_age=SESSION_HOURS * 3600,
     )
     redirect.delete_cookie(PRE_COOKIE)
     return redirect
@@ -59,16 +71,16 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     """End the session."""
-    user = require_user(request)
+    user = await run_in_threadpool(require_user, request)
     await checked_form(request, user)
-    sign_out(vardfil(request).ledger, request.cookies.get(COOKIE))
+    await run_in_threadpool(sign_out, vardfil(request).ledger, request.cookies.get(COOKIE))
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(COOKIE)
     return resp
 
 
 @router.get("/")
-async def home(request: Request) -> Response:
+def home(request: Request) -> Response:
     """Analysts to the board of the month whose window is open, unit users to their unit."""
     user = require_user(request)
     if user.analyst:

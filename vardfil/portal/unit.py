@@ -3,33 +3,28 @@
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from filespec import file_rule_messages, max_file_bytes, spec_for
+from filespec import file_rule_messages, spec_for
 from filespec.calendar import Period
 from reports import COMPONENT_LABELS
 from vardfil.errors import Refused
 from vardfil.month.approval import answer
-from vardfil.month.intake import display_name, submit
+from vardfil.month.intake import named_unit, sent_name
 from vardfil.month.views import preview, record_diff, replaced_by, unit_underlag_overview
-from vardfil.portal.web import checked_form, file_of, now, page, unit_of, vardfil
+from vardfil.portal.access import check_csrf, checked_form, file_of, now, page, unit_of, vardfil
+from vardfil.web.body import read_upload
+from vardfil.workers import submit_job
 
 router = APIRouter()
 FINDINGS_SHOWN = 50
-# Room for the multipart envelope around the largest file any spec accepts.
-MAX_UPLOAD = max_file_bytes() + 64 * 1024
-
-
-def _too_large() -> HTTPException:
-    return HTTPException(status_code=413, detail=f"{file_rule_messages()['F06']} (F06). Filen togs inte emot.")
 
 
 @router.get("/enhet/{hsaid}", response_class=HTMLResponse)
-async def unit_page(request: Request, hsaid: str) -> Response:
+def unit_page(request: Request, hsaid: str) -> Response:
     """The unit's month: countdown to its deadline, its files, its published underlag."""
     user, unit = unit_of(request, hsaid)
     app, at = vardfil(request), now(request)
@@ -52,46 +47,32 @@ async def unit_page(request: Request, hsaid: str) -> Response:
 
 @router.post("/enhet/{hsaid}/upload")
 async def upload(request: Request, hsaid: str) -> Response:
-    """Receive a file: stamped at arrival, before the body is read; answered with its kvittens."""
-    # Stamped first: a unit that pressed "Skicka" at 14:59:58 is on time however long the body
-    # takes to arrive or the server takes to get to it.
-    received_at = now(request)
-    user, _ = unit_of(request, hsaid)
-    if int(request.headers.get("content-length") or 0) > MAX_UPLOAD:
-        raise _too_large()
-    form = await checked_form(request, user)
-    upload_file = form.get("file")
-    filename = getattr(upload_file, "filename", None)
-    if upload_file is None or isinstance(upload_file, str) or not filename:
-        raise HTTPException(status_code=400, detail="Välj en fil att skicka")
-    name = display_name(filename.replace("\\", "/").rsplit("/", 1)[-1])
-    parts = name.split("_")
-    # A file named for another unit is refused before it is stored: the unit user may act only for
-    # its own units, and a misrouted file would otherwise get that unit's kvittens (F07 aside).
-    if len(parts) >= 2 and parts[1].startswith("SE") and parts[1] != hsaid:
-        raise HTTPException(status_code=403, detail="Filnamnet anger en annan vårdenhet än din")
+    """Receive a file: stamped at arrival (``ArrivalStamp``), checked before its body is read,
+    streamed to disk, recorded in a worker process; answered with its kvittens page."""
+    received_at = request.state.received_at
+    user, _ = await run_in_threadpool(unit_of, request, hsaid)
     app = vardfil(request)
-    with tempfile.NamedTemporaryFile(
-        dir=app.store.root if app.store.root.exists() else None, prefix=".upload-", delete=False
-    ) as tmp:
-        size = 0
-        while chunk := await upload_file.read(1 << 20):
-            size += len(chunk)
-            if size > MAX_UPLOAD:
-                Path(tmp.name).unlink(missing_ok=True)
-                raise _too_large()
-            tmp.write(chunk)
+    received = await read_upload(request, staging=app.store.root / "incoming")
     try:
-        sub = submit(
-            Path(tmp.name), file_name=name, received_at=received_at, app=app, source_kind="portal", actor=user.username
+        check_csrf(received.fields.get("csrf"), user)
+        if received.path is None or not received.filename:
+            raise HTTPException(status_code=400, detail="Välj en fil att skicka")
+        name = sent_name(received.filename)
+        # A file named for another unit is refused before it is recorded: the user acts only for
+        # its own units, and a misrouted file must not be answered with another unit's kvittens.
+        if named_unit(name) not in (None, hsaid):
+            raise HTTPException(status_code=403, detail="Filnamnet anger en annan vårdenhet än din")
+        pool = request.app.state.pool
+        done = await pool.run(
+            pool.lane_for(received.size), submit_job, str(received.path), name, received_at, "portal", user.username
         )
     finally:
-        Path(tmp.name).unlink(missing_ok=True)
-    return RedirectResponse(f"/kvittens/{sub.receipt_id}", status_code=303)
+        received.discard()
+    return RedirectResponse(f"/kvittens/{done['receipt_id']}", status_code=303)
 
 
 @router.get("/kvittens/{receipt_id}", response_class=HTMLResponse)
-async def kvittens_page(request: Request, receipt_id: str) -> Response:
+def kvittens_page(request: Request, receipt_id: str) -> Response:
     """A kvittens as a person reads it: findings with their messages, payment preview, diff."""
     user, f = file_of(request, receipt_id)
     app = vardfil(request)
@@ -116,7 +97,7 @@ async def kvittens_page(request: Request, receipt_id: str) -> Response:
 
 
 @router.get("/kvittens/{receipt_id}/findings.csv")
-async def kvittens_csv(request: Request, receipt_id: str) -> Response:
+def kvittens_csv(request: Request, receipt_id: str) -> Response:
     """The full findings list."""
     _, f = file_of(request, receipt_id)
     return FileResponse(
@@ -127,7 +108,7 @@ async def kvittens_csv(request: Request, receipt_id: str) -> Response:
 
 
 @router.get("/kvittens/{receipt_id}/kvittens.json")
-async def kvittens_json(request: Request, receipt_id: str) -> Response:
+def kvittens_json(request: Request, receipt_id: str) -> Response:
     """The kvittens JSON, as the spec defines it."""
     _, f = file_of(request, receipt_id)
     return Response(
@@ -138,7 +119,7 @@ async def kvittens_json(request: Request, receipt_id: str) -> Response:
 
 
 @router.get("/enhet/{hsaid}/underlag/{period}.xlsx")
-async def unit_workbook(request: Request, hsaid: str, period: str) -> Response:
+def unit_workbook(request: Request, hsaid: str, period: str) -> Response:
     """The unit's published workbook of a closed period."""
     _, unit = unit_of(request, hsaid)
     try:
@@ -154,17 +135,19 @@ async def unit_workbook(request: Request, hsaid: str, period: str) -> Response:
 @router.post("/enhet/{hsaid}/underlag/{period}/svar")
 async def respond(request: Request, hsaid: str, period: str) -> Response:
     """The unit approves or disputes its underlag."""
-    user, unit = unit_of(request, hsaid)
+    user, unit = await run_in_threadpool(unit_of, request, hsaid)
     form = await checked_form(request, user)
     try:
-        answer(
-            vardfil(request).ledger,
-            unit_hsaid=hsaid,
-            file_type=unit.filtyp,
-            period=period,
-            action="INVAND" if form.get("action") == "INVAND" else "GODKANN",
-            comment=str(form.get("comment") or ""),
-            actor=user.username,
+        await run_in_threadpool(
+            lambda: answer(
+                vardfil(request).ledger,
+                unit_hsaid=hsaid,
+                file_type=unit.filtyp,
+                period=period,
+                action="INVAND" if form.get("action") == "INVAND" else "GODKANN",
+                comment=str(form.get("comment") or ""),
+                actor=user.username,
+            )
         )
     except Refused as e:
         raise HTTPException(status_code=400, detail=str(e)) from None

@@ -24,7 +24,7 @@ from filespec import Unit, load_listing, price_list_for
 from filespec.calendar import STOCKHOLM, Period
 from reports import Component, reh_visits, vgp_visits
 from reports.workbooks import region_workbook, unit_workbook
-from validators.identifiers import mask_expr
+from validators.identifiers import mask_expr, mask_identifiers
 from vardfil.app import App
 from vardfil.errors import NotClosed
 from vardfil.ledger import ReceivedFile, period_status
@@ -43,7 +43,9 @@ def _visit_rows(
     Converted column by column in polars; amounts are exact decimals (never floats)."""
     if f.accepted_path is None:
         return None
-    acc = pl.read_parquet(app.store.resolve(f.accepted_path))
+    # A person number used as a besok_id is masked like the patient id: the workbook leaves the
+    # region's systems (the unit downloads it).
+    acc = mask_identifiers(pl.read_parquet(app.store.resolve(f.accepted_path)), "besok_id")
     prices = price_list_for(period)
     common: list[Any] = [
         "rad",

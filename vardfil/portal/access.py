@@ -81,11 +81,16 @@ def file_of(request: Request, receipt_id: str) -> tuple[User, ReceivedFile]:
     return user, f
 
 
-async def checked_form(request: Request, user: User) -> FormData:
-    """The posted form, after checking it carries the session's CSRF token."""
-    form = await request.form()
-    if not hmac.compare_digest(str(form.get("csrf", "")), user.csrf):
+def check_csrf(sent: object, user: User) -> None:
+    """403 unless ``sent`` is the session's CSRF token (compared in constant time)."""
+    if not hmac.compare_digest(str(sent or ""), user.csrf):
         raise HTTPException(status_code=403, detail="Ogiltig eller saknad CSRF-token")
+
+
+async def checked_form(request: Request, user: User) -> FormData:
+    """The posted form (a few kilobytes at most: ``BodyLimit``), after checking its CSRF token."""
+    form = await request.form()
+    check_csrf(form.get("csrf"), user)
     return form
 
 

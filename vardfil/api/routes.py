@@ -1,0 +1,118 @@
+"""The API's routes: thin, like the portal's. Authentication reads only the header, so a request
+without a valid token is answered before a byte of its body is read."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vardfil.accounts import token_unit
+from vardfil.app import App
+from vardfil.ledger.tables import ApiToken, ReceivedFile
+from vardfil.month.intake import display_name, named_unit, sent_name
+from vardfil.web.body import BadUpload, read_upload
+from vardfil.workers import WorkerPool, submit_job, validate_job
+
+ERRORS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    422: "bad_request",
+    500: "internal",
+}
+
+
+def _error(status: int, detail: str) -> HTTPException:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return HTTPException(status_code=status, detail=detail, headers=headers)
+
+
+def create_api(core: App, pool: WorkerPool) -> FastAPI:
+    """The API application, mounted by the portal at ``/api/v1`` (one server, one port)."""
+    api = FastAPI(
+        title="vardfil API",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        description=__doc__,
+    )
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _errors(request: Request, exc: StarletteHTTPException) -> Response:
+        body = {"error": ERRORS.get(exc.status_code, "error"), "detail": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    async def _token(request: Request) -> ApiToken:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        found = await run_in_threadpool(token_unit, core.ledger, token.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
+            raise _error(401, "Saknar giltig API-nyckel (Authorization: Bearer …).")
+        return found
+
+    def _own_file(token: ApiToken, receipt_id: str) -> ReceivedFile:
+        f = core.ledger.file_by_receipt(receipt_id)
+        # The token's unit, or a file with no valid name that this token sent: anything else is
+        # answered as if it did not exist (a receipt id must not confirm someone else's file).
+        if f is None or not (f.unit_hsaid == token.unit_hsaid or (f.unit_hsaid is None and f.actor == _actor(token))):
+            raise _error(404, "Kvittensen finns inte.")
+        return f
+
+    @api.post("/filer", summary="Skicka en redovisningsfil", response_description="Kvittensen (avsnitt 6.4)")
+    async def send_file(request: Request, test: Annotated[bool, Query()] = False) -> Response:
+        """Record a file (or with ``test=true`` only judge it) and answer with its kvittens."""
+        received_at = request.state.received_at  # the instant the request arrived (ArrivalStamp)
+        token = await _token(request)
+        try:
+            upload = await read_upload(request, staging=core.store.root / "incoming")
+        except BadUpload as e:
+            raise _error(400, str(e)) from None
+        try:
+            if upload.path is None or not upload.filename:
+                raise _error(400, "Fältet 'file' med filen och dess namn saknas.")
+            name = sent_name(upload.filename)
+            claimed = named_unit(name)
+            if claimed is not None and claimed != token.unit_hsaid:
+                raise _error(403, "Filnamnet anger en annan vårdenhet än API-nyckelns.")
+            lane = pool.lane_for(upload.size)
+            if test:
+                kv = await pool.run(lane, validate_job, str(upload.path), name, received_at)
+                kv["file_name"] = display_name(name)
+                return JSONResponse(kv)
+            done = await pool.run(lane, submit_job, str(upload.path), name, received_at, "api", _actor(token))
+            return JSONResponse(done["kvittens"])
+        finally:
+            upload.discard()
+
+    @api.get("/kvittenser/{receipt_id}", summary="En kvittens")
+    async def kvittens(request: Request, receipt_id: str) -> Response:
+        """The kvittens of one of the token's unit's files."""
+        token = await _token(request)
+        f = await run_in_threadpool(_own_file, token, receipt_id)
+        body: dict[str, Any] = json.loads(f.kvittens_json)
+        return JSONResponse(body)
+
+    @api.get("/kvittenser/{receipt_id}/findings.csv", summary="Hela fellistan (CSV)")
+    async def findings(request: Request, receipt_id: str) -> Response:
+        """The full findings list of one of the token's unit's files."""
+        token = await _token(request)
+        f = await run_in_threadpool(_own_file, token, receipt_id)
+        return FileResponse(
+            core.store.resolve(f.findings_path),
+            media_type="text/csv; charset=utf-8",
+            filename=f"{f.file_name.removesuffix('.csv')}_fel.csv",
+        )
+
+    return api
+
+
+def _actor(token: ApiToken) -> str:
+    return f"api:{token.name}"[:128]

@@ -1,0 +1,146 @@
+"""ASGI middleware of the web front doors (portal and API): the arrival stamp, the body limit and
+the security headers. Pure ASGI, not Starlette's BaseHTTPMiddleware: they must act before a
+handler runs and while the body streams, without buffering it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Content-Security-Policy: only this origin's own styles and scripts (no inline code), never
+# framed, forms posted only here. The pages carry health data; a third-party script is a leak.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+class ArrivalStamp:
+    """Stamps every request with the instant it arrived, before anything else runs.
+
+    uvicorn calls the application as soon as a request's head has arrived, before its body: this
+    is the instant a file "arrived" (``received_at``) for the portal and the API alike, whatever
+    happens to the body afterwards (a slow upload, a queue for a validation worker).
+    """
+
+    def __init__(self, app: ASGIApp, clock: Callable[[], dt.datetime]):
+        self.app, self.clock = app, clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})["received_at"] = self.clock()
+        await self.app(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    """Raised from ``receive`` when a request body passes its limit."""
+
+
+class BodyLimit:
+    """Refuses a request body past its limit while it is read, never after: a declared
+    Content-Length over the limit is answered 413 before a byte of the body is read, and a
+    chunked body is cut off at the limit. Upload routes get the largest file a spec accepts plus
+    room for the multipart envelope; every other route a few kilobytes (a sign-in form does not
+    need 300 MB)."""
+
+    def __init__(
+        self, app: ASGIApp, *, upload_limit: int, form_limit: int = 64 * 1024, is_upload: Callable[[str], bool]
+    ):
+        self.app, self.upload_limit, self.form_limit, self.is_upload = app, upload_limit, form_limit, is_upload
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.upload_limit if self.is_upload(scope["path"]) else self.form_limit
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(scope, send)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _too_large(scope, send)
+
+
+async def _too_large(scope: Scope, send: Send) -> None:
+    # The API answers JSON; a person in the portal gets a line of Swedish text.
+    if scope["path"].startswith("/api/"):
+        body = json.dumps(
+            {"error": "too_large", "detail": "Filen är större än 200 MB (F06) och togs inte emot."}, ensure_ascii=False
+        ).encode()
+        ctype = b"application/json"
+    else:
+        body = "Filen eller formuläret är för stort (högst 200 MB) och togs inte emot.".encode()
+        ctype = b"text/plain; charset=utf-8"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", ctype),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response, and ``Cache-Control: no-store`` to everything
+    but the static files: pages, kvittenser and downloads carry health data, and a shared or
+    back-button cache must not keep them."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
+                headers += SECURITY_HEADERS
+                headers.append((b"cache-control", b"public, max-age=3600" if static else b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -1,0 +1,133 @@
+"""The worker processes of the web front doors: heavy work off the event loop, in two lanes.
+
+At 15:00 on the third vardag three hundred units deliver within the hour, and one of them sends
+200 MB. Run inside the web server's event loop, that one validation (seconds of CPU) stamped a
+file sent at 14:59:58 at 15:00:04. Here:
+
+- the **small lane** (one process per core) validates and records files up to ``LARGE_BYTES``;
+- the **large lane** (one process) takes larger files, closes and workbooks, so a large job queues
+  behind the large lane, never in front of the small files;
+- the event loop only waits: it stamps arrival, streams the body to disk and awaits the future.
+
+Worker processes are started with ``spawn`` (the server has threads, and forking a threaded
+process can copy a held lock), open the application once from the parent's settings, and import
+pandera and polars before the first file arrives (``warm``). ``VARDFIL_POOL_WORKERS=0`` runs
+every job in a thread of the server process instead (a development server on a laptop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import threading
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from vardfil.app import App, open_app
+from vardfil.settings import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+# Above this a file goes to the large lane: a 20 MB file validates in about a second here.
+LARGE_BYTES = 20 * 1024 * 1024
+
+_worker_app: App | None = None
+
+
+def _init_worker(settings: Settings) -> None:
+    global _worker_app
+    # The parent opened (and migrated) the ledger already.
+    _worker_app = open_app(settings, migrate=False)
+    import validators.engine  # noqa: F401 - the imports cost ~1 s: pay them before the first file
+
+
+def _app() -> App:
+    assert _worker_app is not None, "called outside a worker process"
+    return _worker_app
+
+
+def submit_job(path: str, file_name: str, received_at: dt.datetime, source_kind: str, actor: str) -> dict[str, Any]:
+    """In a worker: record one received file through the intake; the kvittens and receipt."""
+    from vardfil.month.intake import submit
+
+    sub = submit(
+        Path(path), file_name=file_name, received_at=received_at, app=_app(), source_kind=source_kind, actor=actor
+    )
+    return {"kvittens": sub.kvittens, "receipt_id": sub.receipt_id, "new": sub.new}
+
+
+def validate_job(path: str, file_name: str, received_at: dt.datetime) -> dict[str, Any]:
+    """In a worker: judge a file and record nothing (the API's ``?test=true``); its kvittens."""
+    from validators import validate_file
+
+    result = validate_file(Path(path), file_name=file_name, received_at=received_at, reference=_app().reference)
+    kv: dict[str, Any] = result.kvittens.to_dict()
+    return kv
+
+
+def close_job(period: str, at: dt.datetime, actor: str) -> None:
+    """In a worker: close a period and publish every workbook."""
+    from vardfil.month.close import close_period
+    from vardfil.publish.workbooks import write_workbooks
+
+    close_period(period, at=at, app=_app(), actor=actor)
+    write_workbooks(period, app=_app())
+
+
+def warm() -> bool:
+    """A no-op that proves a worker is up (sent once per worker at start)."""
+    return _worker_app is not None
+
+
+class WorkerPool:
+    """The two lanes; started on first use, shut down with the server."""
+
+    def __init__(self, settings: Settings, *, workers: int | None = None):
+        self.settings = settings
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
+        self._lanes: dict[str, Executor] = {}
+        self._lock = threading.Lock()
+
+    def _lane(self, name: str) -> Executor:
+        with self._lock:
+            if name not in self._lanes:
+                if self.workers == 0:
+                    # In-process: the jobs open the application in the calling thread's process.
+                    _init_worker(self.settings)
+                    self._lanes[name] = ThreadPoolExecutor(max_workers=2 if name == "small" else 1)
+                else:
+                    n = self.workers if name == "small" else 1
+                    self._lanes[name] = ProcessPoolExecutor(
+                        max_workers=n,
+                        mp_context=get_context("spawn"),
+                        initializer=_init_worker,
+                        initargs=(self.settings,),
+                    )
+            return self._lanes[name]
+
+    def start(self) -> None:
+        """Start both lanes' processes now (a server at its start, not at the first upload)."""
+        for lane in ("small", "large"):
+            executor = self._lane(lane)
+            n = self.workers if lane == "small" and self.workers else 1
+            for f in [executor.submit(warm) for _ in range(n)]:
+                f.result()
+
+    async def run(self, lane: str, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` in a lane and wait for it without holding the event loop."""
+        future: Future[Any] = self._lane(lane).submit(fn, *args)
+        return await asyncio.wrap_future(future)
+
+    def lane_for(self, size: int) -> str:
+        """The lane of a file of ``size`` bytes."""
+        return "large" if size > LARGE_BYTES else "small"
+
+    def shutdown(self) -> None:
+        """Stop the lanes (waiting for the jobs in progress: a file being recorded is finished)."""
+        with self._lock:
+            for executor in self._lanes.values():
+                executor.shutdown(wait=True, cancel_futures=False)
+            self._lanes.clear()
