@@ -13,6 +13,25 @@ from sample_data import SAMPLE_REFERENCE
 from sample_data.generate import REH_FIELDS, VGP_FIELDS
 from validators import make_personnummer, validate_file
 
+# FILSPECIFIKATION.md section 6.4: the kvittens JSON has exactly these keys, in this order.
+KVITTENS_KEYS = [
+    "receipt_id",
+    "file_name",
+    "sha256",
+    "received_at",
+    "file_type",
+    "unit_hsaid",
+    "period",
+    "sequence",
+    "spec_version",
+    "deadline",
+    "on_time",
+    "status",
+    "rows",
+    "counts_by_rule",
+    "findings",
+    "findings_truncated",
+]
 VGP_UNIT = "SE2321000131-E000000001001"
 REH_UNIT = "SE2321000131-E000000002001"
 PERIOD = "2026-10"
@@ -124,6 +143,23 @@ def run(reference):
         )
 
     return _run
+
+
+def web_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, now: str, *, pool_workers: str | None = "0") -> Path:
+    """The environment of a web-server test: a fresh home, the sample reference data, the test
+    clock at ``now`` (returned: write it to move time), validation in threads unless told."""
+    clock = tmp_path / "clock"
+    clock.write_text(now)
+    monkeypatch.setenv("VARDFIL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VARDFIL_CLOCK_FILE", str(clock))
+    monkeypatch.setenv("VARDFIL_REFERENCE", str(SAMPLE_REFERENCE))
+    if pool_workers is None:
+        monkeypatch.delenv("VARDFIL_POOL_WORKERS", raising=False)
+    else:
+        monkeypatch.setenv("VARDFIL_POOL_WORKERS", pool_workers)
+    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT"):
+        monkeypatch.delenv(var, raising=False)
+    return clock
 
 
 def cli(*args: str) -> tuple[int, str]:

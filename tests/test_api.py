@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi")
-from conftest import cli
+from conftest import KVITTENS_KEYS, cli, web_env
 from fastapi.testclient import TestClient
 
 from sample_data import SAMPLE_DIR
@@ -19,25 +19,6 @@ from sample_data import SAMPLE_DIR
 UNIT_A, UNIT_B = "SE2321000131-E000000001001", "SE2321000131-E000000002001"
 FILE_A = SAMPLE_DIR / "files" / f"VGP_{UNIT_A}_202610_02.csv"
 FILE_B = SAMPLE_DIR / "files" / f"REH_{UNIT_B}_202610_01.csv"
-# FILSPECIFIKATION.md section 6.4: exactly these keys.
-KVITTENS_KEYS = {
-    "receipt_id",
-    "file_name",
-    "sha256",
-    "received_at",
-    "file_type",
-    "unit_hsaid",
-    "period",
-    "sequence",
-    "spec_version",
-    "deadline",
-    "on_time",
-    "status",
-    "rows",
-    "counts_by_rule",
-    "findings",
-    "findings_truncated",
-}
 
 
 @pytest.fixture
@@ -46,14 +27,7 @@ def server(tmp_path, monkeypatch):
     2026-11-03 10:00; tokens for unit A and unit B made through the CLI."""
     from vardfil.portal.app import create_app
 
-    clock = tmp_path / "clock"
-    clock.write_text("2026-11-03T10:00:00+01:00")
-    monkeypatch.setenv("VARDFIL_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("VARDFIL_CLOCK_FILE", str(clock))
-    monkeypatch.setenv("VARDFIL_REFERENCE", str(SAMPLE_DIR / "reference"))
-    monkeypatch.setenv("VARDFIL_POOL_WORKERS", "0")
-    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT"):
-        monkeypatch.delenv(var, raising=False)
+    clock = web_env(monkeypatch, tmp_path, "2026-11-03T10:00:00+01:00")
     tokens = {}
     for unit, name in ((UNIT_A, "cosmic-a"), (UNIT_B, "takecare-b")):
         code, out = cli("token", "create", unit, "--name", name)
@@ -94,7 +68,7 @@ def test_a_file_in_its_kvittens_out(server):
     resp = send(client, tokens[UNIT_A], FILE_A)
     assert resp.status_code == 200, resp.text
     kv = resp.json()
-    assert set(kv) == KVITTENS_KEYS and kv["status"] == "GODKAND" and kv["on_time"] is True
+    assert list(kv) == KVITTENS_KEYS and kv["status"] == "GODKAND" and kv["on_time"] is True
     assert kv["received_at"] == "2026-11-03T10:00:00+01:00"
     f = app.state.vardfil.ledger.file_by_receipt(kv["receipt_id"])
     assert f is not None and f.source == "api" and f.actor == "api:cosmic-a"
@@ -106,7 +80,7 @@ def test_test_mode_judges_and_records_nothing(server):
     app, tokens, _, _ = server
     client = TestClient(app)
     kv = send(client, tokens[UNIT_A], FILE_A, test="true").json()
-    assert set(kv) == KVITTENS_KEYS and kv["status"] == "GODKAND"
+    assert list(kv) == KVITTENS_KEYS and kv["status"] == "GODKAND"
     assert app.state.vardfil.ledger.file_by_receipt(kv["receipt_id"]) is None
     assert app.state.vardfil.ledger.files_for_period("2026-10") == []
 

@@ -9,11 +9,8 @@ underlag. Screenshots of the main pages go to ``test-artifacts/``. Needs /usr/bi
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,17 +20,13 @@ if not CHROMIUM.exists() and not os.environ.get("VARDFIL_REQUIRE_BROWSER"):
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
+from server_support import running_server  # noqa: E402
+
 from sample_data import SAMPLE_DIR  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 UNIT = "SE2321000131-E000000001001"
 PASSWORD = "korrekt-hast-batteri"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -57,23 +50,8 @@ def server(tmp_path):
             capture_output=True,
             timeout=120,
         )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vardfil.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.25)
-    yield base, clock
-    proc.terminate()
-    proc.wait(timeout=20)
+    with running_server(env) as base:
+        yield base, clock
 
 
 def _login(page, base: str, username: str) -> None:

@@ -6,7 +6,6 @@ figures are ``benchmarks/bench_burst.py``'s)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,16 +16,12 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 
+from server_support import running_server  # noqa: E402
+
 from sample_data import SAMPLE_DIR  # noqa: E402
 from sample_data.generate import generate_visits, kva_list, to_csv  # noqa: E402
 
 UNIT = "SE2321000131-E000000001001"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -50,23 +45,8 @@ def running(tmp_path):
         text=True,
         timeout=120,
     ).stdout.strip()
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vardfil.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(240):  # the workers import pandera and polars before the server answers
-        try:
-            httpx.get(base + "/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.25)
-    yield base, token
-    proc.terminate()
-    proc.wait(timeout=60)
+    with running_server(env) as base:
+        yield base, token
 
 
 def _file(tmp: Path, seq: int, rows: int) -> Path:

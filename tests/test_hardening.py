@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi")
-from conftest import ADULT_MAN, cli, file_name, make_file
+from conftest import ADULT_MAN, cli, file_name, make_file, web_env
 from fastapi.testclient import TestClient
 from test_api import asgi_post
 
@@ -29,14 +29,7 @@ def portal(tmp_path, monkeypatch):
     from vardfil.accounts import create_account
     from vardfil.portal.app import create_app
 
-    clock = tmp_path / "clock"
-    clock.write_text("2026-11-02T10:00:00+01:00")
-    monkeypatch.setenv("VARDFIL_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("VARDFIL_CLOCK_FILE", str(clock))
-    monkeypatch.setenv("VARDFIL_REFERENCE", str(SAMPLE_DIR / "reference"))
-    monkeypatch.setenv("VARDFIL_POOL_WORKERS", "0")
-    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT"):
-        monkeypatch.delenv(var, raising=False)
+    clock = web_env(monkeypatch, tmp_path, "2026-11-02T10:00:00+01:00")
     app = create_app()
     ledger = app.state.vardfil.ledger
     create_account(ledger, username="anna", password=PASSWORD, role="unit", units=[UNIT_A], actor="test")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi")
+from conftest import web_env
 from fastapi.testclient import TestClient
 
 from sample_data import SAMPLE_DIR
@@ -26,19 +27,15 @@ def portal(tmp_path, monkeypatch):
     from vardfil.ledger import Ledger
     from vardfil.portal.app import create_app
 
-    clock = tmp_path / "clock"
-    clock.write_text("2026-11-02T10:00:00+01:00")
-    monkeypatch.setenv("VARDFIL_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("VARDFIL_CLOCK_FILE", str(clock))
-    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("VARDFIL_REFERENCE", str(SAMPLE_DIR / "reference"))
+    # The real worker processes (pool_workers=None): the path production takes.
+    clock = web_env(monkeypatch, tmp_path, "2026-11-02T10:00:00+01:00", pool_workers=None)
     app = create_app()
     ledger: Ledger = app.state.vardfil.ledger
     create_account(ledger, username="anna", password=PASSWORD, role="unit", units=[UNIT_A], actor="test")
     create_account(ledger, username="bertil", password=PASSWORD, role="unit", units=[UNIT_B], actor="test")
     create_account(ledger, username="analytiker", password=PASSWORD, role="analyst", units=[], actor="test")
     yield app, clock
+    app.state.pool.shutdown()  # the worker processes of this app: not kept until the session ends
     ledger.dispose()
 
 
