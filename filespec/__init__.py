@@ -22,11 +22,14 @@ from filespec.spec import (
     FileRule,
     FileSpec,
     FileType,
+    Policy,
     RowRule,
     Severity,
     all_specs,
     file_rule_messages,
     max_file_bytes,
+    policy_for,
+    spec_by_version,
     spec_for,
 )
 
@@ -37,6 +40,7 @@ __all__ = [
     "FileRule",
     "FileSpec",
     "FileType",
+    "Policy",
     "PriceList",
     "Reference",
     "ReferenceDataError",
@@ -54,6 +58,8 @@ __all__ = [
     "load_reference",
     "load_units",
     "max_file_bytes",
+    "policy_for",
     "price_list_for",
+    "spec_by_version",
     "spec_for",
 ]

@@ -7,6 +7,7 @@ kvittens or underlag can say exactly which rules judged it.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import tomllib
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from enum import Enum
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from filespec.calendar import Period
 
 SPEC_DIR = Path(__file__).parent / "specs"
 
@@ -53,11 +56,31 @@ class FieldSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class FileRule:
-    """A file rule (F01–F10): always AVVISA_FIL."""
+    """A file rule: always AVVISA_FIL. F01–F10 are judged by the engine in the order of section 6;
+    a rule with a ``check`` (F11 from 2026.2) is a registered check run after the row rules."""
 
     code: str
     message: str
     severity: Severity = Severity.AVVISA_FIL
+    check: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy:
+    """What a version says about a unit's history (FILSPECIFIKATION.md readings 8, 21, 22).
+
+    ``f09_history``: ``all`` earlier files of the slot count for F09 (2026.1, AVVISAD included), or
+    only the ``usable`` ones (2026.2). ``copies``: a byte-identical file is a copy of ``any``
+    earlier file (2026.1), or only of a ``usable_same_unit`` one: not AVVISAD, and its name carries
+    the same HSA-id (2026.2; a file without a valid name is never a copy nor an original).
+    """
+
+    f09_history: str = "all"
+    copies: str = "any"
+
+    def __post_init__(self) -> None:
+        if self.f09_history not in ("all", "usable") or self.copies not in ("any", "usable_same_unit"):
+            raise ValueError(f"unknown policy {self}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +109,13 @@ class FileSpec:
     row_rules: tuple[RowRule, ...]
     sha256: str
     path: Path
+    policy: Policy = Policy()
+    extends: str | None = None  # the spec_version this one changes (None: a version of its own)
+
+    @property
+    def checked_file_rules(self) -> tuple[FileRule, ...]:
+        """File rules judged by a registered check after the row rules (F11), in code order."""
+        return tuple(r for _, r in sorted(self.file_rules.items()) if r.check is not None)
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -117,9 +147,31 @@ class FileSpec:
         return self.rule(code).severity
 
 
-def _parse_spec(path: Path) -> FileSpec:
+def _merged(path: Path) -> tuple[dict[str, Any], str, str | None]:
+    """The raw TOML of a spec with what it ``extends`` filled in; the SHA-256 of every file it
+    was made of (so a change to the base changes the version's hash too); the base's version.
+
+    A version that extends another states only what differs (FILSPECIFIKATION.md section 9:
+    "everything in sections 1–8 holds except what this section changes"): top-level values and
+    the policy replace the base's; file and row rules replace the base's rule of the same code or
+    are added; fields and codes come from the base unless given."""
     raw_bytes = path.read_bytes()
     raw = tomllib.loads(raw_bytes.decode("utf-8"))
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw, hashlib.sha256(raw_bytes).hexdigest(), None
+    base, base_sha, _ = _merged(path.parent / base_name)
+    merged = {**base, **{k: v for k, v in raw.items() if k not in ("file_rules", "row_rules", "policy")}}
+    for kind in ("file_rules", "row_rules"):
+        own = {r["code"]: r for r in raw.get(kind, [])}
+        merged[kind] = [own.pop(r["code"], r) for r in base.get(kind, [])] + list(own.values())
+    merged["policy"] = {**base.get("policy", {}), **raw.get("policy", {})}
+    sha = hashlib.sha256(base_sha.encode() + raw_bytes).hexdigest()
+    return merged, sha, str(base["spec_version"])
+
+
+def _parse_spec(path: Path) -> FileSpec:
+    raw, sha, extends = _merged(path)
     fields = tuple(
         FieldSpec(name=f["name"], required=bool(f.get("required", False)), required_when=f.get("required_when"))
         for f in raw["fields"]
@@ -148,10 +200,14 @@ def _parse_spec(path: Path) -> FileSpec:
         max_bytes=int(raw["max_bytes"]),
         codes={k: tuple(v) for k, v in raw["codes"].items()},
         fields=fields,
-        file_rules={r["code"]: FileRule(code=r["code"], message=r["message"]) for r in raw["file_rules"]},
+        file_rules={
+            r["code"]: FileRule(code=r["code"], message=r["message"], check=r.get("check")) for r in raw["file_rules"]
+        },
         row_rules=tuple(rules),
-        sha256=hashlib.sha256(raw_bytes).hexdigest(),
+        sha256=sha,
         path=path,
+        policy=Policy(**raw.get("policy", {})),
+        extends=extends,
     )
 
 
@@ -184,6 +240,25 @@ def max_file_bytes() -> int:
     validator then judges the file against the limit of its own spec version.
     """
     return max(s.max_bytes for s in all_specs())
+
+
+def spec_by_version(spec_version: str) -> FileSpec | None:
+    """The spec with this ``spec_version`` (``VGP-2026.2``), if shipped."""
+    return next((s for s in all_specs() if s.spec_version == spec_version), None)
+
+
+def policy_for(file_type: str | None, period: str | None, received_at: dt.datetime) -> Policy:
+    """The history policy that judges a file: its spec's, by its named period; for a file whose
+    name cannot be read (F01), the version in force for the period that ended last before it was
+    received (section 9). Periods older than every spec keep the first version's policy."""
+    if period is None:
+        period = str(Period.of_window(received_at))
+    types = [file_type] if file_type else list(FILE_TYPES)
+    for ft in types:
+        spec = spec_for(ft, period)
+        if spec is not None:
+            return spec.policy
+    return Policy()
 
 
 def file_rule_messages() -> dict[str, str]:

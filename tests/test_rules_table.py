@@ -76,6 +76,23 @@ CASES = [
         },
         row=None,
     ),
+    # F11 (2026.2, reading 20): every row has a FEL; the near miss keeps one good row. The same
+    # all-rejected file for 2026-11 is DELVIS_GODKAND (reading 19, 2026.1): see test_f11_is_2026_2s.
+    case(
+        "F11",
+        None,
+        {
+            "name": file_name(period="2026-12"),
+            "received_at": "2027-01-04T10:00:00+01:00",
+            "rows": [{"besoksdatum": "2026-12-15", "vardenhet_hsaid": REH_UNIT}] * 2,
+        },
+        {
+            "name": file_name(period="2026-12"),
+            "received_at": "2027-01-04T10:00:00+01:00",
+            "rows": [{"besoksdatum": "2026-12-15", "vardenhet_hsaid": REH_UNIT}, {"besoksdatum": "2026-12-16"}],
+        },
+        row=None,
+    ),
     # Row rules, VGP.
     case(
         "R01",
@@ -213,3 +230,24 @@ def test_every_rule_code_of_the_spec_has_a_table_row():
     covered = {p.values[0] for p in CASES} | {"F06"}  # F06 has its own test (a sparse 200 MiB file)
     codes = {c for s in all_specs() for c in [*s.file_rules, *(r.code for r in s.row_rules)]}
     assert codes <= covered, sorted(codes - covered)
+
+
+def test_f11_is_2026_2s_and_keeps_the_row_findings(run):
+    rows = [
+        {"besoksdatum": "2026-12-15", "vardenhet_hsaid": REH_UNIT},
+        {"besoksdatum": "2026-12-16", "kon": "Q", "vardenhet_hsaid": REH_UNIT},
+    ]
+    new = _validate(
+        run, {"name": file_name(period="2026-12"), "received_at": "2027-01-04T10:00:00+01:00", "rows": rows}
+    ).kvittens
+    assert new.status.value == "AVVISAD" and new.spec_version == "VGP-2026.2"
+    assert new.counts_by_rule == {"F11": 1, "R12": 2, "R23": 1}
+    assert (new.rows.total, new.rows.accepted, new.rows.rejected) == (2, 0, 2)
+    assert new.findings[0]["rule"] == "F11" and new.findings[0]["row"] is None
+    # The same rows for 2026-11 (reading 23: judged by 2026.1 whenever received): reading 19.
+    old_rows = [dict(r, besoksdatum=r["besoksdatum"].replace("2026-12", "2026-11")) for r in rows]
+    old = _validate(
+        run, {"name": file_name(period="2026-11"), "received_at": "2027-01-04T10:00:00+01:00", "rows": old_rows}
+    ).kvittens
+    assert old.status.value == "DELVIS_GODKAND" and "F11" not in old.counts_by_rule
+    assert old.spec_version == "VGP-2026.1"

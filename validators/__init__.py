@@ -15,7 +15,7 @@ _EXPORTS = {
     "validators.identifiers": ["classify", "make_personnummer", "make_reservnummer", "mask"],
     "validators.kvittens": ["FINDINGS_CAP", "Kvittens", "RowCounts", "Status", "findings_to_csv", "write_findings_csv"],
     "validators.reader": ["ContentError", "Records", "split_records"],
-    "validators.rules": ["CHECKS", "CheckContext", "SpecError", "build_schema"],
+    "validators.rules": ["CHECKS", "FILE_CHECKS", "CheckContext", "SpecError", "build_schema"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -40,7 +40,16 @@ from filespec.errors import InvalidPeriod
 from validators.identifiers import mask_expr, mask_identifiers
 from validators.kvittens import FINDINGS_CAP, Kvittens, RowCounts, Status, empty_findings
 from validators.reader import NFIELDS_COL, ROW_COL, ContentError, Records, split_records
-from validators.rules import RULE_PREFIX, CheckContext, build_schema, evaluate, failing, prepare, rule_columns
+from validators.rules import (
+    FILE_CHECKS,
+    RULE_PREFIX,
+    CheckContext,
+    build_schema,
+    evaluate,
+    failing,
+    prepare,
+    rule_columns,
+)
 
 FILE_NAME = re.compile(
     rf"^(?P<file_type>{'|'.join(FILE_TYPES)})_"
@@ -234,6 +243,15 @@ def validate_file(
     warned_rows = findings.filter(pl.col("severity") == Severity.VARNING.value)["row"].n_unique()
     total = records.count
     status = Status.GODKAND if rejected_rows == 0 else Status.DELVIS_GODKAND
+    # File rules judged on the outcome of the row rules (F11 from 2026.2, reading 20): they make
+    # the file AVVISAD but keep its row findings; their own finding comes first (row null).
+    after = [r for r in spec.checked_file_rules if FILE_CHECKS[r.check or ""](total, total - rejected_rows)]
+    if after:
+        status = Status.AVVISAD
+        accepted = accepted.clear()
+        file_part = pl.DataFrame([_file_finding(r.code, r.message) for r in after], schema=empty_findings().schema)
+        findings = pl.concat([file_part, findings], how="vertical")
+        counts = findings.group_by("rule").len().sort("rule")
     shown = findings.head(FINDINGS_CAP)
     kv = Kvittens(
         **base,

@@ -69,6 +69,27 @@ class CheckContext:
 
 
 CheckFn = Callable[[CheckContext, RowRule, "str | None"], pl.Expr]
+FileCheckFn = Callable[[int, int], bool]
+# File rules judged after the row rules (F11 from 2026.2): name -> check(rows total, rows accepted).
+FILE_CHECKS: dict[str, FileCheckFn] = {}
+
+
+def register_file_check(name: str) -> Callable[[FileCheckFn], FileCheckFn]:
+    """Register a file check under the name a spec's file rule refers to (``check = "..."``)."""
+
+    def deco(fn: FileCheckFn) -> FileCheckFn:
+        FILE_CHECKS[name] = fn
+        return fn
+
+    return deco
+
+
+@register_file_check("no_accepted_rows")
+def _no_accepted_rows(total: int, accepted: int) -> bool:
+    # F11 (reading 20): rows there were, and every one has a FEL. A file with no rows is F03's.
+    return total > 0 and accepted == 0
+
+
 CHECKS: dict[str, CheckFn] = {}
 
 

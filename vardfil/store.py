@@ -3,8 +3,12 @@
 Layout under the store root::
 
     raw/ab/cd/<sha256>            the received bytes, exactly
-    accepted/ab/<sha256>.parquet  the accepted rows of a file
-    findings/ab/<sha256>.csv      the full findings list of a file
+    accepted/ab/<key>.parquet     the accepted rows of a judged file
+    findings/ab/<key>.csv         the full findings list of a judged file
+
+The key of a derived file is its receipt's hex id (records before 2026.2's readings used the file's
+SHA-256; the ledger records each path, so both are read the same way): the same bytes can be
+judged more than once.
 
 Every write goes to a temporary name in the same folder, is fsynced, and is renamed into place,
 so a crash leaves the old state or the new, never half a file. Names are derived from hashes
@@ -111,12 +115,13 @@ class RawStore:
             raise StoreError(f"cannot write to the store at {staging}: {e.strerror or e}", path=staging) from e
         return sha, size, target
 
-    def put_bytes(self, kind: str, sha256: str, suffix: str, data: bytes) -> Path:
-        """Store a derived file (findings CSV) under its source file's hash."""
-        return self._atomic_write(self.root / kind / sha256[:2] / f"{sha256}{suffix}", lambda fh: fh.write(data))
+    def put_bytes(self, kind: str, key: str, suffix: str, data: bytes) -> Path:
+        """Store a derived file (findings CSV) under a hex key (a receipt's, or in older records
+        the source file's hash)."""
+        return self._atomic_write(self.root / kind / key[:2] / f"{key}{suffix}", lambda fh: fh.write(data))
 
-    def put_parquet(self, sha256: str, frame: Any) -> Path:
+    def put_parquet(self, key: str, frame: Any) -> Path:
         """Store the accepted rows of a file as Parquet (a polars frame, or a lazy query, which is
         streamed to the file)."""
         write = frame.sink_parquet if hasattr(frame, "sink_parquet") else frame.write_parquet
-        return self._atomic_write(self.root / "accepted" / sha256[:2] / f"{sha256}.parquet", write)
+        return self._atomic_write(self.root / "accepted" / key[:2] / f"{key}.parquet", write)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,17 +162,28 @@ class Ledger:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
 
-    def migrate(self) -> None:
+    def migrate(self, revision: str = "head") -> None:
         """Bring the schema to the newest Alembic revision (safe to run concurrently)."""
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with _busy_is_transient(), self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                # Every worker migrates at start; the lock makes the second wait, then find the
-                # schema current, instead of both creating the same tables.
-                conn.execute(text("SELECT pg_advisory_xact_lock(4242424242)"))
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        with _busy_is_transient(), self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection if self.dialect == "sqlite" else None
+            if raw is not None:
+                # SQLite changes a constraint by copying the table, which drops a table other
+                # tables refer to: foreign keys are off for the migration (outside any transaction,
+                # the only place SQLite lets them be switched) and on again after it.
+                raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        # Every worker migrates at start; the lock makes the second wait, then find
+                        # the schema current, instead of both creating the same tables.
+                        conn.execute(text("SELECT pg_advisory_xact_lock(4242424242)"))
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, revision)
+            finally:
+                if raw is not None:
+                    raw.execute("PRAGMA foreign_keys=ON")
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -182,13 +193,19 @@ class Ledger:
     # --- transactions --------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self, key: FileKey | None = None) -> Iterator[Session]:
-        """A write transaction; with a key, serialised against every other writer of that key."""
+    def transaction(self, key: FileKey | None = None, *, also: str | None = None) -> Iterator[Session]:
+        """A write transaction; with a key, serialised against every other writer of that key, and
+        with ``also`` (a file's SHA-256) against every writer of the same bytes."""
         with _busy_is_transient(), self.sessions.begin() as session:
             # SQLite has one writer at a time already; PostgreSQL serialises only what must be: the
-            # writers of one unit, filtyp and period (F09 and the gällande file depend on it).
-            if key is not None and self.dialect == "postgresql":
-                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key.lock_id()})
+            # writers of one unit, filtyp and period (F09 and the gällande file depend on it), and
+            # the writers of the same bytes (whether a file is a copy depends on them; two units
+            # sending the same bytes at once are two keys). Key lock first, then the bytes': every
+            # writer takes them in that order, so no two wait for each other.
+            if self.dialect == "postgresql":
+                for lock in (key.lock_id() if key else None, _lock_id(also) if also else None):
+                    if lock is not None:
+                        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
             yield session
 
     @contextmanager
@@ -263,19 +280,26 @@ class Ledger:
     # --- received files ----------------------------------------------------------------------------
 
     def file_by_sha(self, sha256: str) -> ReceivedFile | None:
-        """The earlier received file with these bytes, if any."""
+        """The first received file with these bytes, if any."""
         with self.reading() as s:
             return _by_sha(s, sha256)
+
+    def files_by_sha(self, sha256: str) -> list[ReceivedFile]:
+        """Every received file with these bytes, first recorded first (from 2026.2 the same bytes
+        can be recorded more than once: judged anew when no earlier file is their original)."""
+        with self.reading() as s:
+            return _all_by_sha(s, sha256)
 
     def file_by_receipt(self, receipt_id: str) -> ReceivedFile | None:
         """A received file by its kvittens id."""
         with self.reading() as s:
             return s.scalars(select(ReceivedFile).where(ReceivedFile.receipt_id == receipt_id)).first()
 
-    def earlier_sequences(self, key: FileKey) -> list[int]:
-        """Sequence numbers of every file received for the key, AVVISAD ones included (F09)."""
+    def earlier_sequences(self, key: FileKey, *, usable_only: bool = False) -> list[int]:
+        """Sequence numbers of the files received for the key (F09): every one (2026.1, reading 8),
+        or with ``usable_only`` those not AVVISAD (2026.2, reading 21)."""
         with self.reading() as s:
-            return _sequences(s, key)
+            return _sequences(s, key, usable_only)
 
     def record(
         self,
@@ -284,20 +308,24 @@ class Ledger:
         *,
         key: FileKey | None,
         expected_sequences: list[int],
+        usable_only: bool = False,
+        original: Callable[[list[ReceivedFile]], ReceivedFile | None] = lambda files: files[0] if files else None,
     ) -> tuple[ReceivedFile, bool]:
         """Record a validated file in one transaction: the file, its finding counts, the audit entry.
 
-        Returns (the recorded file, True) — or (the earlier file with the same bytes, False) when a
-        byte-identical copy got there first. Raises HistoryChanged when the key's history is not
-        the one the file was validated against.
+        ``original`` picks, from the earlier files with the same bytes, the one this file is a copy
+        of (the version's copy rule, ``vardfil.month.intake``; default: the first, as in 2026.1).
+        Returns (the recorded file, True) — or (that original, False). Raises HistoryChanged when
+        the key's history (every file, or with ``usable_only`` the files not AVVISAD) is not the
+        one the file was validated against.
         """
-        with self.transaction(key) as s:
-            # Checked again under the lock: a copy that arrived while this one was validated wins
+        with self.transaction(key, also=row.sha256) as s:
+            # Checked again under the locks: a copy that arrived while this one was validated wins
             # (the first recorded is the submission, reading 8), and this answer becomes its kvittens.
-            earlier = _by_sha(s, row.sha256)
+            earlier = original(_all_by_sha(s, row.sha256))
             if earlier is not None:
                 return earlier, False
-            if key is not None and _sequences(s, key) != expected_sequences:
+            if key is not None and _sequences(s, key, usable_only) != expected_sequences:
                 raise HistoryChanged(f"history of {key} changed during validation")
             s.add(row)
             s.flush()
@@ -568,16 +596,26 @@ class Ledger:
             return {(a.period, a.file_type): a for a in s.scalars(q)}
 
 
+def _lock_id(text_: str) -> int:
+    return int.from_bytes(hashlib.sha256(text_.encode()).digest()[:8], "big", signed=True)
+
+
 def _by_sha(session: Session, sha256: str) -> ReceivedFile | None:
-    return session.scalars(select(ReceivedFile).where(ReceivedFile.sha256 == sha256)).first()
+    return session.scalars(select(ReceivedFile).where(ReceivedFile.sha256 == sha256).order_by(ReceivedFile.id)).first()
 
 
-def _sequences(session: Session, key: FileKey) -> list[int]:
+def _all_by_sha(session: Session, sha256: str) -> list[ReceivedFile]:
+    return list(session.scalars(select(ReceivedFile).where(ReceivedFile.sha256 == sha256).order_by(ReceivedFile.id)))
+
+
+def _sequences(session: Session, key: FileKey, usable_only: bool = False) -> list[int]:
     q = select(ReceivedFile.sequence).where(
         ReceivedFile.unit_hsaid == key.unit_hsaid,
         ReceivedFile.file_type == key.file_type,
         ReceivedFile.period == key.period,
     )
+    if usable_only:
+        q = q.where(ReceivedFile.status.in_(NOT_REJECTED))
     return sorted(s for s in session.scalars(q) if s is not None)
 
 

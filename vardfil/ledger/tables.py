@@ -40,7 +40,7 @@ class ReceivedFile(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     receipt_id: Mapped[str] = mapped_column(String(40), unique=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))  # not unique from 2026.2 (migration 0005)
     file_name: Mapped[str] = mapped_column(String(255))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
@@ -63,7 +63,10 @@ class ReceivedFile(Base):
     findings_path: Mapped[str] = mapped_column(String(255))  # relative to the store root
     accepted_path: Mapped[str | None] = mapped_column(String(255))
 
-    __table_args__ = (Index("ix_received_file_key", "unit_hsaid", "file_type", "period", "received_at"),)
+    __table_args__ = (
+        Index("ix_received_file_key", "unit_hsaid", "file_type", "period", "received_at"),
+        Index("ix_received_file_sha256", "sha256"),
+    )
 
 
 class FindingCount(Base):

@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filespec import Policy, policy_for
 from validators import findings_to_csv, parse_file_name, validate_file
-from validators.engine import ValidationResult
+from validators.engine import FileName, ValidationResult
 from validators.engine import receipt_id as make_receipt_id
+from validators.kvittens import NOT_REJECTED
 from vardfil.app import App
 from vardfil.errors import HistoryChanged
 from vardfil.ledger import FileKey, Ledger, ReceivedFile, utcnow
@@ -90,14 +92,19 @@ def submit(
     # is lost, and a retry finds them under the same name.
     sha, size, raw = store.put_raw(source)
 
-    earlier = ledger.file_by_sha(sha)
+    # The version of the file's period decides what is a copy and what counts for F09 (section 9);
+    # a file without a valid name goes by the period that ended last before it arrived.
+    name = parse_file_name(file_name)
+    policy = policy_for(name.file_type if name else None, name.period if name else None, received_at)
+    original = original_of(policy, name)
+    earlier = original(ledger.files_by_sha(sha))
     if earlier is not None:
         _audit_copy(ledger, earlier, shown, received_at, source_kind, actor)
         return Submission(
             kvittens=json.loads(earlier.kvittens_json), receipt_id=earlier.receipt_id, new=False, file=earlier
         )
 
-    name = parse_file_name(file_name)
+    usable_only = policy.f09_history == "usable"
     key = FileKey(unit_hsaid=name.unit_hsaid, file_type=name.file_type, period=name.period) if name else None
     dispens = ledger.dispens_deadline(key.unit_hsaid, key.period) if key else None
     receipt = make_receipt_id(sha, received_at, shown)
@@ -105,7 +112,7 @@ def submit(
     # holding the unit's lock meanwhile would queue every other file of that unit behind it.
     # The record then checks that the history (F09) is still the one judged against.
     for _ in range(RETRIES):
-        history = ledger.earlier_sequences(key) if key else []
+        history = ledger.earlier_sequences(key, usable_only=usable_only) if key else []
         result = validate_file(
             raw,
             file_name=file_name,
@@ -117,8 +124,11 @@ def submit(
         )
         kv = result.kvittens.to_dict()
         kv["file_name"] = shown
-        findings_path = store.put_bytes("findings", sha, ".csv", findings_to_csv(result.findings))
-        accepted_path = store.put_parquet(sha, result.accepted_rows) if result.kvittens.rows.accepted else None
+        # Derived files are named by the receipt, not by the bytes: from 2026.2 the same bytes can be
+        # judged twice (an F08 file sent again once the window opens) with different findings.
+        key_hex = receipt.removeprefix("KV-")
+        findings_path = store.put_bytes("findings", key_hex, ".csv", findings_to_csv(result.findings))
+        accepted_path = store.put_parquet(key_hex, result.accepted_rows) if result.kvittens.rows.accepted else None
         k = result.kvittens
         row = ReceivedFile(
             receipt_id=receipt,
@@ -147,7 +157,9 @@ def submit(
         )
         counts = {rule: (_severity(result, rule), n) for rule, n in k.counts_by_rule.items()}
         try:
-            recorded, new = ledger.record(row, counts, key=key, expected_sequences=history)
+            recorded, new = ledger.record(
+                row, counts, key=key, expected_sequences=history, usable_only=usable_only, original=original
+            )
         except HistoryChanged:
             continue
         if not new:
@@ -156,6 +168,26 @@ def submit(
             kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id, new=new, file=recorded
         )
     raise HistoryChanged(f"history of {key} kept changing; gave up after {RETRIES} tries")
+
+
+def original_of(policy: Policy, name: FileName | None) -> Callable[[list[ReceivedFile]], ReceivedFile | None]:
+    """The version's copy rule: of the earlier files with the same bytes (first recorded first),
+    the one a new file is a copy of, if any.
+
+    2026.1 (reading 8): any earlier file, whatever its name or status. 2026.2 (reading 22): only an
+    earlier file that was not AVVISAD and whose name carries the same HSA-id as the new file's; a
+    file without a valid name (F01) is never a copy and never an original.
+    """
+    if policy.copies == "any":
+        return lambda files: files[0] if files else None
+    unit = name.unit_hsaid if name else None
+
+    def same_unit_usable(files: list[ReceivedFile]) -> ReceivedFile | None:
+        if unit is None:
+            return None
+        return next((f for f in files if f.status in NOT_REJECTED and f.unit_hsaid == unit), None)
+
+    return same_unit_usable
 
 
 def _severity(result: ValidationResult, rule: str) -> str:
