@@ -130,6 +130,8 @@ def test_analyst_sees_the_month_closes_and_unit_approves(portal):
 
 # Every route, with what another unit's user may do there. A new route without a row fails.
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"), ("GET", "/"), ("POST", "/logout")}
+# Readable by anyone signed in (the rule catalogue): nothing in them belongs to a unit.
+SHARED = {("GET", "/regler"), ("GET", "/regler/{version}"), ("GET", "/regler/{version}/{code}")}
 ISOLATION = {
     ("GET", "/enhet/{hsaid}"): f"/enhet/{UNIT_B}",
     ("POST", "/enhet/{hsaid}/upload"): f"/enhet/{UNIT_B}/upload",
@@ -150,7 +152,7 @@ ISOLATION = {
 def test_a_unit_user_can_never_read_or_act_on_another_units_data(portal):
     app, clock = portal
     routes = {(m, r.path) for r in app.routes if hasattr(r, "methods") for m in r.methods if m != "HEAD"}
-    assert routes == set(ISOLATION) | PUBLIC, routes ^ (set(ISOLATION) | PUBLIC)
+    assert routes == set(ISOLATION) | PUBLIC | SHARED, routes ^ (set(ISOLATION) | PUBLIC | SHARED)
     bertil = login(app, "bertil")
     b_receipt = upload(bertil, UNIT_B, FILE_B).headers["location"].rsplit("/", 1)[-1]
     clock.write_text("2026-11-04T15:05:00+01:00")

@@ -251,3 +251,100 @@ def test_f11_is_2026_2s_and_keeps_the_row_findings(run):
     ).kvittens
     assert old.status.value == "DELVIS_GODKAND" and "F11" not in old.counts_by_rule
     assert old.spec_version == "VGP-2026.1"
+
+
+# --- the history rules (F09, copies): they need the ledger, so the table drives the intake ------
+
+OTHER_VGP = "SE2321000131-E000000001002"
+DEC = {"2026-12": "2026-12-15", "2026-11": "2026-11-15"}
+
+
+def _file(period: str, seq: str, unit: str = VGP_UNIT, besok: str = "A1") -> tuple[bytes, str]:
+    data = make_file(rows=[{"besoksdatum": DEC[period], "besok_id": besok}])
+    return data, file_name(period=period, seq=seq, unit=unit)
+
+
+HISTORY = [
+    # (id, period, earlier submissions [(seq, unit, received_at, besok)], the new one, what must hold)
+    pytest.param(
+        "2026-12",
+        [("02", VGP_UNIT, "2027-01-04T09:00:00+01:00", "A1")],
+        ("01", VGP_UNIT, "B1"),
+        "F09",
+        id="F09-2026.2-after-a-usable-file",
+    ),
+    pytest.param(
+        "2026-12",
+        [("02", VGP_UNIT, "2026-12-28T09:00:00+01:00", "A1")],
+        ("01", VGP_UNIT, "B1"),
+        "no F09",
+        id="F09-2026.2-near-miss-after-an-AVVISAD-file",
+    ),
+    pytest.param(
+        "2026-11",
+        [("02", VGP_UNIT, "2026-11-28T09:00:00+01:00", "A1")],
+        ("01", VGP_UNIT, "B1"),
+        "F09",
+        id="F09-2026.1-after-an-AVVISAD-file",
+    ),
+    pytest.param(
+        "2026-12",
+        [("01", VGP_UNIT, "2027-01-04T09:00:00+01:00", "A1")],
+        ("01", VGP_UNIT, "A1"),
+        "copy",
+        id="copy-2026.2-of-a-usable-file-of-the-same-unit",
+    ),
+    pytest.param(
+        "2026-12",
+        [("01", VGP_UNIT, "2026-12-28T09:00:00+01:00", "A1")],
+        ("01", VGP_UNIT, "A1"),
+        "new",
+        id="copy-2026.2-near-miss-after-an-AVVISAD-file",
+    ),
+    pytest.param(
+        "2026-12",
+        [("01", VGP_UNIT, "2027-01-04T09:00:00+01:00", "A1")],
+        ("01", OTHER_VGP, "A1"),
+        "new",
+        id="copy-2026.2-near-miss-under-another-units-name",
+    ),
+    pytest.param(
+        "2026-11",
+        [("01", VGP_UNIT, "2026-11-28T09:00:00+01:00", "A1")],
+        ("01", VGP_UNIT, "A1"),
+        "copy",
+        id="copy-2026.1-of-an-AVVISAD-file",
+    ),
+    pytest.param(
+        "2026-11",
+        [("01", VGP_UNIT, "2026-12-01T09:00:00+01:00", "A1")],
+        ("01", OTHER_VGP, "A1"),
+        "copy",
+        id="copy-2026.1-under-another-units-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("period", "earlier", "new", "expect"), HISTORY)
+def test_history_rules_by_version(app, period, earlier, new, expect):
+    from filespec.calendar import parse_instant
+    from vardfil.month.intake import submit
+
+    def send(seq: str, unit: str, at: str, besok: str):
+        data, name = _file(period, seq, unit, besok)
+        # Same bytes for the same besok: the unit's HSA-id in the rows is the first unit's always.
+        data = data.replace(unit.encode(), VGP_UNIT.encode())
+        return submit(data, file_name=name, received_at=parse_instant(at), app=app)
+
+    first = [send(*e) for e in earlier]
+    after = "2027-01-05T10:00:00+01:00" if period == "2026-12" else "2026-12-02T10:00:00+01:00"
+    sub = send(*new[:2], after, new[2])
+    rules = sub.kvittens["counts_by_rule"]
+    if expect == "F09":
+        assert "F09" in rules and sub.new
+    elif expect == "no F09":
+        assert "F09" not in rules and sub.new and sub.kvittens["status"] != "AVVISAD"
+    elif expect == "copy":
+        assert not sub.new and sub.receipt_id == first[-1].receipt_id
+    else:  # judged anew: a receipt of its own
+        assert sub.new and sub.receipt_id != first[-1].receipt_id

@@ -325,6 +325,72 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    """The rule catalogue of a version, or what changed between two versions."""
+    from filespec.catalogue import catalogue, diff, versions
+
+    known = versions()
+    for v in [*(args.diff or []), *([args.version] if args.version else [])]:
+        if v not in known:
+            raise UsageError(f"no spec version {v!r}; there are {', '.join(known)}")
+    if args.diff:
+        changes = diff(*args.diff)
+        if args.json:
+            _print_json([{"sign": c.sign, "what": c.what, "text": c.text} for c in changes])
+            return EXIT_OK
+        print(f"{args.diff[0]} → {args.diff[1]}")
+        for c in changes:
+            print(f"{c.sign} {c.what:<15} {c.text}")
+        return EXIT_OK
+    # Without --version: the newest version of each filtyp.
+    chosen = (
+        [args.version]
+        if args.version
+        else [max((v for v in known if v.startswith(ft)), default="") for ft in ("VGP", "REH")]
+    )
+    out = []
+    for v in chosen:
+        cat = catalogue(v)
+        if args.json:
+            out.append(
+                {
+                    "spec_version": v,
+                    "valid_from": cat.spec.valid_from,
+                    "extends": cat.spec.extends,
+                    "policy": list(cat.policy),
+                    "general_readings": [r.number for r in cat.general],
+                    "rules": [
+                        {
+                            "code": r.code,
+                            "kind": r.kind,
+                            "severity": r.severity,
+                            "fields": list(r.fields),
+                            "message": r.message,
+                            "readings": [x.number for x in r.readings],
+                        }
+                        for r in cat.rules
+                    ],
+                }
+            )
+            continue
+        base = f", ändrar {cat.spec.extends}" if cat.spec.extends else ""
+        print(f"{v}: för perioder från {cat.spec.valid_from}{base}")
+        for line in cat.policy:
+            print(f"  {line}")
+        print(f"\n{'kod':<5} {'allvarlighet':<12} {'fält':<34} {'preciseringar':<14} meddelande")
+        for r in cat.rules:
+            fields = ", ".join(r.fields) or "–"
+            fields = fields if len(fields) <= 34 else fields[:31] + "…"
+            refs = ", ".join(str(x.number) for x in r.readings) or "–"
+            print(f"{r.code:<5} {r.severity:<12} {fields:<34} {refs:<14} {r.message}")
+        if cat.general:
+            print(f"\nPreciseringar för hela filen: {', '.join(str(r.number) for r in cat.general)}")
+        print()
+    if args.json:
+        _print_json(out if len(out) > 1 else out[0])
+    return EXIT_OK
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     """Run the main job on the sample month and say where its outputs are."""
     from vardfil.sample import run_sample_month
@@ -442,6 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("name", metavar="NAME")
     tr.add_argument("--actor")
     tr.set_defaults(func=cmd_token_revoke)
+
+    ru = sub.add_parser("rules", help="the rule catalogue of a spec version, or the changes between two")
+    ru.add_argument("--version", metavar="VERSION", help="e.g. VGP-2026.2 (default: the newest of each filtyp)")
+    ru.add_argument("--diff", nargs=2, metavar=("OLD", "NEW"), help="what changed, e.g. VGP-2026.1 VGP-2026.2")
+    ru.add_argument("--json", action="store_true", help="machine-readable output")
+    ru.set_defaults(func=cmd_rules)
 
     s = sub.add_parser("sample", help="run the sample month with embedded defaults")
     s.add_argument("--out", type=Path, default=None, help="kvittens folder (default: $VARDFIL_HOME/sample)")

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from filespec import file_rule_messages, spec_for
 from filespec.calendar import Period
+from filespec.catalogue import versions
 from reports import COMPONENT_LABELS
 from vardfil.errors import Refused
 from vardfil.month.approval import answer
@@ -82,10 +83,14 @@ def kvittens_page(request: Request, receipt_id: str) -> Response:
         rule: (spec.message(rule) if spec else file_rule_messages().get(rule, "")) for rule in kv["counts_by_rule"]
     }
     old = replaced_by(app, f)
+    # Rule codes link to the catalogue of the version that judged the file; a file without a valid
+    # name (F01) names no version: its file rules read the same in every one.
+    rule_version = f.spec_version or min(versions())
     return page(
         request,
         "kvittens.html",
         user,
+        rule_version=rule_version,
         f=f,
         kv=kv,
         findings=kv["findings"][:FINDINGS_SHOWN],
