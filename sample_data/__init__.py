@@ -9,5 +9,7 @@ from pathlib import Path
 
 SAMPLE_DIR = Path(__file__).parent
 SAMPLE_REFERENCE = SAMPLE_DIR / "reference"
+# Periods 2026-11 (specification 2026.1) and 2026-12 (2026.2), received in December and January.
+BOUNDARY_DIR = SAMPLE_DIR / "boundary"
 
-__all__ = ["SAMPLE_DIR", "SAMPLE_REFERENCE"]
+__all__ = ["BOUNDARY_DIR", "SAMPLE_DIR", "SAMPLE_REFERENCE"]

@@ -357,6 +357,119 @@ def write_sample_month(out: Path, seed: int = 20261) -> None:
     (out / "arrivals.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+# Across the version boundary (FILSPECIFIKATION.md section 9): 2026-11 is judged by 2026.1 and
+# 2026-12 by 2026.2, whenever a file arrives. The windows: 2026-12-01 – 2026-12-03 15:00 and
+# 2027-01-01 – 2027-01-07 15:00 (New Year's Day and Trettondedag jul make the 7th the third vardag).
+BOUNDARY_ARRIVALS = [
+    # folder/file name, received_at, period, rows, defects ("all": every row R12), what it shows
+    (
+        "01/VGP_SE2321000131-E000000001001_202611_01.csv",
+        "2026-12-01T09:00:00+01:00",
+        "2026-11",
+        1500,
+        12,
+        "2026-11 under 2026.1",
+    ),
+    ("02/REH_SE2321000131-E000000002001_202611_01.csv", "2026-12-02T10:00:00+01:00", "2026-11", 1000, 6, "REH 2026-11"),
+    (
+        "03/VGP_SE2321000131-E000000001002_202611_01.csv",
+        "2026-12-03T14:59:00+01:00",
+        "2026-11",
+        2000,
+        0,
+        "a minute before the deadline of 2026-11",
+    ),
+    (
+        "04/VGP_SE2321000131-E000000001001_202612_01.csv",
+        "2026-12-30T10:00:00+01:00",
+        "2026-12",
+        1500,
+        0,
+        "before the window of 2026-12 opens: F08",
+    ),
+    (
+        "04/VGP_SE2321000131-E000000001001_202612_01.csv",
+        "2027-01-04T09:00:00+01:00",
+        "2026-12",
+        1500,
+        0,
+        "the same bytes once the window opened: judged anew under 2026.2 (reading 21)",
+    ),
+    (
+        "05/VGP_SE2321000131-E000000001002_202612_01.csv",
+        "2027-01-05T10:00:00+01:00",
+        "2026-12",
+        2000,
+        "all",
+        "every row rejected: F11 under 2026.2",
+    ),
+    (
+        "06/VGP_SE2321000131-E000000001002_202612_01.csv",
+        "2027-01-05T11:00:00+01:00",
+        "2026-12",
+        2000,
+        0,
+        "the fix under the same name _01: no F09 after an AVVISAD file (reading 21)",
+    ),
+    (
+        "07/VGP_SE2321000131-E000000001003_202611_01.csv",
+        "2027-01-06T10:00:00+01:00",
+        "2026-11",
+        800,
+        0,
+        "a late 2026-11 file in January: 2026.1, a RATTELSE at the close of 2026-12",
+    ),
+    (
+        "08/REH_SE2321000131-E000000002001_202612_01.csv",
+        "2027-01-07T14:55:00+01:00",
+        "2026-12",
+        1000,
+        4,
+        "REH 2026-12, five minutes before the deadline",
+    ),
+]
+
+
+def write_boundary_months(out: Path, seed: int = 20262) -> None:
+    """(Re)write the sample months across the version boundary under ``out`` (reference/,
+    files/NN/, arrivals.csv): periods 2026-11 and 2026-12, received in December and January."""
+    ref, files = out / "reference", out / "files"
+    ref.mkdir(parents=True, exist_ok=True)
+    if files.exists():
+        shutil.rmtree(files)
+    write_register(ref / "enhetsregister.csv")
+    for kva in KVA_SOURCE.glob("kva_*.csv"):
+        shutil.copyfile(kva, ref / kva.name)
+    rng = np.random.default_rng(seed)
+    pool = PatientPool(rng, 4000)
+    for period in ("2026-11", "2026-12"):
+        write_listing(listing_path(ref, period), pool, SAMPLE_UNITS, seed)
+    lines = ["file;received_at;what_it_shows"]
+    for i, (rel, received_at, period, rows, defects, what) in enumerate(BOUNDARY_ARRIVALS):
+        path = files / rel
+        lines.append(f"{rel};{received_at};{what}")
+        if path.exists():  # the same bytes sent again
+            continue
+        file_type, hsaid = path.name.split("_")[0], path.name.split("_")[1]
+        cols = generate_visits(
+            file_type=file_type,
+            hsaid=hsaid,
+            period=period,
+            rows=rows,
+            seed=seed + 10 * i,
+            kva_codes=kva_list(Period.parse(period).year, ref),
+            pool=pool,
+            id_prefix=hsaid[-1],
+        )
+        if defects == "all":  # named for one unit, every row for another: R12 on every row
+            cols["vardenhet_hsaid"] = np.full(rows, SAMPLE_UNITS[2].hsaid)
+        elif defects:
+            add_defects(cols, count=int(defects), seed=seed + i)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(to_csv(cols, crlf=file_type == "VGP"))
+    (out / "arrivals.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: write the sample month, or one large file for benchmarks."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -376,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         print(path)
         return 0
     write_sample_month(args.out, args.seed)
+    write_boundary_months(args.out / "boundary")
     print(args.out)
     return 0
 

@@ -175,6 +175,25 @@ def cli(*args: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+def underlag_key(line: dict) -> tuple:
+    """An underlag line as comparable values (amounts as Decimal, from text or a Parquet decimal)."""
+    from decimal import Decimal
+
+    def dec(v: object) -> Decimal | None:
+        return None if v is None else Decimal(str(v))
+
+    return (
+        line["period"],
+        line["file_type"],
+        line["unit_hsaid"],
+        line["component"],
+        dec(line["quantity"]),
+        dec(line["unit_price"]),
+        dec(line["amount"]),
+        line["corrected_period"],
+    )
+
+
 def triples(result) -> set[tuple]:
     """The findings as {(row, field, rule)}."""
     return {(f["row"], f["field"], f["rule"]) for f in result.findings.iter_rows(named=True)}

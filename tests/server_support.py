@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -9,6 +10,26 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+from sample_data import SAMPLE_DIR
+
+
+def server_env(tmp_path: Path, now: str, **extra: str) -> tuple[dict[str, str], Path]:
+    """The environment of a server process: a fresh home, the sample reference data (named: it is
+    never a default), the test clock at ``now``; and the clock file (write it to move time)."""
+    clock = tmp_path / "clock"
+    clock.write_text(now)
+    env = {
+        **os.environ,
+        "VARDFIL_HOME": str(tmp_path / "home"),
+        "VARDFIL_CLOCK_FILE": str(clock),
+        "VARDFIL_REFERENCE": str(SAMPLE_DIR / "reference"),
+        **extra,
+    }
+    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT"):
+        env.pop(var, None)
+    return env, clock
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ if not CHROMIUM.exists() and not os.environ.get("VARDFIL_REQUIRE_BROWSER"):
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from server_support import running_server  # noqa: E402
+from server_support import running_server, server_env  # noqa: E402
 
 from sample_data import SAMPLE_DIR  # noqa: E402
 
@@ -31,17 +31,7 @@ PASSWORD = "korrekt-hast-batteri"
 
 @pytest.fixture
 def server(tmp_path):
-    clock = tmp_path / "clock"
-    clock.write_text("2026-11-04T14:40:00+01:00")
-    env = {
-        **os.environ,
-        "VARDFIL_HOME": str(tmp_path / "home"),
-        "VARDFIL_CLOCK_FILE": str(clock),
-        "VARDFIL_PASSWORD": PASSWORD,
-    }
-    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT"):
-        env.pop(var, None)
-    env["VARDFIL_REFERENCE"] = str(SAMPLE_DIR / "reference")  # the sample register, named (never a default)
+    env, clock = server_env(tmp_path, "2026-11-04T14:40:00+01:00", VARDFIL_PASSWORD=PASSWORD)
     for args in (["anna", "--role", "unit", "--hsaid", UNIT], ["analytiker", "--role", "analyst"]):
         subprocess.run(
             [sys.executable, "-m", "vardfil.cli", "user", "add", *args],

@@ -5,7 +5,6 @@ figures are ``benchmarks/bench_burst.py``'s)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -16,9 +15,8 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 
-from server_support import running_server  # noqa: E402
+from server_support import running_server, server_env  # noqa: E402
 
-from sample_data import SAMPLE_DIR  # noqa: E402
 from sample_data.generate import generate_visits, kva_list, to_csv  # noqa: E402
 
 UNIT = "SE2321000131-E000000001001"
@@ -26,17 +24,7 @@ UNIT = "SE2321000131-E000000001001"
 
 @pytest.fixture
 def running(tmp_path):
-    clock = tmp_path / "clock"
-    clock.write_text("2026-11-04T14:30:00+01:00")
-    env = {
-        **os.environ,
-        "VARDFIL_HOME": str(tmp_path / "home"),
-        "VARDFIL_CLOCK_FILE": str(clock),
-        "VARDFIL_REFERENCE": str(SAMPLE_DIR / "reference"),
-        "VARDFIL_POOL_WORKERS": "1",
-    }
-    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_OUTPUT"):
-        env.pop(var, None)
+    env, _ = server_env(tmp_path, "2026-11-04T14:30:00+01:00", VARDFIL_POOL_WORKERS="1")
     token = subprocess.run(
         [sys.executable, "-m", "vardfil.cli", "token", "create", UNIT, "--name", "burst"],
         env=env,
