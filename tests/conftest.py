@@ -220,6 +220,7 @@ def app_env(backend, tmp_path, monkeypatch):
     monkeypatch.setenv("VARDFIL_DATABASE_URL", url)
     monkeypatch.setenv("VARDFIL_REFERENCE", str(SAMPLE_REFERENCE))  # never a default: named here
     monkeypatch.delenv("VARDFIL_STORE", raising=False)
+    monkeypatch.delenv("VARDFIL_SMTP_URL", raising=False)  # mail goes to the test's own outbox
     yield load_settings()
     drop_schema(url)
 

@@ -44,7 +44,11 @@ def test_sample_month_matches_golden_kvittenser(tmp_path, monkeypatch):
     monkeypatch.delenv("VARDFIL_STORE", raising=False)
     monkeypatch.delenv("VARDFIL_OUTPUT", raising=False)
     assert run_sample_month() == 0
+    # Every sample file is mailed to its unit's demo account: without SMTP, as .eml in the outbox.
+    mails = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert len(mails) == len(read_arrivals())
     assert run_sample_month() == 0  # a second run: every file is a byte-identical copy, same kvittens
+    assert sorted((tmp_path / "outbox").glob("*.eml")) == mails  # and a copy mails nothing
     made = sorted((tmp_path / "sample" / "kvittens").glob("*.json"))
     assert [p.name for p in made] == sorted(p.name for p in GOLDEN.glob("*.json"))
     for p in made:

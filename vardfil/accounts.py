@@ -19,6 +19,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ THROTTLE_WINDOW = dt.timedelta(minutes=15)
 LOCK_FOR = dt.timedelta(minutes=15)
 NAME_LIMIT, ADDRESS_LIMIT = 5, 20
 TOKEN_PREFIX = "vf_"
+# An address a mail server will take: one @, no spaces; the server decides the rest.
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def hash_password(password: str) -> str:
@@ -93,7 +96,9 @@ class User:
         return self.role in ("analyst", "admin")
 
 
-def create_account(ledger: Ledger, *, username: str, password: str, role: str, units: list[str], actor: str) -> None:
+def create_account(
+    ledger: Ledger, *, username: str, password: str, role: str, units: list[str], actor: str, email: str | None = None
+) -> None:
     """Add an account; :class:`AccountRefused` for a duplicate name, an unknown role, a short
     password, or a unit user without units."""
     if role not in ROLES:
@@ -102,9 +107,17 @@ def create_account(ledger: Ledger, *, username: str, password: str, role: str, u
         raise AccountRefused("a unit user needs at least one HSA-id")
     if len(password) < 12:
         raise AccountRefused("a password needs at least 12 characters")
+    if email is not None and not EMAIL.fullmatch(email):
+        raise AccountRefused(f"not an e-mail address: {email!r}")
     if (
         ledger.accounts.add(
-            username=username, password_hash=hash_password(password), role=role, units=units, actor=actor, now=utcnow()
+            username=username,
+            password_hash=hash_password(password),
+            role=role,
+            units=units,
+            actor=actor,
+            now=utcnow(),
+            email=email,
         )
         is None
     ):

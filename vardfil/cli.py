@@ -273,6 +273,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
             role=args.role,
             units=args.hsaid or [],
             actor=_actor(args, app),
+            email=args.email,
         )
     print(f"account {args.username} ({args.role}) created")
     return EXIT_OK
@@ -490,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("username")
     ua.add_argument("--role", choices=["unit", "analyst", "admin"], required=True)
     ua.add_argument("--hsaid", action="append", help="a unit the account acts for (repeatable)")
+    ua.add_argument("--email", metavar="ADDRESS", help="where the account's mail goes (kvittenser, reminders)")
     ua.add_argument("--actor")
     ua.set_defaults(func=cmd_user_add)
 

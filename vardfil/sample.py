@@ -20,11 +20,34 @@ from pathlib import Path
 
 from filespec.calendar import Period, parse_instant
 from sample_data import SAMPLE_DIR
-from vardfil.app import open_app
+from vardfil.app import App, open_app
+from vardfil.mail import outbox_of
 from vardfil.month.close import close_period
 from vardfil.month.intake import Submission, submit
 from vardfil.publish.workbooks import write_workbooks
 from vardfil.settings import Settings, load_settings
+
+
+def _demo_accounts(app: App) -> None:
+    """One account with an e-mail address per sample unit, so the month's kvittenser are mailed
+    (to the outbox, without an SMTP server). Their passwords are random and never shown: the demo
+    portal (scripts/serve.sh) makes accounts of its own."""
+    import secrets
+
+    from vardfil.accounts import create_account
+
+    for unit in sorted(app.reference.units.values(), key=lambda u: u.hsaid):
+        name = f"enhet-{unit.hsaid[-4:]}"
+        if app.ledger.accounts.by_name(name) is None:
+            create_account(
+                app.ledger,
+                username=name,
+                password=secrets.token_urlsafe(16),
+                role="unit",
+                units=[unit.hsaid],
+                actor="sample",
+                email=f"{name}@exempel.vgregion.se",
+            )
 
 
 def read_arrivals(folder: Path = SAMPLE_DIR) -> list[tuple[Path, str]]:
@@ -84,6 +107,7 @@ def run_sample_month(out: Path | None = None, folder: Path = SAMPLE_DIR, *, via_
     arrivals = read_arrivals(folder)
     period = str(max(Period.parse_compact(p.name.split("_")[2]) for p, _ in arrivals))
     deadline = Period.parse(period).deadline
+    _demo_accounts(app)
     if via_airflow:
         log = run_through_airflow(period, settings, folder)
         print(f"ran the vardfil_close DAG at {deadline.isoformat()} with airflow dags test (log: {log})\n")
@@ -129,4 +153,8 @@ def run_sample_month(out: Path | None = None, folder: Path = SAMPLE_DIR, *, via_
     print(f"visits, ACG (Parquet):   {summary['besok_parquet']}, {summary['acg_parquet']}")
     print(f"workbooks:               {workbooks[-1]} and {len(workbooks) - 1} unit workbooks in {workbooks[0].parent}")
     print(f"ledger:                  {settings.database_url}\nraw store:               {settings.store}")
+    outbox = outbox_of(settings)
+    mails = sorted(outbox.glob("*.eml")) if outbox.is_dir() else []
+    where = "SMTP (VARDFIL_SMTP_URL)" if settings.smtp_url else f"{outbox} ({len(mails)} .eml files)"
+    print(f"e-mail:                  {where}")
     return 0

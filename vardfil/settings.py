@@ -13,6 +13,9 @@ the environment; everything else is handed a :class:`Settings`.
 | ``VARDFIL_WORKBOOK_WORKERS`` | the number of cores | processes that render unit workbooks (1: in process) |
 | ``VARDFIL_WORKBOOK_BATCHES`` | ``8`` | mapped Airflow tasks the unit workbooks are split into |
 | ``VARDFIL_POOL_WORKERS`` | the number of cores | the server's validation processes (0: threads in the server process) |
+| ``VARDFIL_SMTP_URL`` | none: messages go to ``$VARDFIL_HOME/outbox/`` as ``.eml`` files | ``smtp://[user:password@]host:port`` (STARTTLS when the server offers it, login when given) |
+| ``VARDFIL_MAIL_FROM`` | ``vardfil@localhost`` | the sender of every message |
+| ``VARDFIL_BASE_URL`` | ``http://127.0.0.1:8000`` | the portal's address, for the links in messages |
 | ``VARDFIL_SECURE_COOKIES`` | off | ``1``: the portal's cookies are ``Secure`` (behind TLS) |
 | ``VARDFIL_CLOCK_FILE`` | none | demos and tests only: a file holding the portal's "now" |
 | ``VARDFIL_ACTOR`` | the login name | who the CLI records as acting |
@@ -45,6 +48,9 @@ class Settings:
     workbook_workers: int | None = None  # None: one per core
     workbook_batches: int = 8
     pool_workers: int | None = None  # None: one per core
+    smtp_url: str | None = None  # None: the outbox folder
+    mail_from: str = "vardfil@localhost"
+    base_url: str = "http://127.0.0.1:8000"
     secure_cookies: bool = False
     clock_file: Path | None = None
     actor: str | None = None
@@ -74,6 +80,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         workbook_workers=_int(env.get("VARDFIL_WORKBOOK_WORKERS")),
         workbook_batches=_int(env.get("VARDFIL_WORKBOOK_BATCHES")) or 8,
         pool_workers=_int(env.get("VARDFIL_POOL_WORKERS")),
+        smtp_url=env.get("VARDFIL_SMTP_URL") or None,
+        mail_from=env.get("VARDFIL_MAIL_FROM") or "vardfil@localhost",
+        base_url=(env.get("VARDFIL_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
         secure_cookies=env.get("VARDFIL_SECURE_COOKIES") == "1",
         clock_file=Path(clock) if clock else None,
         actor=env.get("VARDFIL_ACTOR") or None,

@@ -29,14 +29,22 @@ class Accounts:
             return s.scalars(select(Account).where(Account.username == username)).first()
 
     def add(
-        self, *, username: str, password_hash: str, role: str, units: list[str], actor: str, now: dt.datetime
+        self,
+        *,
+        username: str,
+        password_hash: str,
+        role: str,
+        units: list[str],
+        actor: str,
+        now: dt.datetime,
+        email: str | None = None,
     ) -> Account | None:
         """Add an account with its units; None when the name is taken (checked in the same
         transaction, so two concurrent adds cannot both win)."""
         with self.ledger.transaction() as s:
             if s.scalars(select(Account).where(Account.username == username)).first():
                 return None
-            acc = Account(username=username, password_hash=password_hash, role=role, created_at=now)
+            acc = Account(username=username, password_hash=password_hash, role=role, created_at=now, email=email)
             s.add(acc)
             s.flush()
             for h in units:
@@ -74,6 +82,17 @@ class Accounts:
         """Remove a session."""
         with self.ledger.transaction() as s:
             s.execute(delete(WebSession).where(WebSession.token_sha256 == token_sha256))
+
+    def emails_of_unit(self, unit_hsaid: str) -> list[str]:
+        """The e-mail addresses of the accounts that act for a unit (the people who get its mail)."""
+        with self.ledger.reading() as s:
+            q = (
+                select(Account.email)
+                .join(AccountUnit, AccountUnit.account_id == Account.id)
+                .where(AccountUnit.unit_hsaid == unit_hsaid, Account.email.is_not(None))
+                .order_by(Account.id)
+            )
+            return [e for e in s.scalars(q) if e]
 
     # --- sessions: rotation and purging --------------------------------------------------------
 

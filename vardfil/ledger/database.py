@@ -41,6 +41,7 @@ from vardfil.ledger.tables import (
     PeriodClose,
     PeriodState,
     ReceivedFile,
+    SentMessage,
     Settlement,
     UnderlagLineRow,
 )
@@ -431,6 +432,34 @@ class Ledger:
             for k, fs in sorted(by_key.items(), key=lambda kv: (kv[0].unit_hsaid, kv[0].file_type, kv[0].period))
         }
         return {k: f for k, f in chosen.items() if f is not None}
+
+    # --- messages ---------------------------------------------------------------------------------
+
+    def claim_message(self, *, key: str, kind: str, recipients: int, via: str) -> bool:
+        """Record that a message is being sent; False when one with this key was sent already
+        (a rerun, a copy of a file, a second close). The record comes first: a message whose
+        sending fails is released again (:meth:`release_message`), so it can be retried."""
+        try:
+            with self.transaction() as s:
+                s.add(SentMessage(key=key, kind=kind, recipients=recipients, via=via, sent_at=utcnow()))
+        except IntegrityError:
+            return False
+        return True
+
+    def release_message(self, key: str) -> None:
+        """Forget a claimed message that could not be sent."""
+        with self.transaction() as s:
+            row = s.get(SentMessage, key)
+            if row is not None:
+                s.delete(row)
+
+    def sent_messages(self, kind: str | None = None) -> list[SentMessage]:
+        """The messages sent, oldest first."""
+        with self.reading() as s:
+            q = select(SentMessage).order_by(SentMessage.sent_at, SentMessage.key)
+            if kind is not None:
+                q = q.where(SentMessage.kind == kind)
+            return list(s.scalars(q))
 
     # --- dispens ---------------------------------------------------------------------------------
 

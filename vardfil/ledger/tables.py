@@ -196,6 +196,7 @@ class Account(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))  # unit | analyst | admin
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    email: Mapped[str | None] = mapped_column(String(254))
 
 
 class AccountUnit(Base):
@@ -243,3 +244,16 @@ class SignInThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer)
     first_failure_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class SentMessage(Base):
+    """A message sent (or written to the outbox), keyed by what it is about: each is sent once.
+    Never the addresses or the text: those are personal data, the key says what was sent."""
+
+    __tablename__ = "sent_message"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # e.g. "kvittens:KV-…"
+    kind: Mapped[str] = mapped_column(String(32))
+    recipients: Mapped[int] = mapped_column(Integer)
+    via: Mapped[str] = mapped_column(String(8))  # smtp | outbox
+    sent_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

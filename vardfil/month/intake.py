@@ -164,6 +164,12 @@ def submit(
             continue
         if not new:
             _audit_copy(ledger, recorded, shown, received_at, source_kind, actor)
+        else:
+            # The unit's people get the kvittens by mail (once per receipt; a failure is logged and
+            # never fails the submission). A copy sends nothing: it is not a submission.
+            from vardfil.mail import notify_submission
+
+            notify_submission(app, json.loads(recorded.kvittens_json), recorded.unit_hsaid)
         return Submission(
             kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id, new=new, file=recorded
         )
