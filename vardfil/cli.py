@@ -204,7 +204,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
     with _app(args) as app:
         row = answer(
-            app.ledger,
+            app,
             unit_hsaid=args.unit,
             file_type=args.file_type,
             period=args.period,

@@ -16,18 +16,24 @@ personnummer: a kvittens message gives counts per rule, not findings.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
+import json
 import logging
 import secrets
 import smtplib
 import ssl
+from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from babel.numbers import format_decimal
+
 from filespec import spec_for
+from filespec.calendar import DEADLINE_VARDAG, STOCKHOLM, Period, is_vardag, to_stockholm
 from validators.kvittens import Status
 from vardfil.app import App
 from vardfil.ledger import utcnow
@@ -53,7 +59,7 @@ def _deliver_smtp(settings: Settings, msg: EmailMessage) -> None:
 def _deliver_outbox(settings: Settings, msg: EmailMessage, kind: str) -> Path:
     outbox = settings.home / "outbox"
     outbox.mkdir(parents=True, exist_ok=True)
-    stamp = utcnow().strftime("%Y%m%dT%H%M%S")
+    stamp = utcnow().strftime("%Y%m%dT%H%M%S.%f")  # sorted by name is sorted by time
     path = outbox / f"{stamp}-{kind}-{secrets.token_hex(4)}.eml"
     tmp = path.with_name(f".tmp-{path.name}")
     tmp.write_bytes(bytes(msg))
@@ -144,3 +150,147 @@ def notify_submission(app: App, kvittens: dict[str, Any], unit_hsaid: str | None
         text=text,
         html_body=html_body,
     )
+
+
+# --- after the close, disputes, reminders, retries -----------------------------------------------
+
+
+def kronor(amount: Decimal | str) -> str:
+    """An amount as a Swede writes it: ``1 004 878,50 kr`` (CLDR via Babel, not by hand)."""
+    return f"{format_decimal(Decimal(str(amount)), format='#,##0.00', locale='sv_SE')} kr"
+
+
+def _analysts(app: App) -> list[str]:
+    return app.ledger.accounts.emails_of_roles(("analyst", "admin"))
+
+
+def notify_close(app: App, summary: dict[str, Any]) -> int:
+    """After a close: "underlaget är klart" to each unit's people, and the run summary (missing,
+    late, rejected share) to the analysts. Each once per period; the number of messages sent."""
+    from vardfil.ledger import period_status
+
+    period = str(summary["period"])
+    base = app.settings.base_url
+    sent = 0
+    for u in summary["units"]:
+        unit = app.reference.units.get(u["unit_hsaid"])
+        name = unit.namn if unit else u["unit_hsaid"]
+        title = f"Ersättningsunderlaget för {period} är klart"
+        link = f"{base}/enhet/{u['unit_hsaid']}#underlag-{period}"
+        lines = [
+            f"Ersättningsunderlaget för {name} ({u['file_type']}) och perioden {period} är publicerat.",
+            f"Summa: {kronor(u['total'])}.",
+            "Granska underlaget och godkänn det eller lämna en invändning före fastställandet.",
+        ]
+        if u["receipt_id"] is None:
+            lines.insert(1, "Ingen fil kom in i tid: underlaget har bara de delar som inte beror på en fil.")
+        sent += send_once(
+            app,
+            key=f"underlag:{period}:{u['unit_hsaid']}:{u['file_type']}",
+            kind="underlag",
+            to=app.ledger.accounts.emails_of_unit(u["unit_hsaid"]),
+            subject=title,
+            text="\n".join(lines) + f"\n\n{link}\n",
+            html_body=_page(title, lines, link, "Till underlaget"),
+        )
+    status = period_status(app.ledger, app.reference, period)
+    late = [s for s in status.units if s.delivery.value == "sen"]
+    missing = [s for s in status.units if s.delivery.value == "saknas"]
+    shares = sorted(
+        (
+            (s.counted_file.rows_rejected / s.counted_file.rows_total, s.unit.namn)
+            for s in status.units
+            if s.counted_file and s.counted_file.rows_total
+        ),
+        reverse=True,
+    )
+    title = f"Perioden {period} är stängd"
+    lines = [
+        f"Stängd {summary['closed_at'][:16].replace('T', ' ')}, summa {kronor(summary['total'])}, "
+        f"{len(summary['units'])} enheter.",
+        f"Saknar fil: {', '.join(s.unit.namn for s in missing) or 'inga'}.",
+        f"Sena filer (rättelse i en senare period): {', '.join(s.unit.namn for s in late) or 'inga'}.",
+        f"Rättelser av tidigare perioder: {len(summary['rattelse'])}.",
+    ]
+    lines += [
+        f"Störst andel avvisade rader: {name} {share * 100:.1f} %".replace(".", ",")
+        for share, name in shares[:5]
+        if share > 0
+    ]
+    link = f"{base}/analys/{period}"
+    sent += send_once(
+        app,
+        key=f"close:{period}",
+        kind="close",
+        to=_analysts(app),
+        subject=title,
+        text="\n".join(lines) + f"\n\n{link}\n",
+        html_body=_page(title, lines, link, "Till månadsöversikten"),
+    )
+    return sent
+
+
+def notify_dispute(app: App, *, approval_id: int, unit_hsaid: str, period: str, comment: str | None) -> bool:
+    """A unit disputed its underlag: the analysts are told (once per answer)."""
+    unit = app.reference.units.get(unit_hsaid)
+    name = unit.namn if unit else unit_hsaid
+    title = f"Invändning mot underlaget {period}: {name}"
+    lines = [f"{name} har invänt mot sitt ersättningsunderlag för {period}.", f"Kommentar: {comment or '–'}"]
+    link = f"{app.settings.base_url}/analys/{period}"
+    return send_once(
+        app,
+        key=f"dispute:{approval_id}",
+        kind="dispute",
+        to=_analysts(app),
+        subject=title,
+        text="\n".join(lines) + f"\n\n{link}\n",
+        html_body=_page(title, lines, link, "Till månadsöversikten"),
+    )
+
+
+def send_reminders(app: App, now: dt.datetime) -> list[dict[str, str]]:
+    """On the first, second and third vardag of a window (two vardagar before, one before, and the
+    morning of the deadline): a reminder to each active unit without a usable file yet. Each
+    reminder once per unit and day; the units reminded."""
+    from vardfil.ledger import period_status
+
+    period = Period.of_window(now)
+    if not period.window.is_open(now):
+        return []
+    local = to_stockholm(now).date()
+    first = period.window.opens.date()
+    vardagar = [d for d in (first + dt.timedelta(days=i) for i in range(10)) if is_vardag(d)][:DEADLINE_VARDAG]
+    if local not in vardagar:
+        return []
+    left = DEADLINE_VARDAG - 1 - vardagar.index(local)  # vardagar left after today
+    when = {0: "i dag kl. 15.00", 1: "i morgon kl. 15.00"}.get(left, f"om {left} vardagar, kl. 15.00")
+    due = []
+    for s in period_status(app.ledger, app.reference, str(period), as_of=now).missing():
+        title = f"Påminnelse: redovisningsfilen för {period} ska in {when}"
+        lines = [
+            f"Vi har ännu ingen godkänd redovisningsfil från {s.unit.namn} ({s.unit.filtyp}) för {period}.",
+            f"Tidsgränsen är {s.deadline.astimezone(STOCKHOLM):%Y-%m-%d kl. %H.%M}.",
+        ]
+        link = f"{app.settings.base_url}/enhet/{s.unit.hsaid}"
+        if send_once(
+            app,
+            key=f"reminder:{period}:{s.unit.hsaid}:{local.isoformat()}",
+            kind="reminder",
+            to=app.ledger.accounts.emails_of_unit(s.unit.hsaid),
+            subject=title,
+            text="\n".join(lines) + f"\n\n{link}\n",
+            html_body=_page(title, lines, link, "Skicka filen"),
+        ):
+            due.append({"unit_hsaid": s.unit.hsaid, "period": str(period)})
+    return due
+
+
+def mail_pending(app: App, since: dt.datetime) -> int:
+    """Kvittenser of files recorded since ``since`` whose message was never sent (the server was
+    down): sent now. The nightly run calls it, which is how a failed send is retried."""
+    sent = {m.key for m in app.ledger.sent_messages("kvittens")}
+    n = 0
+    for f in app.ledger.files_recorded_since(since):
+        if f"kvittens:{f.receipt_id}" not in sent and f.unit_hsaid:
+            n += notify_submission(app, json.loads(f.kvittens_json), f.unit_hsaid)
+    return n

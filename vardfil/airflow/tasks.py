@@ -23,6 +23,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 from filespec.calendar import Period, deadline_before_or_at, parse_instant
 from vardfil.app import App, open_app
 from vardfil.errors import VardfilError
+from vardfil.mail import mail_pending, send_reminders
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -176,9 +177,11 @@ def reminders(now: str) -> list[dict[str, Any]]:
 
     at = parse_instant(now)
     period = Period.of_window(at)
-    if not period.window.is_open(at):
-        return []
     with _app() as app:
+        # Every night: the kvittenser of the last week whose mail failed (this is their retry).
+        mail_pending(app, since=at - dt.timedelta(days=7))
+        if not period.window.is_open(at):
+            return []
         status = period_status(app.ledger, app.reference, str(period), as_of=at)
         due = [
             {
@@ -196,6 +199,8 @@ def reminders(now: str) -> list[dict[str, Any]]:
                 subject=str(period),
                 detail={"units": [d["unit_hsaid"] for d in due], "at": at.isoformat()},
             )
+        # Reminders by mail on the window's first three vardagar (each once per unit and day).
+        send_reminders(app, at)
         return due
 
 

@@ -94,6 +94,12 @@ class Accounts:
             )
             return [e for e in s.scalars(q) if e]
 
+    def emails_of_roles(self, roles: tuple[str, ...]) -> list[str]:
+        """The e-mail addresses of the accounts with these roles (the analysts' mail)."""
+        with self.ledger.reading() as s:
+            q = select(Account.email).where(Account.role.in_(roles), Account.email.is_not(None)).order_by(Account.id)
+            return [e for e in s.scalars(q) if e]
+
     # --- sessions: rotation and purging --------------------------------------------------------
 
     def end_other_sessions(self, account_id: int, *, keep: str | None = None) -> None:

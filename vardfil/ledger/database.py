@@ -363,6 +363,13 @@ class Ledger:
             )
             return list(s.scalars(q))
 
+    def files_recorded_since(self, since: dt.datetime) -> list[ReceivedFile]:
+        """Every file recorded at or after an instant (not received: an inbox file keeps its
+        transfer time), in the order recorded."""
+        with self.reading() as s:
+            q = select(ReceivedFile).where(ReceivedFile.recorded_at >= since).order_by(ReceivedFile.id)
+            return list(s.scalars(q))
+
     def unit_history(self, unit_hsaid: str, *, limit: int = 200) -> list[ReceivedFile]:
         """A unit's received files, newest first."""
         with self.reading() as s:

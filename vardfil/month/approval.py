@@ -11,25 +11,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from vardfil.app import App
 from vardfil.errors import ApprovalRefused
 from vardfil.ledger import Approval, Ledger
 from vardfil.ledger.database import ANSWERS
+from vardfil.mail import notify_dispute
 
 ACTIONS = ANSWERS
 
 
 def answer(
-    ledger: Ledger, *, unit_hsaid: str, file_type: str, period: str, action: str, comment: str | None, actor: str
+    app: App, *, unit_hsaid: str, file_type: str, period: str, action: str, comment: str | None, actor: str
 ) -> Approval:
-    """Record a unit's approval or dispute of its underlag (NotClosed, ApprovalRefused)."""
+    """Record a unit's approval or dispute of its underlag (NotClosed, ApprovalRefused); a dispute
+    is mailed to the analysts."""
     if action not in ACTIONS:
         raise ApprovalRefused(f"action must be one of {ACTIONS}")
     comment = (comment or "").strip() or None
     if action == "INVAND" and comment is None:
         raise ApprovalRefused("a dispute needs a comment")
-    return ledger.add_answer(
+    row = app.ledger.add_answer(
         unit_hsaid=unit_hsaid, file_type=file_type, period=period, action=action, comment=comment, actor=actor
     )
+    if action == "INVAND":
+        notify_dispute(app, approval_id=row.id, unit_hsaid=unit_hsaid, period=period, comment=comment)
+    return row
 
 
 def finalise(ledger: Ledger, *, period: str, actor: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from reports import UnderlagLine, rattelse_line, total, underlag_for
 from vardfil.app import App
 from vardfil.errors import CloseTooEarly
 from vardfil.ledger import FileKey, PeriodClose, ReceivedFile, Settlement, UnderlagLineRow, utcnow
+from vardfil.mail import notify_close
 from vardfil.publish.datasets import VisitDatasets, write_underlag_parquet
 
 
@@ -117,6 +118,7 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
     # click) answers with what was recorded, never with a second, possibly different, underlag.
     existing = close_summary(app, period)
     if existing is not None:
+        notify_close(app, existing)  # sends only what a failed or interrupted close did not
         return existing
 
     ledger = app.ledger
@@ -241,6 +243,8 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
     )
     summary = close_summary(app, period, already_closed=False)
     assert summary is not None  # recorded just now, by this close or a concurrent one
+    # The units hear that their underlag is ready, the analysts how the month went (each once).
+    notify_close(app, summary)
     return summary
 
 

@@ -145,7 +145,7 @@ async def respond(request: Request, hsaid: str, period: str) -> Response:
     try:
         await run_in_threadpool(
             lambda: answer(
-                vardfil(request).ledger,
+                vardfil(request),
                 unit_hsaid=hsaid,
                 file_type=unit.filtyp,
                 period=period,
