@@ -129,7 +129,16 @@ def test_analyst_sees_the_month_closes_and_unit_approves(portal):
 
 
 # Every route, with what another unit's user may do there. A new route without a row fails.
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"), ("GET", "/"), ("POST", "/logout")}
+PUBLIC = {
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("GET", "/healthz"),
+    ("GET", "/"),
+    ("POST", "/logout"),
+    # A one-time link is its own proof (its token is the secret); tested in test_unit_admin.
+    ("GET", "/konto/losenord/{token}"),
+    ("POST", "/konto/losenord/{token}"),
+}
 # Readable by anyone signed in (the rule catalogue): nothing in them belongs to a unit.
 SHARED = {("GET", "/regler"), ("GET", "/regler/{version}"), ("GET", "/regler/{version}/{code}")}
 ISOLATION = {
@@ -146,6 +155,12 @@ ISOLATION = {
     ("POST", "/analys/{period}/finalise"): "/analys/2026-10/finalise",
     ("GET", "/analys/{period}/download/{name}"): "/analys/2026-10/download/underlag.parquet",
     ("GET", "/analys/audit/log"): "/analys/audit/log",
+    ("GET", "/enhet/{hsaid}/konton"): f"/enhet/{UNIT_B}/konton",
+    ("POST", "/enhet/{hsaid}/konton"): f"/enhet/{UNIT_B}/konton",
+    ("POST", "/enhet/{hsaid}/konton/{username}/inaktivera"): f"/enhet/{UNIT_B}/konton/bertil/inaktivera",
+    ("POST", "/enhet/{hsaid}/konton/{username}/aterstall"): f"/enhet/{UNIT_B}/konton/bertil/aterstall",
+    ("POST", "/enhet/{hsaid}/nycklar"): f"/enhet/{UNIT_B}/nycklar",
+    ("POST", "/enhet/{hsaid}/nycklar/{name}/aterkalla"): f"/enhet/{UNIT_B}/nycklar/x/aterkalla",
 }
 
 

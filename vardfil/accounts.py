@@ -24,11 +24,13 @@ import secrets
 from dataclasses import dataclass
 
 from filespec import Reference
+from vardfil.app import App
 from vardfil.errors import AccountRefused
 from vardfil.ledger import Ledger, utcnow
-from vardfil.ledger.tables import ApiToken
+from vardfil.ledger.tables import Account, ApiToken
 
-ROLES = ("unit", "analyst", "admin")
+ROLES = ("unit", "unit_admin", "analyst", "admin")
+LINK_HOURS = 48  # a one-time link to set a password works this long
 SESSION_HOURS = 8
 # OWASP Password Storage Cheat Sheet: scrypt N=2^17, r=8, p=1 (128 MiB of memory per hash).
 _N, _R, _P = 2**17, 8, 1
@@ -87,8 +89,12 @@ class User:
     csrf: str
 
     def may_see_unit(self, hsaid: str | None) -> bool:
-        """Analysts and admins see every unit; a unit user only its own."""
+        """Analysts and admins see every unit; a unit user (or unit admin) only its own."""
         return self.role in ("analyst", "admin") or (hsaid is not None and hsaid in self.units)
+
+    def may_admin_unit(self, hsaid: str) -> bool:
+        """A unit admin runs the accounts and API tokens of its own units; an admin of every unit."""
+        return self.role == "admin" or (self.role == "unit_admin" and hsaid in self.units)
 
     @property
     def analyst(self) -> bool:
@@ -103,7 +109,7 @@ def create_account(
     password, or a unit user without units."""
     if role not in ROLES:
         raise AccountRefused(f"role must be one of {ROLES}")
-    if role == "unit" and not units:
+    if role in ("unit", "unit_admin") and not units:
         raise AccountRefused("a unit user needs at least one HSA-id")
     if len(password) < 12:
         raise AccountRefused("a password needs at least 12 characters")
@@ -145,6 +151,9 @@ def sign_in(ledger: Ledger, username: str, password: str, *, address: str = "") 
         return SignIn(token=None, locked_until=locked)
     acc = ledger.accounts.by_name(username)
     ok = verify_password(password, acc.password_hash if acc is not None else _DUMMY_HASH)
+    # A disabled account answers as a wrong password would, after the same scrypt.
+    if acc is not None and acc.disabled_at is not None:
+        ok = False
     if acc is None or not ok:
         # Audited only for an existing account: a row per typed name would let anyone fill the
         # audit log. Lock-outs are audited whatever the name, since they are what an analyst acts on.
@@ -185,7 +194,7 @@ def user_for(ledger: Ledger, token: str | None) -> User | None:
     if found is None:
         return None
     sess, acc, units = found
-    if sess.expires_at < utcnow():
+    if sess.expires_at < utcnow() or acc.disabled_at is not None:
         return None
     return User(id=acc.id, username=acc.username, role=acc.role, units=units, csrf=sess.csrf)
 
@@ -230,3 +239,108 @@ def token_unit(ledger: Ledger, token: str | None) -> ApiToken | None:
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 100:
         return None
     return ledger.accounts.token_by_hash(_token_hash(token))
+
+
+# --- unit administrators -----------------------------------------------------------------------
+
+
+def _manageable(app: App, unit_hsaid: str, username: str) -> Account:
+    acc = app.ledger.accounts.by_name(username)
+    # A unit admin manages the unit's own people: never an analyst or admin, never an account that
+    # also acts for another unit (that unit's admin has a say too).
+    if acc is None or acc.role not in ("unit", "unit_admin") or app.ledger.accounts.units_of(acc.id) != {unit_hsaid}:
+        raise AccountRefused(f"kontot {username} hör inte till vårdenheten {unit_hsaid}")
+    return acc
+
+
+def send_password_link(app: App, acc: Account, *, actor: str, reset: bool) -> bool:
+    """Mail the account a one-time link to set its password (with ``reset`` the old password and
+    sessions stop working now). True when the message went out (or to the outbox)."""
+    if not acc.email:
+        raise AccountRefused(f"kontot {acc.username} har ingen e-postadress")
+    from vardfil.mail import send_once
+
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    app.ledger.accounts.add_link(
+        account_id=acc.id,
+        token_sha256=_token_hash(token),
+        now=now,
+        expires_at=now + dt.timedelta(hours=LINK_HOURS),
+        password_hash=hash_password(secrets.token_urlsafe(32)) if reset else None,
+        actor=actor,
+        action="password_reset" if reset else "password_link_sent",
+    )
+    link = f"{app.settings.base_url}/konto/losenord/{token}"
+    title = "Välj lösenord till vardfil"
+    lines = [
+        f"Ett konto {acc.username} i vardfil (redovisningsfiler VG Primärvård och Vårdval Rehab) väntar på dig.",
+        f"Välj ditt lösenord med länken nedan. Den fungerar en gång och i {LINK_HOURS} timmar.",
+        "Har du inte bett om detta kan du bortse från meddelandet.",
+    ]
+    from vardfil.mail import page_html
+
+    return send_once(
+        app,
+        key=f"link:{_token_hash(token)[:32]}",
+        kind="account",
+        to=[acc.email],
+        subject=title,
+        text="\n".join(lines) + f"\n\n{link}\n",
+        html_body=page_html(title, lines, link, "Välj lösenord"),
+    )
+
+
+def add_unit_account(app: App, *, unit_hsaid: str, username: str, email: str, actor: str) -> None:
+    """A unit admin adds a person to the unit: the account gets no password anyone typed, but a
+    one-time link by mail to choose one."""
+    create_account(
+        app.ledger,
+        username=username,
+        password=secrets.token_urlsafe(32),
+        role="unit",
+        units=[unit_hsaid],
+        actor=actor,
+        email=email,
+    )
+    acc = app.ledger.accounts.by_name(username)
+    assert acc is not None
+    send_password_link(app, acc, actor=actor, reset=False)
+
+
+def reset_unit_account(app: App, *, unit_hsaid: str, username: str, actor: str) -> None:
+    """A new one-time link by mail; the old password and sessions stop working now."""
+    send_password_link(app, _manageable(app, unit_hsaid, username), actor=actor, reset=True)
+
+
+def disable_unit_account(app: App, *, unit_hsaid: str, username: str, actor: str) -> None:
+    """The person has left the unit: the account signs nobody in (a reset link enables it again)."""
+    if username == actor:
+        raise AccountRefused("du kan inte inaktivera ditt eget konto")
+    acc = _manageable(app, unit_hsaid, username)
+    app.ledger.accounts.disable(acc.id, actor=actor, now=utcnow())
+
+
+def set_password_with_link(ledger: Ledger, token: str, password: str) -> str | None:
+    """Set the password through a one-time link; the account's name, or None (used, expired,
+    unknown). The password rules are those of every account."""
+    if len(password) < 12:
+        raise AccountRefused("lösenordet behöver minst 12 tecken")
+    return ledger.accounts.use_link(_token_hash(token), password_hash=hash_password(password), now=utcnow())
+
+
+def link_is_live(ledger: Ledger, token: str) -> bool:
+    """Whether a one-time link can still be used (the page says so before a password is typed)."""
+    return ledger.accounts.link_is_live(_token_hash(token), utcnow())
+
+
+def unit_tokens(ledger: Ledger, unit_hsaid: str) -> list[ApiToken]:
+    """The API tokens of one unit."""
+    return [t for t in ledger.accounts.tokens() if t.unit_hsaid == unit_hsaid]
+
+
+def revoke_unit_token(ledger: Ledger, *, unit_hsaid: str, name: str, actor: str) -> None:
+    """A unit admin revokes one of its unit's tokens (never another unit's)."""
+    if not any(t.name == name and t.revoked_at is None for t in unit_tokens(ledger, unit_hsaid)):
+        raise AccountRefused(f"ingen aktiv API-nyckel {name} för vårdenheten")
+    revoke_token(ledger, name=name, actor=actor)

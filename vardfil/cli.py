@@ -489,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     us_sub = us.add_subparsers(dest="user_command", required=True)
     ua = us_sub.add_parser("add", help="add an account (password from $VARDFIL_PASSWORD or asked for)")
     ua.add_argument("username")
-    ua.add_argument("--role", choices=["unit", "analyst", "admin"], required=True)
+    ua.add_argument("--role", choices=["unit", "unit_admin", "analyst", "admin"], required=True)
     ua.add_argument("--hsaid", action="append", help="a unit the account acts for (repeatable)")
     ua.add_argument("--email", metavar="ADDRESS", help="where the account's mail goes (kvittenser, reminders)")
     ua.add_argument("--actor")

@@ -103,7 +103,7 @@ def send_once(app: App, *, key: str, kind: str, to: list[str], subject: str, tex
     return True
 
 
-def _page(title: str, paragraphs: list[str], link: str, link_text: str) -> str:
+def page_html(title: str, paragraphs: list[str], link: str, link_text: str) -> str:
     body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
     return (
         f'<!doctype html><html lang="sv"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
@@ -132,7 +132,7 @@ def kvittens_message(app: App, kvittens: dict[str, Any], unit_name: str) -> tupl
         lines.append(f"{rule} ({n} st): {message}".rstrip(": "))
     title = f"Kvittens: {kvittens['file_name']} – {status}"
     text = "\n".join(lines) + f"\n\nSe hela kvittensen: {link}\n"
-    return title, text, _page(title, lines, link, "Se hela kvittensen")
+    return title, text, page_html(title, lines, link, "Se hela kvittensen")
 
 
 def notify_submission(app: App, kvittens: dict[str, Any], unit_hsaid: str | None) -> bool:
@@ -191,7 +191,7 @@ def notify_close(app: App, summary: dict[str, Any]) -> int:
             to=app.ledger.accounts.emails_of_unit(u["unit_hsaid"]),
             subject=title,
             text="\n".join(lines) + f"\n\n{link}\n",
-            html_body=_page(title, lines, link, "Till underlaget"),
+            html_body=page_html(title, lines, link, "Till underlaget"),
         )
     status = period_status(app.ledger, app.reference, period)
     late = [s for s in status.units if s.delivery.value == "sen"]
@@ -225,7 +225,7 @@ def notify_close(app: App, summary: dict[str, Any]) -> int:
         to=_analysts(app),
         subject=title,
         text="\n".join(lines) + f"\n\n{link}\n",
-        html_body=_page(title, lines, link, "Till månadsöversikten"),
+        html_body=page_html(title, lines, link, "Till månadsöversikten"),
     )
     return sent
 
@@ -244,7 +244,7 @@ def notify_dispute(app: App, *, approval_id: int, unit_hsaid: str, period: str, 
         to=_analysts(app),
         subject=title,
         text="\n".join(lines) + f"\n\n{link}\n",
-        html_body=_page(title, lines, link, "Till månadsöversikten"),
+        html_body=page_html(title, lines, link, "Till månadsöversikten"),
     )
 
 
@@ -279,7 +279,7 @@ def send_reminders(app: App, now: dt.datetime) -> list[dict[str, str]]:
             to=app.ledger.accounts.emails_of_unit(s.unit.hsaid),
             subject=title,
             text="\n".join(lines) + f"\n\n{link}\n",
-            html_body=_page(title, lines, link, "Skicka filen"),
+            html_body=page_html(title, lines, link, "Skicka filen"),
         ):
             due.append({"unit_hsaid": s.unit.hsaid, "period": str(period)})
     return due

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
-from vardfil.ledger.tables import Account, AccountUnit, ApiToken, SignInThrottle, WebSession
+from vardfil.ledger.tables import Account, AccountLink, AccountUnit, ApiToken, SignInThrottle, WebSession
 
 if TYPE_CHECKING:
     from vardfil.ledger.database import Ledger
@@ -203,3 +203,82 @@ class Accounts:
             return s.scalars(
                 select(ApiToken).where(ApiToken.token_sha256 == token_sha256, ApiToken.revoked_at.is_(None))
             ).first()
+
+    # --- unit administration --------------------------------------------------------------------
+
+    def of_unit(self, unit_hsaid: str) -> list[Account]:
+        """The accounts that act for a unit, oldest first."""
+        with self.ledger.reading() as s:
+            q = (
+                select(Account)
+                .join(AccountUnit, AccountUnit.account_id == Account.id)
+                .where(AccountUnit.unit_hsaid == unit_hsaid)
+                .order_by(Account.id)
+            )
+            return list(s.scalars(q))
+
+    def units_of(self, account_id: int) -> frozenset[str]:
+        """The units an account acts for."""
+        with self.ledger.reading() as s:
+            return frozenset(s.scalars(select(AccountUnit.unit_hsaid).where(AccountUnit.account_id == account_id)))
+
+    def disable(self, account_id: int, *, actor: str, now: dt.datetime) -> None:
+        """Disable an account and end its sessions (it signs nobody in until a new link is used)."""
+        with self.ledger.transaction() as s:
+            acc = s.get(Account, account_id)
+            if acc is None:
+                return
+            acc.disabled_at = now
+            s.execute(delete(WebSession).where(WebSession.account_id == account_id))
+            self.ledger.audit(s, actor=actor, action="account_disabled", subject=acc.username)
+
+    def add_link(
+        self,
+        *,
+        account_id: int,
+        token_sha256: str,
+        now: dt.datetime,
+        expires_at: dt.datetime,
+        password_hash: str | None,
+        actor: str,
+        action: str,
+    ) -> None:
+        """Record a one-time link; with ``password_hash`` (a reset) the old password and sessions
+        stop working at once."""
+        with self.ledger.transaction() as s:
+            acc = s.get(Account, account_id)
+            if acc is None:
+                return
+            s.add(
+                AccountLink(
+                    token_sha256=token_sha256,
+                    account_id=account_id,
+                    created_at=now,
+                    expires_at=expires_at,
+                    used_at=None,
+                )
+            )
+            if password_hash is not None:
+                acc.password_hash = password_hash
+                s.execute(delete(WebSession).where(WebSession.account_id == account_id))
+            self.ledger.audit(s, actor=actor, action=action, subject=acc.username)
+
+    def use_link(self, token_sha256: str, *, password_hash: str, now: dt.datetime) -> str | None:
+        """Set the password through a live link (once); the account's name, or None."""
+        with self.ledger.transaction() as s:
+            link = s.get(AccountLink, token_sha256)
+            if link is None or link.used_at is not None or link.expires_at < now:
+                return None
+            acc = s.get(Account, link.account_id)
+            if acc is None:
+                return None
+            link.used_at = now
+            acc.password_hash, acc.disabled_at = password_hash, None
+            self.ledger.audit(s, actor=acc.username, action="password_set_by_link", subject=acc.username)
+            return acc.username
+
+    def link_is_live(self, token_sha256: str, now: dt.datetime) -> bool:
+        """Whether a link can still be used."""
+        with self.ledger.reading() as s:
+            link = s.get(AccountLink, token_sha256)
+            return link is not None and link.used_at is None and link.expires_at >= now

@@ -194,9 +194,10 @@ class Account(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(128), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16))  # unit | analyst | admin
+    role: Mapped[str] = mapped_column(String(16))  # unit | unit_admin | analyst | admin
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     email: Mapped[str | None] = mapped_column(String(254))
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)  # set: signs nobody in
 
 
 class AccountUnit(Base):
@@ -257,3 +258,16 @@ class SentMessage(Base):
     recipients: Mapped[int] = mapped_column(Integer)
     via: Mapped[str] = mapped_column(String(8))  # smtp | outbox
     sent_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class AccountLink(Base):
+    """A one-time link that lets a person set the password of their account (only the link
+    token's SHA-256 is stored): nobody types a password for somebody else."""
+
+    __tablename__ = "account_link"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

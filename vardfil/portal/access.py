@@ -70,6 +70,14 @@ def unit_of(request: Request, hsaid: str) -> tuple[User, Unit]:
     return user, unit
 
 
+def admin_of(request: Request, hsaid: str) -> tuple[User, Unit]:
+    """The user and the unit a route names, if the user administers that unit; 403 otherwise."""
+    user, unit = unit_of(request, hsaid)
+    if not user.may_admin_unit(hsaid):
+        raise HTTPException(status_code=403, detail="Endast enhetens administratörer hanterar konton och API-nycklar")
+    return user, unit
+
+
 def file_of(request: Request, receipt_id: str) -> tuple[User, ReceivedFile]:
     """The user and the received file a route names; 404 when it is not the user's to see."""
     user = require_user(request)

@@ -38,7 +38,7 @@ from filespec.calendar import STOCKHOLM, parse_instant
 from vardfil.accounts import User
 from vardfil.api import create_api
 from vardfil.app import App, open_app
-from vardfil.portal import analyst, rules, signin, unit
+from vardfil.portal import analyst, rules, signin, unit, unit_admin
 from vardfil.portal.access import current_user, page
 from vardfil.web.body import BadUpload
 from vardfil.web.middleware import ArrivalStamp, BodyLimit, SecurityHeaders
@@ -112,7 +112,7 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
 
-    for router in (signin.router, unit.router, analyst.router, rules.router):
+    for router in (signin.router, unit.router, unit_admin.router, analyst.router, rules.router):
         web.include_router(router)
     web.mount("/api/v1", create_api(core, pool))
     web.mount("/static", StaticFiles(directory=STATIC), name="static")
