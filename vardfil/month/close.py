@@ -118,6 +118,7 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
     # click) answers with what was recorded, never with a second, possibly different, underlag.
     existing = close_summary(app, period)
     if existing is not None:
+        publish_year(app, period)  # refreshes what an interrupted close did not write
         notify_close(app, existing)  # sends only what a failed or interrupted close did not
         return existing
 
@@ -243,9 +244,53 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
     )
     summary = close_summary(app, period, already_closed=False)
     assert summary is not None  # recorded just now, by this close or a concurrent one
+    publish_year(app, period)
     # The units hear that their underlag is ready, the analysts how the month went (each once).
     notify_close(app, summary)
     return summary
+
+
+def publish_year(app: App, period: str) -> None:
+    """The closed period in the datasets across periods (``vardfil.datasets``): its lines, visits
+    and the delivery of every unit; and, for each earlier period this close corrects, that period's
+    deliveries again (its late files have arrived since its own close)."""
+    from vardfil.publish.datasets import publish_deliveries, publish_period_datasets
+
+    publish_period_datasets(output=app.output, period=period, deliveries=delivery_rows(app, period))
+    corrected = {ln.corrected_period for ln in app.ledger.underlag_lines(period) if ln.corrected_period}
+    for q in sorted(corrected):
+        publish_deliveries(output=app.output, period=q, deliveries=delivery_rows(app, q))
+
+
+def delivery_rows(app: App, period: str) -> list[dict[str, Any]]:
+    """Per active unit of a closed period: the file its close took, or what arrived since."""
+    from vardfil.ledger import period_status
+
+    pc = app.ledger.close_of(period)
+    assert pc is not None
+    taken = {f["unit_hsaid"]: f["receipt_id"] for f in json.loads(pc.snapshot)["files"]}
+    rows = []
+    # Everything received by now, not only by the close: a late file shows as late (it is paid as
+    # a correction later), not as missing.
+    for st in period_status(app.ledger, app.reference, period).units:
+        shown = st.counted_file
+        rows.append(
+            {
+                "unit_hsaid": st.unit.hsaid,
+                "file_type": st.unit.filtyp,
+                "namn": st.unit.namn,
+                "receipt_id": taken.get(st.unit.hsaid),
+                "file_name": shown.file_name if shown else None,
+                "received_at": shown.received_at if shown else None,
+                "on_time": shown.on_time if shown else None,
+                "delivery": st.delivery.value,
+                "rows_total": shown.rows_total if shown else None,
+                "rows_accepted": shown.rows_accepted if shown else None,
+                "rows_rejected": shown.rows_rejected if shown else None,
+                "rejected_share": (shown.rows_rejected / shown.rows_total) if shown and shown.rows_total else None,
+            }
+        )
+    return rows
 
 
 def _text(v: Decimal | None) -> str | None:

@@ -228,3 +228,59 @@ class VisitDatasets:
                 writer.close()
         for tmp in self.tmp.values():
             tmp.unlink(missing_ok=True)
+
+
+# --- datasets across periods (the analysts' year) ----------------------------------------------
+
+DATASETS = ("underlag", "besok", "leveranser")
+_DELIVERY_SCHEMA = pa.schema(
+    [
+        ("unit_hsaid", pa.string()),
+        ("file_type", pa.string()),
+        ("namn", pa.string()),
+        ("receipt_id", pa.string()),
+        ("file_name", pa.string()),
+        ("received_at", pa.timestamp("us", tz="UTC")),
+        ("on_time", pa.bool_()),
+        ("delivery", pa.string()),
+        ("rows_total", pa.int64()),
+        ("rows_accepted", pa.int64()),
+        ("rows_rejected", pa.int64()),
+        ("rejected_share", pa.float64()),
+    ]
+)
+
+
+def dataset_root(output: Path) -> Path:
+    """Where the datasets across periods live: ``<output>/datasets/<name>/period=YYYY-MM/``."""
+    return output / "datasets"
+
+
+def _partition(root: Path, name: str, period: str, table: pa.Table) -> Path:
+    # Hive partitioning: the period is the folder's name, not a column of the file, so pyarrow and
+    # pandas read `period` from the path and a filter on it reads only that folder.
+    if "period" in table.column_names:
+        table = table.drop_columns(["period"])
+    return atomic(root / name / f"period={period}" / "part-0.parquet", lambda tmp: pq.write_table(table, tmp))
+
+
+def publish_period_datasets(*, output: Path, period: str, deliveries: list[dict[str, Any]]) -> list[Path]:
+    """Add a closed period to the datasets across periods: its underlag lines and pseudonymised
+    visits (copied from the close's own files) and its delivery facts. Rewriting a period gives the
+    same files, so a re-close or a re-run only refreshes them."""
+    root, here = dataset_root(output), output / period
+    paths = [
+        _partition(root, "underlag", period, pq.read_table(here / "underlag.parquet")),
+        _partition(root, "leveranser", period, pa.Table.from_pylist(deliveries, schema=_DELIVERY_SCHEMA)),
+    ]
+    visits = pq.read_table(here / "besok.parquet")
+    if visits.num_columns:  # a close without accepted visits writes an empty file
+        paths.append(_partition(root, "besok", period, visits))
+    return paths
+
+
+def publish_deliveries(*, output: Path, period: str, deliveries: list[dict[str, Any]]) -> Path:
+    """(Re)write one period's delivery facts."""
+    return _partition(
+        dataset_root(output), "leveranser", period, pa.Table.from_pylist(deliveries, schema=_DELIVERY_SCHEMA)
+    )
