@@ -392,6 +392,29 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_deviations(args: argparse.Namespace) -> int:
+    """The deviation flags of a closed period, against each unit's own last 12 months."""
+    from vardfil.deviations import deviations
+
+    with _app(args) as app:
+        if not app.ledger.period_closed(args.period):
+            raise UsageError(f"period {args.period} is not closed")
+        flags = deviations(args.period)
+        names = {h: u.namn for h, u in app.reference.units.items()}
+    if args.json:
+        _print_json(
+            [
+                {"unit_hsaid": f.unit_hsaid, "what": f.what, "value": f.value, "median": f.median, "reason": f.reason}
+                for f in flags
+            ]
+        )
+        return EXIT_OK
+    for f in flags:
+        print(f"{names.get(f.unit_hsaid, f.unit_hsaid)} ({f.unit_hsaid})\t{f.what}\t{f.reason}")
+    print(f"{len(flags)} avvikelse(r) i {args.period}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     """Run the main job on the sample month and say where its outputs are."""
     from vardfil.sample import run_sample_month
@@ -516,6 +539,12 @@ def build_parser() -> argparse.ArgumentParser:
     ru.add_argument("--diff", nargs=2, metavar=("OLD", "NEW"), help="what changed, e.g. VGP-2026.1 VGP-2026.2")
     ru.add_argument("--json", action="store_true", help="machine-readable output")
     ru.set_defaults(func=cmd_rules)
+
+    dv = sub.add_parser("deviations", help="what stands out in a closed period, unit by unit")
+    dv.add_argument("period", type=_period, metavar="PERIOD")
+    dv.add_argument("--reference", type=Path, metavar="DIR")
+    dv.add_argument("--json", action="store_true", help="machine-readable output")
+    dv.set_defaults(func=cmd_deviations)
 
     s = sub.add_parser("sample", help="run the sample month with embedded defaults")
     s.add_argument("--out", type=Path, default=None, help="kvittens folder (default: $VARDFIL_HOME/sample)")
