@@ -107,6 +107,7 @@ def test_the_cli_answers_only_for_a_closed_period(app_env):
     import json
 
     from conftest import cli
+
     from sample_data import SAMPLE_DIR
 
     assert cli("deviations", "2026-10")[0] == 2  # not closed
