@@ -175,6 +175,19 @@ def cli(*args: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+# The README's contract of underlag.parquet: exactly these columns, in this order.
+UNDERLAG_COLUMNS = [
+    "period",
+    "file_type",
+    "unit_hsaid",
+    "component",
+    "quantity",
+    "unit_price",
+    "amount",
+    "corrected_period",
+]
+
+
 def underlag_key(line: dict) -> tuple:
     """An underlag line as comparable values (amounts as Decimal, from text or a Parquet decimal)."""
     from decimal import Decimal

@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli, underlag_key
+from conftest import UNDERLAG_COLUMNS, cli, underlag_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,16 +36,7 @@ def test_region_closes_to_the_ore(app_env):
         assert code == 0
         summary = json.loads(out)
         table = pq.read_table(summary["underlag_parquet"])
-        assert table.column_names == [
-            "period",
-            "file_type",
-            "unit_hsaid",
-            "component",
-            "quantity",
-            "unit_price",
-            "amount",
-            "corrected_period",
-        ]
+        assert table.column_names == UNDERLAG_COLUMNS
         assert [underlag_key(r) for r in table.to_pylist()] == [underlag_key(r) for r in close["underlag_lines"]]
         # Closing twice changes nothing.
         code, again = cli("close", close["period"], "--at", close["at"], "--reference", REF)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import UNDERLAG_COLUMNS
 
 airflow = (
     pytest.importorskip("airflow", reason="Airflow not installed (scripts/bootstrap.sh installs it)")
@@ -179,16 +180,7 @@ def test_dag_runs_the_sample_month_like_the_cli(tmp_path, cli_month, dag_id, ins
             assert a["pseudonym"].n_unique() == b["pseudonym"].n_unique()
             a, b = a.drop("pseudonym"), b.drop("pseudonym")
         assert a.equals(b), name
-    assert pq.read_schema(home / "underlag" / "2026-10" / "underlag.parquet").names == [
-        "period",
-        "file_type",
-        "unit_hsaid",
-        "component",
-        "quantity",
-        "unit_price",
-        "amount",
-        "corrected_period",
-    ]
+    assert pq.read_schema(home / "underlag" / "2026-10" / "underlag.parquet").names == UNDERLAG_COLUMNS
     books = sorted(p.name for p in (home / "underlag" / "2026-10").rglob("*.xlsx"))
     assert books == sorted(p.name for p in (cli_month / "underlag" / "2026-10").rglob("*.xlsx"))
     # A rerun of the same run finds everything done and changes nothing.

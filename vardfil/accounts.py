@@ -258,7 +258,7 @@ def send_password_link(app: App, acc: Account, *, actor: str, reset: bool) -> bo
     sessions stop working now). True when the message went out (or to the outbox)."""
     if not acc.email:
         raise AccountRefused(f"kontot {acc.username} har ingen e-postadress")
-    from vardfil.mail import send_once
+    from vardfil.mail import send_page
 
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -278,16 +278,15 @@ def send_password_link(app: App, acc: Account, *, actor: str, reset: bool) -> bo
         f"Välj ditt lösenord med länken nedan. Den fungerar en gång och i {LINK_HOURS} timmar.",
         "Har du inte bett om detta kan du bortse från meddelandet.",
     ]
-    from vardfil.mail import page_html
-
-    return send_once(
+    return send_page(
         app,
         key=f"link:{_token_hash(token)[:32]}",
         kind="account",
         to=[acc.email],
-        subject=title,
-        text="\n".join(lines) + f"\n\n{link}\n",
-        html_body=page_html(title, lines, link, "Välj lösenord"),
+        title=title,
+        lines=lines,
+        link=link,
+        link_text="Välj lösenord",
     )
 
 

@@ -112,6 +112,21 @@ def page_html(title: str, paragraphs: list[str], link: str, link_text: str) -> s
     )
 
 
+def send_page(
+    app: App, *, key: str, kind: str, to: list[str], title: str, lines: list[str], link: str, link_text: str
+) -> bool:
+    """Send a message of paragraphs and one link, as text and as HTML (once per ``key``)."""
+    return send_once(
+        app,
+        key=key,
+        kind=kind,
+        to=to,
+        subject=title,
+        text="\n".join(lines) + f"\n\n{link}\n",
+        html_body=page_html(title, lines, link, link_text),
+    )
+
+
 def kvittens_message(app: App, kvittens: dict[str, Any], unit_name: str) -> tuple[str, str, str]:
     """Subject, text and HTML of a kvittens: status, rows, counts per rule with their messages and
     the link to the kvittens page. No findings: they may show patient data."""
@@ -184,14 +199,15 @@ def notify_close(app: App, summary: dict[str, Any]) -> int:
         ]
         if u["receipt_id"] is None:
             lines.insert(1, "Ingen fil kom in i tid: underlaget har bara de delar som inte beror på en fil.")
-        sent += send_once(
+        sent += send_page(
             app,
             key=f"underlag:{period}:{u['unit_hsaid']}:{u['file_type']}",
             kind="underlag",
             to=app.ledger.accounts.emails_of_unit(u["unit_hsaid"]),
-            subject=title,
-            text="\n".join(lines) + f"\n\n{link}\n",
-            html_body=page_html(title, lines, link, "Till underlaget"),
+            title=title,
+            lines=lines,
+            link=link,
+            link_text="Till underlaget",
         )
     status = period_status(app.ledger, app.reference, period)
     late = [s for s in status.units if s.delivery.value == "sen"]
@@ -218,14 +234,15 @@ def notify_close(app: App, summary: dict[str, Any]) -> int:
         if share > 0
     ]
     link = f"{base}/analys/{period}"
-    sent += send_once(
+    sent += send_page(
         app,
         key=f"close:{period}",
         kind="close",
         to=_analysts(app),
-        subject=title,
-        text="\n".join(lines) + f"\n\n{link}\n",
-        html_body=page_html(title, lines, link, "Till månadsöversikten"),
+        title=title,
+        lines=lines,
+        link=link,
+        link_text="Till månadsöversikten",
     )
     return sent
 
@@ -237,14 +254,15 @@ def notify_dispute(app: App, *, approval_id: int, unit_hsaid: str, period: str, 
     title = f"Invändning mot underlaget {period}: {name}"
     lines = [f"{name} har invänt mot sitt ersättningsunderlag för {period}.", f"Kommentar: {comment or '–'}"]
     link = f"{app.settings.base_url}/analys/{period}"
-    return send_once(
+    return send_page(
         app,
         key=f"dispute:{approval_id}",
         kind="dispute",
         to=_analysts(app),
-        subject=title,
-        text="\n".join(lines) + f"\n\n{link}\n",
-        html_body=page_html(title, lines, link, "Till månadsöversikten"),
+        title=title,
+        lines=lines,
+        link=link,
+        link_text="Till månadsöversikten",
     )
 
 
@@ -272,14 +290,15 @@ def send_reminders(app: App, now: dt.datetime) -> list[dict[str, str]]:
             f"Tidsgränsen är {s.deadline.astimezone(STOCKHOLM):%Y-%m-%d kl. %H.%M}.",
         ]
         link = f"{app.settings.base_url}/enhet/{s.unit.hsaid}"
-        if send_once(
+        if send_page(
             app,
             key=f"reminder:{period}:{s.unit.hsaid}:{local.isoformat()}",
             kind="reminder",
             to=app.ledger.accounts.emails_of_unit(s.unit.hsaid),
-            subject=title,
-            text="\n".join(lines) + f"\n\n{link}\n",
-            html_body=page_html(title, lines, link, "Skicka filen"),
+            title=title,
+            lines=lines,
+            link=link,
+            link_text="Skicka filen",
         ):
             due.append({"unit_hsaid": s.unit.hsaid, "period": str(period)})
     return due
