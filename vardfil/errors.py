@@ -14,12 +14,17 @@ the surroundings that is worth a retry::
     │   ├── NotClosed                  the period has no close (workbooks, approval)
     │   ├── ApprovalRefused            finalised period, missing comment, unknown action
     │   ├── DispensRefused             unknown unit, ends before the deadline, no reason
-    │   └── AccountRefused             duplicate name, short password, unit user without units
+    │   ├── AccountRefused             duplicate name, short password, not the unit's account
+    │   ├── UsageError                 (vardfil.cli) arguments a command cannot work with
+    │   └── BadUpload                  (vardfil.web.body) a body that is no multipart form with a file
     ├── LedgerConfigError              the database URL or schema cannot be used
     └── Transient                      retryable: the same call may succeed later
         ├── HistoryChanged             another file of the same slot was recorded meanwhile
         ├── DatabaseBusy               the database did not answer or was locked
         └── StoreError                 the raw store cannot be written
+
+(``vardfil.web.middleware.BodyTooLarge`` is not in the tree on purpose: it is the body limit's
+signal from inside an ASGI ``receive``, caught by the same middleware, never seen elsewhere.)
 
 The CLI answers ``Refused`` (and reference-data faults) with exit 2 and ``Transient`` with exit 3
 ("nothing was recorded, run it again"); the portal answers ``Refused`` with 400; the DAG tasks
