@@ -9,6 +9,7 @@ stored explicitly as text. Patient ids appear only masked.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import polars as pl
 from openpyxl import Workbook
 from openpyxl.cell.cell import WriteOnlyCell
+from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
@@ -275,9 +277,11 @@ def region_workbook(
     components: list[str],
     units: list[dict[str, Any]],
     change_flag: Decimal = Decimal("0.20"),
+    trends: Trends | None = None,
 ) -> Path:
     """The analysts' summary: every unit × component, total, change against the previous period,
-    delivery status and rejected share, with large changes flagged."""
+    delivery status and rejected share, with large changes flagged; with ``trends`` also a
+    "Trender" sheet of native charts and the deviation flags."""
     wb = Workbook()
     ws: Any = wb.active  # a new workbook's one sheet
     ws.title = "Region"
@@ -327,4 +331,57 @@ def region_workbook(
         ws.cell(row=end, column=col_total + 1), sum((u["total"] for u in units), Decimal(0)), KRONOR
     ).font = Font(bold=True)
     _finish(ws, 3, end, len(headers))
+    if trends is not None:
+        _trend_sheet(wb, period, trends)
     return _save(wb, path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Trends:
+    """What the "Trender" sheet shows: the region's total per period (oldest first), the largest
+    changes against the previous period per unit, the rejected share per unit, and the deviation
+    flags (unit name, what, the reason in words)."""
+
+    totals: list[tuple[str, Decimal]]
+    changes: list[tuple[str, Decimal]]
+    rejected: list[tuple[str, float]]
+    flags: list[tuple[str, str, str]]
+
+
+def _trend_sheet(wb: Workbook, period: str, t: Trends) -> None:
+    # Native Excel charts over tables on the same sheet: the analyst can read the numbers behind
+    # every picture, and a chart stays live if someone edits a figure.
+    ws: Any = wb.create_sheet("Trender")
+    ws["A1"] = f"Trender till och med {period}"
+    ws["A1"].font = TITLE_FONT
+    blocks = [
+        ("Regionens summa per period", ["Period", "Summa"], [[p, a] for p, a in t.totals], KRONOR),
+        (
+            "De största förändringarna mot föregående period",
+            ["Vårdenhet", "Förändring"],
+            [[n, c] for n, c in t.changes],
+            KRONOR,
+        ),
+        ("Andel avvisade rader per enhet", ["Vårdenhet", "Avvisade rader %"], [[n, r] for n, r in t.rejected], PERCENT),
+    ]
+    top, anchor_row = 3, 3
+    charts: list[Any] = [LineChart(), BarChart(), BarChart()]
+    for (title, headers, rows, fmt), chart in zip(blocks, charts, strict=True):
+        ws.cell(row=top, column=1, value=title).font = Font(bold=True)
+        end = _table(ws, top + 1, headers, rows, {1: fmt})
+        if rows:
+            chart.title, chart.legend = title, None
+            chart.height, chart.width = 7.5, 16
+            if isinstance(chart, BarChart):
+                chart.type = "bar"  # horizontal: unit names read along the axis
+            chart.add_data(Reference(ws, min_col=2, min_row=top + 1, max_row=end - 1), titles_from_data=True)
+            chart.set_categories(Reference(ws, min_col=1, min_row=top + 2, max_row=end - 1))
+            ws.add_chart(chart, f"D{anchor_row}")
+            anchor_row += 16
+        top = max(end + 2, top + 17)
+    ws.cell(row=top, column=1, value="Avvikelser mot enhetens egna senaste 12 månader").font = Font(bold=True)
+    _table(ws, top + 1, ["Vårdenhet", "Vad", "Skäl"], [list(f) for f in t.flags] or [["–", "–", "Inga avvikelser"]])
+    for col, width in (("A", 34), ("B", 18), ("C", 70)):
+        ws.column_dimensions[col].width = width
+    _fit_to_page(ws)
+    ws.page_setup.orientation = "landscape"

@@ -187,3 +187,52 @@ def test_libreoffice_opens_every_workbook(closed_month, tmp_path):
     for p in paths:
         pdf = tmp_path / (p.stem + ".pdf")
         assert pdf.exists() and pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_the_region_workbook_has_trends_with_native_charts(closed_month, tmp_path):
+    import zipfile
+
+    summaries, paths = closed_month
+    region = next(p for p in paths if p.name == "region_2026-10.xlsx")
+    with zipfile.ZipFile(region) as z:
+        charts = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
+    assert len(charts) == 3  # total per period, largest changes, rejected share
+    ws = load_workbook(region)["Trender"]
+    rows = [r for r in ws.iter_rows(values_only=True) if any(v is not None for v in r)]
+    totals = {r[0]: Decimal(str(r[1])) for r in rows if r[0] in ("2026-09", "2026-10")}  # read back as float
+    assert totals == {p: Decimal(s["total"]) for p, s in summaries.items()}
+    assert any(r[0] == "Avvikelser mot enhetens egna senaste 12 månader" for r in rows)
+
+    office = shutil.which("libreoffice") or shutil.which("soffice")
+    if office is None:
+        if os.environ.get("VARDFIL_REQUIRE_LIBREOFFICE"):
+            pytest.fail("LibreOffice required but not installed")
+        pytest.skip("LibreOffice not installed (scripts/test.sh installs it)")
+    subprocess.run(
+        [
+            office,
+            "--headless",
+            f"-env:UserInstallation=file://{tmp_path / 'profile'}",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(tmp_path),
+            str(region),
+        ],
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
+    pdf = tmp_path / "region_2026-10.pdf"
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Trender till och med 2026-10" in text and "Regionens summa per period" in text
+    # The page as a person sees it, for the test artefacts.
+    artifacts = Path(__file__).resolve().parent.parent / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    pages = text.split("\f")
+    page = next(i for i, t in enumerate(pages, start=1) if "Trender till och med" in t)
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "60", "-f", str(page), "-l", str(page), str(pdf), str(artifacts / "region-trender")],
+        check=True,
+        timeout=120,
+    )

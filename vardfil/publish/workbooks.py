@@ -23,7 +23,7 @@ import polars as pl
 from filespec import Unit, load_listing, price_list_for
 from filespec.calendar import STOCKHOLM, Period
 from reports import Component, reh_visits, vgp_visits
-from reports.workbooks import region_workbook, unit_workbook
+from reports.workbooks import Trends, region_workbook, unit_workbook
 from validators.identifiers import mask_expr, mask_identifiers
 from vardfil.app import App
 from vardfil.errors import NotClosed
@@ -207,9 +207,49 @@ def write_workbooks(period: str, *, app: App, units: Collection[str] | None = No
             closed_at=snapshot["at"],
             components=used,
             units=region_units,
+            trends=trends(app, period),
         )
     )
     return paths
+
+
+def trends(app: App, period: str, *, months: int = 13) -> Trends:
+    """The "Trender" sheet's data from the datasets across periods (``vardfil.datasets``): the
+    region's total for the last ``months`` periods, the ten largest changes against the previous
+    period, the rejected share of each unit, and the deviation flags of the period."""
+    from vardfil import datasets
+    from vardfil.deviations import deviations
+    from vardfil.publish.datasets import dataset_root
+
+    root = dataset_root(app.output)  # this application's output, whatever the environment says
+    p = Period.parse(period)
+    window = [str(p.shift(-i)) for i in range(months - 1, -1, -1)]
+    names = {h: u.namn for h, u in app.reference.units.items()}
+    lines = datasets.underlag(window, root=root)
+    totals: list[tuple[str, Decimal]] = []
+    changes: list[tuple[str, Decimal]] = []
+    if not lines.empty:
+        per_period = lines.groupby("period")["amount"].sum()
+        totals = [(q, Decimal(per_period[q])) for q in window if q in per_period.index]
+        own = lines[lines["corrected_period"].isna()]
+        by_unit = own.groupby(["unit_hsaid", "period"])["amount"].sum()
+        prev = str(p.previous())
+        for unit in sorted({u for u, _ in by_unit.index}):
+            if (unit, str(p)) in by_unit.index and (unit, prev) in by_unit.index:
+                changes.append((names.get(unit, unit), Decimal(by_unit[(unit, str(p))] - by_unit[(unit, prev)])))
+        changes = sorted(changes, key=lambda c: abs(c[1]), reverse=True)[:10]
+    deliv = datasets.deliveries([str(p)], root=root)
+    rejected = (
+        []
+        if deliv.empty
+        else [
+            (names.get(r.unit_hsaid, r.unit_hsaid), float(r.rejected_share))
+            for r in deliv.itertuples()
+            if r.rejected_share == r.rejected_share and r.rejected_share is not None
+        ]
+    )
+    flags = [(names.get(f.unit_hsaid, f.unit_hsaid), f.what, f.reason) for f in deviations(str(p), root=root)]
+    return Trends(totals=totals, changes=changes, rejected=sorted(rejected, key=lambda r: -r[1]), flags=flags)
 
 
 def _render_one(job: tuple[Path, dict[str, Any]]) -> Path:
