@@ -61,3 +61,53 @@ def test_every_example_in_docs_analys_runs(two_closes):
         for block in blocks:
             exec(compile(block, str(DOC), "exec"), namespace)
     assert "2026-10" in out.getvalue()
+
+
+def test_the_board_and_the_unit_page_draw_the_year(two_closes, monkeypatch):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from vardfil.accounts import create_account
+    from vardfil.portal.app import create_app
+
+    monkeypatch.setenv("VARDFIL_REFERENCE", str(EXAMPLE / "reference"))
+    monkeypatch.setenv("VARDFIL_POOL_WORKERS", "0")
+    app = create_app()
+    unit = "SE2321000131-E000000000101"
+    for name, role, units in (("ana", "analyst", []), ("ulf", "unit", [unit])):
+        create_account(
+            app.state.vardfil.ledger,
+            username=name,
+            password="korrekt-hast-batteri",
+            role=role,
+            units=units,
+            actor="test",
+        )
+
+    def login(name: str) -> TestClient:
+        c = TestClient(app)
+        token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+        c.post("/login", data={"username": name, "password": "korrekt-hast-batteri", "csrf": token})
+        return c
+
+    board = login("ana").get("/analys/2026-10").text
+    svgs = re.findall(r"<svg[^>]*>", board)
+    assert len(svgs) == 3 and all('role="img"' in s and "aria-labelledby" in s for s in svgs)
+    assert "<desc" in board and "2026-09" in board and 'id="flags"' in board
+    assert len(set(re.findall(r'id="(c-[a-z]+-[td])"', board))) == 6  # unique ids: one text alternative each
+    page = login("ulf").get(f"/enhet/{unit}").text
+    assert 'id="manader"' in page and page.count("<svg") == 1 and "2026-09" in page
+    app.state.vardfil.close()
+
+
+def test_the_charted_changes_are_the_tables_changes(two_closes):
+    from vardfil.app import open_app
+    from vardfil.month.views import month_board
+    from vardfil.publish.workbooks import trends
+    from vardfil.settings import load_settings
+
+    with open_app(load_settings(), reference=EXAMPLE / "reference") as app:
+        charted = dict(trends(app, "2026-10").changes)
+        board = {r.unit.namn: r.change for r in month_board(app, "2026-10")}
+    assert charted and all(board[name] == change for name, change in charted.items())

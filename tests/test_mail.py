@@ -217,7 +217,7 @@ def test_a_kvittens_whose_mail_failed_is_sent_by_the_nightly_retry(unit_with_mai
 
 
 def test_kronor_are_written_the_swedish_way():
-    from vardfil.mail import kronor
+    from vardfil.swedish import kronor
 
     assert kronor("1004878.50") == "1\xa0004\xa0878,50 kr"
     assert kronor("-107360") == "-107\xa0360,00 kr"

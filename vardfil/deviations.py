@@ -43,7 +43,7 @@ def thresholds(path: Path | None = None) -> dict[str, Any]:
 
 
 def _kr(v: float) -> str:
-    from vardfil.mail import kronor
+    from vardfil.swedish import kronor
 
     return kronor(Decimal(str(round(v, 2))))
 

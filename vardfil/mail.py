@@ -23,14 +23,11 @@ import logging
 import secrets
 import smtplib
 import ssl
-from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
-
-from babel.numbers import format_decimal
 
 from filespec import spec_for
 from filespec.calendar import DEADLINE_VARDAG, STOCKHOLM, Period, is_vardag, to_stockholm
@@ -38,6 +35,7 @@ from validators.kvittens import Status
 from vardfil.app import App
 from vardfil.ledger import utcnow
 from vardfil.settings import Settings
+from vardfil.swedish import kronor
 
 log = logging.getLogger("vardfil.mail")
 
@@ -168,11 +166,6 @@ def notify_submission(app: App, kvittens: dict[str, Any], unit_hsaid: str | None
 
 
 # --- after the close, disputes, reminders, retries -----------------------------------------------
-
-
-def kronor(amount: Decimal | str) -> str:
-    """An amount as a Swede writes it: ``1 004 878,50 kr`` (CLDR via Babel, not by hand)."""
-    return f"{format_decimal(Decimal(str(amount)), format='#,##0.00', locale='sv_SE')} kr"
 
 
 def _analysts(app: App) -> list[str]:

@@ -155,3 +155,23 @@ def month_board(app: App, period: str) -> list[BoardRow]:
             )
         )
     return rows
+
+
+def unit_months(app: App, unit: Unit, *, months: int = 13) -> list[tuple[str, Decimal]]:
+    """A unit's own total per closed period for its last ``months`` periods (corrections of
+    earlier periods left out), oldest first: what its page draws."""
+    from vardfil import datasets
+    from vardfil.publish.datasets import dataset_root
+
+    closed = app.ledger.closed_periods()
+    window = closed[-months:]
+    if not window:
+        return []
+    lines = datasets.underlag(window, root=dataset_root(app.output))
+    if lines.empty:
+        return []
+    mine = lines[
+        (lines["unit_hsaid"] == unit.hsaid) & (lines["file_type"] == unit.filtyp) & lines["corrected_period"].isna()
+    ]
+    sums = mine.groupby("period")["amount"].sum()
+    return [(q, Decimal(sums[q])) for q in window if q in sums.index]

@@ -7,17 +7,22 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from filespec.calendar import Period, parse_instant
+from reports.workbooks import Trends
 from vardfil.accounts import User
 from vardfil.app import App
 from vardfil.errors import Refused
 from vardfil.month.approval import finalise
 from vardfil.month.dispens import grant_dispens
 from vardfil.month.views import month_board
+from vardfil.portal import charts
 from vardfil.portal.access import checked_form, now, page, require_analyst, vardfil
+from vardfil.publish.workbooks import trends
+from vardfil.swedish import kronor, percent
 from vardfil.workers import close_job
 
 router = APIRouter()
@@ -36,6 +41,8 @@ def month_board_page(request: Request, period: str) -> Response:
     user = require_analyst(request)
     p, app = _period(period), vardfil(request)
     state = app.ledger.period_state(str(p))
+    closed = app.ledger.period_closed(str(p))
+    t = trends(app, str(p)) if closed else None
     return page(
         request,
         "board.html",
@@ -46,7 +53,23 @@ def month_board_page(request: Request, period: str) -> Response:
         closed=app.ledger.period_closed(str(p)),
         state=state.state if state else "OPEN",
         can_close=now(request) >= p.deadline,
+        charts=_board_charts(t) if t else None,
+        flags=t.flags if t else [],
     )
+
+
+def _board_charts(t: Trends) -> dict[str, Markup]:
+    """The board's pictures: the same three as the region workbook's Trender sheet."""
+    return {
+        "total": charts.line("c-total", "Regionens summa per period", [(q, float(a)) for q, a in t.totals], kronor),
+        "changes": charts.bars(
+            "c-changes",
+            "De största förändringarna mot föregående period",
+            [(n, float(c)) for n, c in t.changes],
+            kronor,
+        ),
+        "rejected": charts.bars("c-rejected", "Andel avvisade rader per enhet", t.rejected, percent),
+    }
 
 
 Action = Callable[[App, Period, User, FormData, dt.datetime], Awaitable[object]]

@@ -6,17 +6,21 @@ import json
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from filespec import file_rule_messages, spec_for
+from filespec import Unit, file_rule_messages, spec_for
 from filespec.calendar import Period
 from filespec.catalogue import versions
 from reports import COMPONENT_LABELS
+from vardfil.app import App
 from vardfil.errors import Refused
 from vardfil.month.approval import answer
 from vardfil.month.intake import named_unit, sent_name
-from vardfil.month.views import preview, record_diff, replaced_by, unit_underlag_overview
+from vardfil.month.views import preview, record_diff, replaced_by, unit_months, unit_underlag_overview
+from vardfil.portal import charts
 from vardfil.portal.access import check_csrf, checked_form, file_of, now, page, unit_of, vardfil
+from vardfil.swedish import kronor
 from vardfil.web.body import read_upload
 from vardfil.workers import submit_job
 
@@ -41,8 +45,18 @@ def unit_page(request: Request, hsaid: str) -> Response:
         window_open=period.window.is_open(at, deadline),
         seconds_left=max(0, int((deadline - at).total_seconds())),
         history=app.ledger.unit_history(hsaid),
+        months=_months_chart(app, unit),
         underlag=unit_underlag_overview(app, unit),
         names=COMPONENT_LABELS,
+    )
+
+
+def _months_chart(app: App, unit: Unit) -> Markup:
+    points = unit_months(app, unit)
+    return (
+        charts.line("c-months", f"{unit.namn}: underlaget per period", [(q, float(a)) for q, a in points], kronor)
+        if len(points) > 1
+        else Markup("")
     )
 
 

@@ -231,12 +231,15 @@ def trends(app: App, period: str, *, months: int = 13) -> Trends:
     if not lines.empty:
         per_period = lines.groupby("period")["amount"].sum()
         totals = [(q, Decimal(per_period[q])) for q in window if q in per_period.index]
-        own = lines[lines["corrected_period"].isna()]
-        by_unit = own.groupby(["unit_hsaid", "period"])["amount"].sum()
+        # The region sheet's and the board's definition of a change: what the unit is paid this
+        # period (its corrections of earlier periods included) against the previous period's own
+        # lines, so the chart and the tables beside it show the same figure.
+        paid = lines.groupby(["unit_hsaid", "period"])["amount"].sum()
+        own = lines[lines["corrected_period"].isna()].groupby(["unit_hsaid", "period"])["amount"].sum()
         prev = str(p.previous())
-        for unit in sorted({u for u, _ in by_unit.index}):
-            if (unit, str(p)) in by_unit.index and (unit, prev) in by_unit.index:
-                changes.append((names.get(unit, unit), Decimal(by_unit[(unit, str(p))] - by_unit[(unit, prev)])))
+        for unit in sorted({u for u, _ in paid.index}):
+            if (unit, str(p)) in paid.index and (unit, prev) in own.index:
+                changes.append((names.get(unit, unit), Decimal(paid[(unit, str(p))] - own[(unit, prev)])))
         changes = sorted(changes, key=lambda c: abs(c[1]), reverse=True)[:10]
     deliv = datasets.deliveries([str(p)], root=root)
     rejected = (
