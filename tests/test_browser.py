@@ -102,6 +102,9 @@ def test_unit_and_analyst_run_the_month_in_a_browser(server, tmp_path):
         page.click("#close")
         page.wait_for_selector("#finalise")
         assert " kr" in page.locator(f"tr[data-unit='{UNIT}']").text_content()
+        # The year's pictures, drawn in the browser under the strict CSP (plain SVG, no script).
+        assert page.locator("#trender svg[role='img']").count() >= 1
+        assert page.locator("#flags").is_visible()
         page.screenshot(path=str(ARTIFACTS / "manadsoversikt.png"), full_page=True)
         page.click("text=Logga ut")
 

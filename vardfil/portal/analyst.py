@@ -61,7 +61,10 @@ def month_board_page(request: Request, period: str) -> Response:
 def _board_charts(t: Trends) -> dict[str, Markup]:
     """The board's pictures: the same three as the region workbook's Trender sheet."""
     return {
-        "total": charts.line("c-total", "Regionens summa per period", [(q, float(a)) for q, a in t.totals], kronor),
+        # A line needs two periods; with one, the table above already says it all.
+        "total": charts.line("c-total", "Regionens summa per period", [(q, float(a)) for q, a in t.totals], kronor)
+        if len(t.totals) > 1
+        else Markup(""),
         "changes": charts.bars(
             "c-changes",
             "De största förändringarna mot föregående period",
