@@ -14,11 +14,13 @@ from filespec.calendar import Period
 from vardfil.deviations import deviations, thresholds
 from vardfil.publish.datasets import publish_period_datasets, write_underlag_parquet
 
-GROWS, STEADY, LATE, REJECTS, NEW = (f"SE2321000131-E00000000{n}" for n in (1101, 1102, 1103, 1104, 1105))
+GROWS, STEADY, LATE, REJECTS, NEW, BUSY = (f"SE2321000131-E00000000{n}" for n in (1101, 1102, 1103, 1104, 1105, 1106))
 PERIODS = [str(Period(2025, 10).shift(i)) for i in range(13)]  # 2025-10 … 2026-10
 
 
-def _delivery(unit: str, period: str, delivery: str = "i tid", share: float = 0.01) -> dict:
+def _delivery(
+    unit: str, period: str, delivery: str = "i tid", share: float = 0.01, rows: int = 1000, listed: int | None = 4000
+) -> dict:
     return {
         "unit_hsaid": unit,
         "file_type": "VGP",
@@ -28,10 +30,11 @@ def _delivery(unit: str, period: str, delivery: str = "i tid", share: float = 0.
         "received_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         "on_time": delivery == "i tid",
         "delivery": delivery,
-        "rows_total": 1000,
-        "rows_accepted": int(1000 * (1 - share)),
-        "rows_rejected": int(1000 * share),
+        "rows_total": rows,
+        "rows_accepted": int(rows * (1 - share)),
+        "rows_rejected": int(rows * share),
         "rejected_share": share,
+        "listed": listed,
     }
 
 
@@ -59,7 +62,9 @@ def year(tmp_path):
             )
             late = unit == LATE and period in ("2026-03", "2026-10")  # late twice
             share = 0.08 if unit == REJECTS and last else 0.01 + rng.random() * 0.005
-            deliv.append(_delivery(unit, period, "sen" if late else "i tid", share))
+            deliv.append(_delivery(unit, period, "sen" if late else "i tid", share, rows=1000 + rng.randint(-30, 30)))
+        # The story of visits: about 0.25 visits per listed person a month, then twice that.
+        deliv.append(_delivery(BUSY, period, share=0.01, rows=2000 if last else 1000 + rng.randint(-30, 30)))
         if i >= len(PERIODS) - 2:  # a unit with two periods of history only
             lines.append(
                 {
@@ -83,12 +88,13 @@ def year(tmp_path):
 def test_the_planted_stories_are_flagged_and_nothing_else(year):
     flags = deviations("2026-10", root=year)
     got = {(f.unit_hsaid, f.what) for f in flags}
-    assert got == {(GROWS, "ALDER_KON"), (LATE, "leverans"), (REJECTS, "avvisade rader")}
+    assert got == {(GROWS, "ALDER_KON"), (LATE, "leverans"), (REJECTS, "avvisade rader"), (BUSY, "besök per listad")}
     grows = next(f for f in flags if f.unit_hsaid == GROWS)
     assert "högre än enhetens median" in grows.reason and " kr" in grows.reason
     late = next(f for f in flags if f.what == "leverans")
     assert "2026-03 sen" in late.reason and "2026-10 sen" in late.reason
     assert "8,0 % av raderna avvisades" in next(f.reason for f in flags if f.what == "avvisade rader")
+    assert "besök per listad person (enhetens median 0,25)" in next(f.reason for f in flags if f.unit_hsaid == BUSY)
 
 
 def test_a_period_before_the_stories_has_no_flags(year):
@@ -99,6 +105,7 @@ def test_the_thresholds_are_data(year):
     limits = thresholds()
     limits["component"]["min_relative"] = 0.7  # a 60 % rise is no longer news
     limits["delivery"]["count"] = 3
+    limits["visits_per_listed"]["min_relative"] = 2.0
     got = {(f.unit_hsaid, f.what) for f in deviations("2026-10", root=year, limits=limits)}
     assert got == {(REJECTS, "avvisade rader")}
 

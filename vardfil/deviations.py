@@ -7,6 +7,8 @@ deviation is data (``vardfil/deviations.toml``).
   median than ``spread_factor`` median absolute deviations *and* more than ``min_relative`` of the
   median. Robust statistics on purpose: one odd month in the history does not hide the next.
 - **Rejected share**: above ``above``, or ``jump`` above the unit's own median.
+- **Visits per listed person** (VGP): accepted rows over the persons listed at the unit, the same
+  robust test as a component.
 - **Deliveries**: late or missing ``count`` times within the period and the 12 before.
 """
 
@@ -106,6 +108,22 @@ def deviations(period: str, *, root: Path | None = None, limits: dict[str, Any] 
                             + (f" (enhetens median {med * 100:.1f} %)".replace(".", ",") if med is not None else ""),
                         )
                     )
+            v = limits["visits_per_listed"]
+            if "listed" in rows.columns:
+                ratio = {
+                    q: a / n
+                    for q, a, n in zip(rows["period"], rows["rows_accepted"], rows["listed"], strict=True)
+                    if n == n and n and a == a  # n == n: not NaN (REH units have no listing)
+                }
+                history = [ratio[q] for q in window if q in ratio]
+                if str(p) in ratio and len(history) >= v["min_history"]:
+                    value, med = ratio[str(p)], statistics.median(history)
+                    mad = statistics.median(abs(h - med) for h in history)
+                    if abs(value - med) > v["spread_factor"] * mad and abs(value - med) > v["min_relative"] * med:
+                        text = f"{value:.2f} besök per listad person (enhetens median {med:.2f})".replace(".", ",")
+                        flags.append(
+                            Flag(unit_hsaid=str(unit), what="besök per listad", value=value, median=med, reason=text)
+                        )
             bad = rows[rows["delivery"].isin(["sen", "saknas"])]
             if len(bad) >= d["count"] and str(p) in set(rows["period"]):
                 kinds = ", ".join(f"{q} {s}" for q, s in zip(bad["period"], bad["delivery"], strict=True))

@@ -269,6 +269,8 @@ def delivery_rows(app: App, period: str) -> list[dict[str, Any]]:
     pc = app.ledger.close_of(period)
     assert pc is not None
     taken = {f["unit_hsaid"]: f["receipt_id"] for f in json.loads(pc.snapshot)["files"]}
+    listing = load_listing(app.reference.root, period)
+    listed = {} if listing is None else dict(listing.group_by("vardenhet_hsaid").len().iter_rows())
     rows = []
     # Everything received by now, not only by the close: a late file shows as late (it is paid as
     # a correction later), not as missing.
@@ -288,6 +290,7 @@ def delivery_rows(app: App, period: str) -> list[dict[str, Any]]:
                 "rows_accepted": shown.rows_accepted if shown else None,
                 "rows_rejected": shown.rows_rejected if shown else None,
                 "rejected_share": (shown.rows_rejected / shown.rows_total) if shown and shown.rows_total else None,
+                "listed": listed.get(st.unit.hsaid, 0) if st.unit.filtyp == "VGP" and listing is not None else None,
             }
         )
     return rows

@@ -247,6 +247,8 @@ _DELIVERY_SCHEMA = pa.schema(
         ("rows_accepted", pa.int64()),
         ("rows_rejected", pa.int64()),
         ("rejected_share", pa.float64()),
+        # Persons listed at the unit on the period's last day (VGP; null for REH): visits per listed person.
+        ("listed", pa.int64()),
     ]
 )
 
