@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from filespec import FileSpec, fee_table_for, listing_path, spec_for
-from filespec.calendar import Period
+from filespec.calendar import Period, is_vardag
 from validators.identifiers import make_personnummer, make_reservnummer
 
 HERE = Path(__file__).parent
@@ -314,7 +314,13 @@ SAMPLE_ARRIVALS = [
         "clean, two minutes before the deadline",
     ),
     ("VGP_SE2321000131-E000000001003_202610_01.csv", "2026-11-04T15:20:00+01:00", 900, 3, "late: on_time false"),
-    ("REH_SE2321000131-E000000002001_202610_01.csv", "2026-11-01T08:00:00+01:00", 1200, 14, "REH with defects"),
+    (
+        "REH_SE2321000131-E000000002001_202610_01.csv",
+        "2026-11-01T08:00:00+01:00",
+        1200,
+        84,
+        "REH with defects: 7 % of its rows rejected",
+    ),
     ("REH_SE2321000131-E000000002002_202610_01.csv", "2026-11-02T11:00:00+01:00", 700, 0, "clean REH"),
     ("REH_SE2321000131-E000000002003_202610_01.csv", "2026-11-02T12:00:00+01:00", 300, 0, "unit ended 2026-08-31: F07"),
 ]
@@ -470,6 +476,89 @@ def write_boundary_months(out: Path, seed: int = 20262) -> None:
     (out / "arrivals.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+# The year before the sample month (issue 15): 2025-10 … 2026-09, so the analysts' trends and
+# deviation flags have twelve closed periods of history behind 2026-10. Three stories are planted
+# and must be what the flags of 2026-10 say (tests/test_sample_year.py); the other units stay
+# steady within a few percent.
+YEAR_PERIODS = [str(Period.parse(SAMPLE_PERIOD).shift(-i)) for i in range(12, 0, -1)]
+GROWS = "SE2321000131-E000000001002"  # Åsen: ~1,500 visits a month, then 1,800, 2,100 (and 2,400 in 2026-10)
+LATE = "SE2321000131-E000000001003"  # Kajen: late in 2026-03 (and again in 2026-10)
+REJECTS = "SE2321000131-E000000002001"  # Strandvägen: a few rejected rows a month, then 7 % in 2026-10
+YEAR_ROWS = {
+    "SE2321000131-E000000001001": 1800,
+    GROWS: 1500,
+    LATE: 900,
+    REJECTS: 1200,
+    "SE2321000131-E000000002002": 700,
+    "SE2321000131-E000000002003": 300,
+}
+LATE_PERIODS = {"2026-03"}
+
+
+def year_arrivals(seed: int = 20263) -> list[tuple[str, str, str, int, int, str]]:
+    """(file, received_at, period, rows, defects, what it shows) of the year before the sample
+    month, in arrival order: every active unit once a period, on the first vardag of the window or
+    the day after, Kajen a day after the deadline in 2026-03."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for period in YEAR_PERIODS:
+        p = Period.parse(period)
+        first, last = p.bounds
+        window = p.window
+        opens = window.opens.date()
+        day = next(opens + dt.timedelta(days=d) for d in range(7) if is_vardag(opens + dt.timedelta(days=d)))
+        for k, unit in enumerate(SAMPLE_UNITS):
+            if unit.giltig_from > last.isoformat() or (unit.giltig_tom and unit.giltig_tom < first.isoformat()):
+                continue  # not active in this period: no file
+            rows = YEAR_ROWS[unit.hsaid] + int(rng.integers(-40, 41))
+            if unit.hsaid == GROWS and period >= "2026-08":
+                rows = 1500 + 300 * (int(period[5:]) - 7)
+            defects = int(rng.integers(0, 4))
+            what = "steady"
+            stamp = dt.datetime.combine(day + dt.timedelta(days=k % 2), dt.time(8 + k, 10 * k), window.opens.tzinfo)
+            if unit.hsaid == GROWS and period >= "2026-08":
+                what = "grows"
+            if unit.hsaid == LATE and period in LATE_PERIODS:
+                stamp, what = window.deadline + dt.timedelta(hours=19), "late: a day after the deadline"
+            name = f"{period}/{unit.filtyp}_{unit.hsaid}_{p.compact}_01.csv"
+            out.append((name, stamp.isoformat(), period, rows, defects, what))
+    return sorted(out, key=lambda a: a[1])
+
+
+def write_sample_year(out: Path, seed: int = 20263, month_seed: int = 20261) -> None:
+    """(Re)write the year before the sample month: ``out/year/files/YYYY-MM/``, its
+    ``arrivals.csv``, and the listing of each period in ``out/reference`` (the same persons as the
+    sample month's listing: one population across the year)."""
+    year, ref = out / "year", out / "reference"
+    files = year / "files"
+    if files.exists():
+        shutil.rmtree(files)
+    ref.mkdir(parents=True, exist_ok=True)
+    pool = PatientPool(np.random.default_rng(month_seed), 4000)  # the sample month's population
+    for period in YEAR_PERIODS:
+        write_listing(listing_path(ref, period), pool, SAMPLE_UNITS, month_seed)
+    lines = ["file;received_at;what_it_shows"]
+    for i, (rel, received_at, period, rows, defects, what) in enumerate(year_arrivals(seed)):
+        path = files / rel
+        file_type, hsaid = path.name.split("_")[0], path.name.split("_")[1]
+        cols = generate_visits(
+            file_type=file_type,
+            hsaid=hsaid,
+            period=period,
+            rows=rows,
+            seed=seed + 10 * i,
+            kva_codes=kva_list(Period.parse(period).year, KVA_SOURCE),
+            pool=pool,
+            id_prefix=hsaid[-1],
+        )
+        if defects:
+            add_defects(cols, count=defects, seed=seed + i)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(to_csv(cols, crlf=file_type == "VGP"))
+        lines.append(f"{rel};{received_at};{what}")
+    (year / "arrivals.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: write the sample month, or one large file for benchmarks."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -490,6 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     write_sample_month(args.out, args.seed)
     write_boundary_months(args.out / "boundary")
+    write_sample_year(args.out)
     print(args.out)
     return 0
 

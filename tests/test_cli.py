@@ -63,12 +63,15 @@ def test_sample_month_matches_golden_kvittenser(tmp_path, monkeypatch):
 
 
 def test_committed_sample_month_is_what_the_generator_writes(tmp_path):
-    from sample_data.generate import write_sample_month
+    from sample_data.generate import write_sample_month, write_sample_year
 
     write_sample_month(tmp_path)
-    for sub in ("files", "reference"):
-        for p in (SAMPLE_DIR / sub).glob("*.csv"):
-            assert (tmp_path / sub / p.name).read_bytes() == p.read_bytes(), p.name
+    write_sample_year(tmp_path)
+    committed = [p for sub in ("files", "reference", "year") for p in (SAMPLE_DIR / sub).rglob("*.csv")]
+    assert len(committed) == 7 + 4 + 12 + 71 + 1  # the month, its reference, the year's listings and files, arrivals
+    for p in committed:
+        rel = p.relative_to(SAMPLE_DIR)
+        assert (tmp_path / rel).read_bytes() == p.read_bytes(), rel
 
 
 @pytest.mark.parametrize("name", ["VGP_SE2321000131-E000000001001_202610_01.csv"])

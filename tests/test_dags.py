@@ -149,7 +149,7 @@ def cli_month(tmp_path_factory):
     home = tmp_path_factory.mktemp("cli")
     env = _airflow_env(home, home)
     subprocess.run(
-        [sys.executable, "-m", "vardfil.cli", "sample", "--direct"],
+        [sys.executable, "-m", "vardfil.cli", "sample", "--direct", "--month-only"],
         env=env,
         check=True,
         capture_output=True,

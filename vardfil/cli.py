@@ -425,7 +425,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if find_spec("airflow") is None:  # find, not import: importing Airflow reconfigures logging
             print("vardfil: Airflow is not installed; running the sample month directly", file=sys.stderr)
             args.direct = True
-    return run_sample_month(out=args.out, via_airflow=not args.direct)
+    return run_sample_month(out=args.out, via_airflow=not args.direct, year=not args.month_only)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -546,12 +546,17 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--json", action="store_true", help="machine-readable output")
     dv.set_defaults(func=cmd_deviations)
 
-    s = sub.add_parser("sample", help="run the sample month with embedded defaults")
+    s = sub.add_parser("sample", help="run the sample year and month with embedded defaults")
     s.add_argument("--out", type=Path, default=None, help="kvittens folder (default: $VARDFIL_HOME/sample)")
     s.add_argument(
         "--direct",
         action="store_true",
         help="call intake, close and report in this process instead of running the Airflow DAG",
+    )
+    s.add_argument(
+        "--month-only",
+        action="store_true",
+        help="only the sample month 2026-10, without replaying and closing the year before it",
     )
     s.set_defaults(func=cmd_sample)
     return ap

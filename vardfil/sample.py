@@ -1,15 +1,24 @@
-"""The main job on the sample month: intake, close at the deadline, underlag and workbooks.
+"""The main job on the sample data: a year of closed periods, then the sample month through the DAG.
 
-Through Airflow (what the README's main command does): the sample files are put in the inbox with
-their arrival times, and the real ``vardfil_close`` DAG runs at the deadline with ``airflow dags
-test`` on an SQLite Airflow database under ``$VARDFIL_HOME`` — intake, close, workbooks. Directly
-(``--direct``): the same intake, close and report functions called in this process. Both give the
-same outputs (tested). A second run finds every file received and the period closed: no change.
+The year before the sample month (``sample_data/year/``, 2025-10 … 2026-09) is replayed first, in
+time order: every file submitted at its arrival time and every period closed at its deadline, with
+its underlag, datasets and workbooks, so the analysts' trends and deviation flags have twelve
+periods behind the sample month. The year is replayed in this process, through the same intake,
+close and publish functions the DAG tasks call (twelve ``airflow dags test`` runs would take
+minutes and show nothing the sample month does not).
+
+The sample month itself (``sample_data/files``, 2026-10) runs through Airflow (what the README's
+main command does): the files are put in the inbox with their arrival times, and the real
+``vardfil_close`` DAG runs at the deadline with ``airflow dags test`` on an SQLite Airflow database
+under ``$VARDFIL_HOME`` — intake, close, workbooks. Directly (``--direct``): the same intake, close
+and report functions called in this process. Both give the same outputs (tested). A second run
+finds every file received and every period closed: no change.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import json
 import os
@@ -17,6 +26,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from filespec.calendar import Period, parse_instant
 from sample_data import SAMPLE_DIR
@@ -96,9 +106,43 @@ def run_through_airflow(period: str, settings: Settings, folder: Path = SAMPLE_D
     return log
 
 
-def run_sample_month(out: Path | None = None, folder: Path = SAMPLE_DIR, *, via_airflow: bool = False) -> int:
+YEAR_DIR = SAMPLE_DIR / "year"
+
+
+def run_sample_year(app: App, folder: Path = YEAR_DIR) -> list[dict[str, Any]]:
+    """Replay the year before the sample month in time order: each file submitted at its arrival
+    time, each period closed at its deadline (a late file lands after its period's close and is a
+    RATTELSE in the next), and the workbooks of every close written. Returns the close summaries."""
+    arrivals = read_arrivals(folder)
+    periods = sorted({str(Period.parse_compact(p.name.split("_")[2])) for p, _ in arrivals})
+    # One timeline of arrivals and closes; at the same instant the file comes first (a file at
+    # 15:00:00 is late all the same, the close decides nothing by the order).
+    events: list[tuple[dt.datetime, int, Path | str]] = [(parse_instant(t), 0, p) for p, t in arrivals]
+    events += [(Period.parse(q).deadline, 1, q) for q in periods]
+    summaries = []
+    for at, _, what in sorted(events, key=lambda e: (e[0], e[1])):
+        if isinstance(what, Path):
+            submit(what, file_name=what.name, received_at=at, app=app, source_kind="cli", actor="sample")
+        else:
+            summaries.append(close_period(what, at=at, app=app, actor="sample"))
+            write_workbooks(what, app=app)
+    return summaries
+
+
+def _print_year(summaries: list[dict[str, Any]]) -> None:
+    print(f"{'period':<8} {'closed at':<26} {'total':>17}  units  without a file at the close")
+    for s in summaries:
+        missing = ", ".join(h[-4:] for h in s["missing_units"]) or "-"
+        print(f"{s['period']:<8} {s['closed_at']:<26} {s['total']:>14} kr  {len(s['units']):>5}  {missing}")
+    print()
+
+
+def run_sample_month(
+    out: Path | None = None, folder: Path = SAMPLE_DIR, *, via_airflow: bool = False, year: bool = False
+) -> int:
     """The sample month: submitted in arrival order (directly, or through the Airflow DAG), closed at
-    its deadline, underlag and workbooks written; kvittenser and a summary printed."""
+    its deadline, underlag and workbooks written; kvittenser and a summary printed. ``year``: the
+    year before it (``sample_data/year``) is replayed and closed first."""
     app = open_app(load_settings(), reference=folder / "reference")
     settings, ledger, store = app.settings, app.ledger, app.store
     out = out or settings.home / "sample"
@@ -108,6 +152,9 @@ def run_sample_month(out: Path | None = None, folder: Path = SAMPLE_DIR, *, via_
     period = str(max(Period.parse_compact(p.name.split("_")[2]) for p, _ in arrivals))
     deadline = Period.parse(period).deadline
     _demo_accounts(app)
+    if year:
+        print(f"the year before {period}, replayed and closed period by period ({YEAR_DIR}):")
+        _print_year(run_sample_year(app))
     if via_airflow:
         log = run_through_airflow(period, settings, folder)
         print(f"ran the vardfil_close DAG at {deadline.isoformat()} with airflow dags test (log: {log})\n")

@@ -83,12 +83,17 @@ def line(
         + " ".join(f"{x:.1f},{yy:.1f}" for x, yy in xy)
         + '"/>',
     ]
-    for (label, _), (x, yy) in zip(points, xy, strict=True):
-        anchor = "start" if x < width / 4 else ("end" if x > width * 3 / 4 else "middle")
-        parts.append(
-            f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="3" fill="{BAR}"/>'
-            f'<text x="{x:.1f}" y="{height - 10}" text-anchor="{anchor}" font-size="11" fill="{TEXT}">'
-            f"{escape(label)}</text>"
-        )
+    # A period label is about 50 px wide: with a year of points every label would overlap its
+    # neighbours, so every n-th is named, counted back from the newest (always named).
+    every = max(1, -(-60 // max(1, int(step))))
+    last = len(points) - 1
+    for i, ((label, _), (x, yy)) in enumerate(zip(points, xy, strict=True)):
+        parts.append(f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="3" fill="{BAR}"/>')
+        if (last - i) % every == 0:
+            anchor = "start" if i == 0 else ("end" if i == last else "middle")
+            parts.append(
+                f'<text x="{x:.1f}" y="{height - 10}" text-anchor="{anchor}" font-size="11" fill="{TEXT}">'
+                f"{escape(label)}</text>"
+            )
     parts.append(f'<text x="{left}" y="14" font-size="11" fill="{TEXT}">{escape(fmt(hi))}</text></svg>')
     return Markup("".join(parts))
