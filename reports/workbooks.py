@@ -1,14 +1,17 @@
 """Excel workbooks for people: a unit's underlag and the analysts' region summary (openpyxl).
 
-Styled as people read them: bold header on a coloured band, kronor formats, frozen header row,
-autofilter, column widths from the content. Every value is written as a value — no formulas — and
+Styled as people read them: bold header on a coloured band, frozen header row, autofilter, column
+widths from the content; Swedish number formats (``1 004 878,50 kr``) and instants as real date
+cells; printed landscape, one page wide, the header row repeated on every page and a footer naming
+whose underlag, which period, when it was closed and the page. Every value is written as a value — no formulas — and
 text that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-`` or ``@``) is
 stored explicitly as text. Patient ids appear only masked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -25,13 +28,21 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from reports.underlag import COMPONENT_LABELS
 
-KRONOR = '#,##0.00 "kr";[Red]-#,##0.00 "kr"'
-QUANTITY = "#,##0.###"
-PERCENT = "0.0 %"
+# [$-41D] is the Swedish locale (LCID 0x041D): the sheet shows a space between thousands and a
+# decimal comma whatever the reader's own settings (LibreOffice honours it; Swedish Excel already
+# shows the grouping and decimal symbols of its Windows locale).
+SV = "[$-41D]"
+KRONOR = f'{SV}#,##0.00 "kr";[Red]{SV}-#,##0.00 "kr"'
+INTEGER = f"{SV}#,##0"
+PERCENT = f"{SV}0.0 %"
+DATETIME = f"{SV}yyyy-mm-dd hh:mm"  # the Swedish short form (CLDR sv: y-MM-dd HH:mm)
+PAGE_FOOTER_RIGHT = "Sida &P av &N"
+HEADER_WIDTH = 16
 HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
 HEADER_FONT = Font(bold=True, color="FFFFFF")
 TITLE_FONT = Font(bold=True, size=14)
 FLAG_FILL = PatternFill("solid", fgColor="FCE4D6")
+LEFT = Alignment(horizontal="left")
 FORMULA_STARTS = ("=", "+", "-", "@")
 
 
@@ -44,6 +55,42 @@ def write_value(cell: Any, value: object, number_format: str | None = None) -> A
     if number_format:
         cell.number_format = number_format
     return cell
+
+
+def _shown_width(value: object) -> int:
+    """About how many characters a value takes as the sheet shows it: amounts with separators,
+    decimals and " kr"; shares as "12,3 %"; anything else as its text."""
+    if isinstance(value, bool):
+        return 5
+    if isinstance(value, float):
+        return 8
+    if isinstance(value, (int, Decimal)):
+        return len(f"{value:,.2f}") + 3
+    return len(str(value))
+
+
+def quantity_format(value: object) -> str:
+    """A count as a whole number, a quantity or price with the decimals it has (``1 032,40``):
+    one format for a column would print ``1 200,`` or drop the öre."""
+    if isinstance(value, Decimal) and value.is_finite() and value != value.to_integral_value():
+        return f"{SV}#,##0.{'0' * max(0, -int(value.as_tuple().exponent))}"
+    return INTEGER
+
+
+@dataclass(frozen=True, kw_only=True)
+class Footer:
+    """What every printed page says at its foot: whose underlag and which period (left), when it was
+    closed and the page (right)."""
+
+    who: str
+    closed: str
+
+    def apply(self, ws: Any) -> None:
+        # "&" starts a header/footer code; a unit named "Vård & Hälsa" must print as written.
+        ws.oddFooter.left.text = self.who.replace("&", "&&")
+        # The close and the page share the right part: a centre part overlaps a long unit name
+        # on a narrow page.
+        ws.oddFooter.right.text = f"Stängd {self.closed}".replace("&", "&&") + " · " + PAGE_FOOTER_RIGHT
 
 
 def _table(
@@ -61,8 +108,9 @@ def _table(
     return top + 1 + len(rows)
 
 
-def _finish(ws: Worksheet, header_row: int, last_row: int, ncols: int) -> None:
+def _finish(ws: Worksheet, header_row: int, last_row: int, ncols: int, footer: Footer) -> None:
     ws.freeze_panes = f"A{header_row + 1}"  # the same anchor as a cell, as the stubs want it
+    footer.apply(ws)
     # Printed (or exported to PDF) as a person reads it: landscape, all columns on one page width.
     ws.page_setup.orientation = "landscape"
     ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
@@ -75,10 +123,12 @@ def _finish(ws: Worksheet, header_row: int, last_row: int, ncols: int) -> None:
         for (cell,) in ws.iter_rows(min_row=header_row, min_col=col, max_col=col):
             if cell.value is None:
                 continue
-            # Formatted numbers are wider than their digits: thousands separators, decimals, " kr".
-            extra = 7 if isinstance(cell.value, (int, float, Decimal)) else 0
-            width = max(width, len(str(cell.value)) + extra)
+            # A header wraps (the Swedish component names are long): it sets no more than a short
+            # column's width, or the sheet printed one page wide shrinks to an unreadable size.
+            length = min(len(str(cell.value)), HEADER_WIDTH) if cell.row == header_row else _shown_width(cell.value)
+            width = max(width, length)
         ws.column_dimensions[get_column_letter(col)].width = min(width + 2, 60)
+    ws.row_dimensions[header_row].height = 48  # three lines of a wrapped header
 
 
 def _fit_to_page(ws: Any) -> None:
@@ -107,11 +157,13 @@ class _Sheet:
 
     WIDTH_SAMPLE = 2000
 
-    def __init__(self, wb: Workbook, title: str):
+    def __init__(self, wb: Workbook, title: str, footer: Footer):
         self.ws = wb.create_sheet(title)
+        self.footer = footer
         self.rows: list[tuple[str, list[Any]]] = []  # (kind, values); kind: "", "bold", "label", "header", "title"
         self.header_row: int | None = None
-        self.formats: dict[int, str] = {}
+        # A column's number format, or a function of the value (quantities: whole or with decimals).
+        self.formats: dict[int, str | Callable[[Any], str]] = {}
 
     def row(self, values: Iterable[Any], *, kind: str = "") -> None:
         if kind == "header":
@@ -124,9 +176,7 @@ class _Sheet:
         for _kind, row in self.rows[start : start + 1 + self.WIDTH_SAMPLE]:
             for c, v in enumerate(row):
                 if v is not None:
-                    # Formatted numbers are wider than their digits: separators, decimals, " kr".
-                    extra = 7 if isinstance(v, (int, float, Decimal)) else 0
-                    widths[c] = max(widths[c], len(str(v)) + extra)
+                    widths[c] = max(widths[c], _shown_width(v))
         return widths
 
     def _cell(
@@ -155,6 +205,9 @@ class _Sheet:
         ws.page_setup.orientation = "landscape"
         ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
         _fit_to_page(ws)
+        if self.header_row:
+            ws.print_title_rows = f"{self.header_row}:{self.header_row}"  # on every printed page
+        self.footer.apply(ws)
         styled = sorted(self.formats)
         bold = Font(bold=True)
         for kind, values in self.rows:
@@ -162,7 +215,7 @@ class _Sheet:
                 out = [self._cell(v, font=HEADER_FONT, fill=HEADER_FILL) for v in values]
             elif kind in ("title", "bold"):
                 out = [
-                    self._cell(v, font=TITLE_FONT if kind == "title" else bold, number_format=self.formats.get(c))
+                    self._cell(v, font=TITLE_FONT if kind == "title" else bold, number_format=self._format(c, v))
                     for c, v in enumerate(values)
                 ]
             elif kind == "label":
@@ -170,14 +223,23 @@ class _Sheet:
             else:
                 out = [self._data(v) for v in values]
                 for c in styled:
-                    if c < len(out):
-                        out[c] = self._cell(values[c], number_format=self.formats[c])
+                    if c < len(out) and values[c] is not None:
+                        out[c] = self._cell(values[c], number_format=self._format(c, values[c]))
             ws.append(out)
 
+    def _format(self, column: int, value: object) -> str | None:
+        fmt = self.formats.get(column)
+        return fmt(value) if callable(fmt) else fmt
+
     def _data(self, v: object) -> object:
-        """A bare value where openpyxl writes it safely as it is, else a cell kept as text."""
+        """A bare value where openpyxl writes it safely as it is, else a cell kept as text; an
+        instant is a date cell in the Swedish short form (dates keep openpyxl's yyyy-mm-dd)."""
         if isinstance(v, str) and v.startswith(FORMULA_STARTS):
             return self._cell(v)
+        if isinstance(v, dt.datetime):
+            cell = self._cell(v, number_format=DATETIME)
+            cell.alignment = LEFT  # read beside its label like the text around it
+            return cell
         return v
 
 
@@ -189,6 +251,35 @@ def _table_rows(table: pl.DataFrame | list[dict[str, Any]] | None) -> tuple[list
         headers = list(table[0].keys())
         return headers, [[r[h] for h in headers] for r in table]
     return table.columns, table.rows()
+
+
+# The Besök sheet's columns by their Swedish names; the file's own field names stay where a unit
+# looks them up in the specification (besok_id), and the component column keeps the codes of the
+# summary's "Kod" column, so a row can be traced to its line.
+VISIT_HEADERS = {
+    "rad": "Rad",
+    "patient": "Patient (maskerad)",
+    "besoksdatum": "Besöksdatum",
+    "yrkeskategori": "Yrkeskategori",
+    "kontakttyp": "Kontakttyp",
+    "folkbokforing_lan": "Folkbokföringslän",
+    "listad": "Listad på enheten",
+    "komponent": "Komponent (kod)",
+    "ersattning": "Ersättning",
+    "forvantad_avgift": "Förväntad patientavgift",
+    "tolktillagg": "Tolktillägg",
+    "forstabesokstillagg": "Förstabesökstillägg",
+    "kontaktpoang": "Kontaktpoäng",
+}
+REJECTED_HEADERS = {
+    "rad": "Rad",
+    "besok_id": "besok_id",
+    "regel": "Regel",
+    "allvarlighet": "Allvarlighet",
+    "falt": "Fält",
+    "varde": "Värde",
+    "meddelande": "Meddelande",
+}
 
 
 def unit_workbook(
@@ -207,7 +298,11 @@ def unit_workbook(
     or a list of dicts. ``rejected``: the findings of the file's rejected rows.
     """
     wb = Workbook(write_only=True)
-    summary = _Sheet(wb, "Sammanställning")
+    footer = Footer(
+        who=f"{meta['namn']} ({meta['unit_hsaid']}) · Ersättningsunderlag {meta['period']}",
+        closed=str(meta.get("closed_text") or meta["closed_at"]),
+    )
+    summary = _Sheet(wb, "Sammanställning", footer)
     summary.row([f"Ersättningsunderlag {meta['period']}"], kind="title")
     summary.row([])
     info = [
@@ -229,7 +324,7 @@ def unit_workbook(
         summary.row([k, v], kind="label")
     summary.row([])
     summary.row(["Komponent", "Kod", "Antal", "À-pris", "Belopp", "Avser period"], kind="header")
-    summary.formats = {2: QUANTITY, 3: QUANTITY, 4: KRONOR}
+    summary.formats = {2: quantity_format, 3: quantity_format, 4: KRONOR}
     for ln in lines:
         summary.row(
             [
@@ -247,22 +342,22 @@ def unit_workbook(
     summary.write()
     summary.ws.column_dimensions["A"].width = 42
 
-    vs = _Sheet(wb, "Besök")
+    vs = _Sheet(wb, "Besök", footer)
     headers, rows = _table_rows(visits)
     if rows:
-        vs.row(headers, kind="header")
+        vs.row([VISIT_HEADERS.get(h, h) for h in headers], kind="header")
         vs.formats = {i: KRONOR for i, h in enumerate(headers) if h in ("ersattning", "forvantad_avgift")}
         vs.rows.extend(("", r) for r in rows)
     else:
         vs.row(["Inga godkända besök"])
     vs.write()
 
-    rs = _Sheet(wb, "Avvisade rader")
+    rs = _Sheet(wb, "Avvisade rader", footer)
     if rejected:
-        headers = ["rad", "besok_id", "regel", "allvarlighet", "falt", "varde", "meddelande"]
-        rs.row(headers, kind="header")
+        keys = list(REJECTED_HEADERS)
+        rs.row(list(REJECTED_HEADERS.values()), kind="header")
         for f in rejected:
-            rs.row([f.get(h) for h in headers])
+            rs.row([f.get(k) for k in keys])
     else:
         rs.row(["Inga avvisade rader"])
     rs.write()
@@ -281,15 +376,17 @@ def region_workbook(
 ) -> Path:
     """The analysts' summary: every unit × component, total, change against the previous period,
     delivery status and rejected share, with large changes flagged; with ``trends`` also a
-    "Trender" sheet of native charts and the deviation flags."""
+    "Trender" sheet of native charts and the deviation flags. ``closed_at``: the close's instant as
+    a person reads it (``2026-11-04 15:00``)."""
+    footer = Footer(who=f"Västra Götalandsregionen · Ersättningsunderlag {period}, alla enheter", closed=closed_at)
     wb = Workbook()
     ws: Any = wb.active  # a new workbook's one sheet
     ws.title = "Region"
     ws["A1"] = f"Ersättningsunderlag {period} — alla enheter (stängd {closed_at})"
     ws["A1"].font = TITLE_FONT
     headers = (
-        ["HSA-id", "Vårdenhet", "Filtyp", "Status"]
-        + components
+        ["HSA-id", "Vårdenhet", "Filtyp", "Leverans"]
+        + [COMPONENT_LABELS.get(c, c) for c in components]
         + ["Summa", "Föregående period", "Förändring", "Förändring %", "Avvisade rader %", "Flagga"]
     )
     rows = []
@@ -330,9 +427,9 @@ def region_workbook(
     write_value(
         ws.cell(row=end, column=col_total + 1), sum((u["total"] for u in units), Decimal(0)), KRONOR
     ).font = Font(bold=True)
-    _finish(ws, 3, end, len(headers))
+    _finish(ws, 3, end, len(headers), footer)
     if trends is not None:
-        _trend_sheet(wb, period, trends)
+        _trend_sheet(wb, period, trends, footer)
     return _save(wb, path)
 
 
@@ -348,7 +445,7 @@ class Trends:
     flags: list[tuple[str, str, str]]
 
 
-def _trend_sheet(wb: Workbook, period: str, t: Trends) -> None:
+def _trend_sheet(wb: Workbook, period: str, t: Trends, footer: Footer) -> None:
     # Native Excel charts over tables on the same sheet: the analyst can read the numbers behind
     # every picture, and a chart stays live if someone edits a figure.
     ws: Any = wb.create_sheet("Trender")
@@ -383,5 +480,11 @@ def _trend_sheet(wb: Workbook, period: str, t: Trends) -> None:
     _table(ws, top + 1, ["Vårdenhet", "Vad", "Skäl"], [list(f) for f in t.flags] or [["–", "–", "Inga avvikelser"]])
     for col, width in (("A", 34), ("B", 18), ("C", 70)):
         ws.column_dimensions[col].width = width
+    # Several tables on one sheet: the sheet's title is the row every printed page repeats.
+    ws.print_title_rows = "1:1"
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    _fit_to_page(ws)
+    footer.apply(ws)
     _fit_to_page(ws)
     ws.page_setup.orientation = "landscape"

@@ -91,8 +91,24 @@ def test_unit_uploads_reads_kvittens_and_fixes_the_file(portal):
     assert anna.post(f"/enhet/{UNIT_A}/upload", files={"file": (FILE_A2.name, FILE_A2.read_bytes())}).status_code == 403
     fixed = anna.get(upload(anna, UNIT_A, FILE_A2).headers["location"])
     assert "GODKAND" in fixed.text and "Skillnad mot" in fixed.text and "ändrade" in fixed.text
+    _reads_swedish(page.text, "Delvis godkänd")
+    _reads_swedish(fixed.text, "Godkänd")
     home = anna.get(f"/enhet/{UNIT_A}")
     assert FILE_A1.name in home.text and FILE_A2.name in home.text and "kvar" in home.text
+
+
+def _reads_swedish(html: str, status: str) -> None:
+    """A kvittens page as a Swede reads it: the status by its name, amounts as 1 004 878,50 kr (the
+    separator is CLDR's no-break space), counts grouped, the time in Swedish local form."""
+    import re
+
+    text = html.replace("\u00a0", " ")
+    assert re.search(r'id="status" data-code="[A-Z_]+">' + status + "<", text)
+    amounts = re.findall(r">(-?[\d ]+,\d{2}) kr<", text)
+    assert len(amounts) >= 5 and any(re.fullmatch(r"-?\d{1,3}( \d{3})+,\d{2}", a) for a in amounts), amounts
+    assert re.search(r'id="rows-total">1 800<', text)
+    assert not re.search(r"\d\.\d{2} kr", text)  # no 1004878.50 kr
+    assert re.search(r"mottagen 2026-11-0\d \d\d:\d\d:\d\d", text) and "+01:00" not in text
 
 
 def test_hostile_upload_names_are_only_text(portal, tmp_path):
@@ -135,6 +151,7 @@ PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/"),
     ("POST", "/logout"),
+    ("GET", "/tillganglighet"),  # the accessibility statement: the law wants it reachable by anyone
     # A one-time link is its own proof (its token is the secret); tested in test_unit_admin.
     ("GET", "/konto/losenord/{token}"),
     ("POST", "/konto/losenord/{token}"),

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from filespec.calendar import Period
+from reports.underlag import COMPONENT_LABELS
 from sample_data import SAMPLE_DIR
 from sample_data.generate import GROWS, LATE, REJECTS, YEAR_PERIODS
 
@@ -92,7 +93,7 @@ def test_the_region_workbook_shows_the_year_and_the_stories(year, tmp_path):
     assert charted == _totals(year)
     names = {GROWS: "Vårdcentralen Åsen", LATE: "Hälsocentralen Kajen", REJECTS: "Rehab Strandvägen"}
     flagged = {(r[0], r[1]) for r in rows if len(r) > 2 and isinstance(r[2], str)}
-    assert {(names[u], what) for u, what in STORIES} <= flagged
+    assert {(names[u], COMPONENT_LABELS.get(what, what)) for u, what in STORIES} <= flagged
     assert not any(name in ("Vårdcentralen Ekbacken", "Fysioterapin Lönnen") for name, _ in flagged)
     assert len(ws._charts) == 3
     _render_trender(region, tmp_path)

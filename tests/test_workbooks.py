@@ -78,11 +78,12 @@ def test_unit_workbook_reads_back_to_the_underlag(closed_month):
     header, data = visits[0], visits[1:]
     assert len(data) == 2517  # the accepted rows of the gällande file
     col = {h: i for i, h in enumerate(header)}
-    assert all(str(r[col["patient"]]).endswith("****") for r in data)
+    assert all(str(r[col["Patient (maskerad)"]]).endswith("****") for r in data)
     paid = {}
     for r in data:
-        if r[col["komponent"]]:
-            paid[r[col["komponent"]]] = paid.get(r[col["komponent"]], 0) + Decimal(str(r[col["ersattning"]]))
+        if r[col["Komponent (kod)"]]:
+            code = r[col["Komponent (kod)"]]
+            paid[code] = paid.get(code, 0) + Decimal(str(r[col["Ersättning"]]))
     for comp in ("BESOK_EJ_LISTAD", "BESOK_UTOMLANS"):
         assert paid[comp] == sum(ln["amount"] for ln in lines if ln["component"] == comp)
     rejected = list(wb["Avvisade rader"].iter_rows(values_only=True))[1:]
@@ -95,7 +96,7 @@ def test_reh_workbook_points_add_up(closed_month):
     path = next(p for p in paths if p.name == "SE2321000131-E000000000201_REH_2026-10.xlsx")
     rows = list(load_workbook(path)["Besök"].iter_rows(values_only=True))
     col = {h: i for i, h in enumerate(rows[0])}
-    points = sum(Decimal(str(r[col["kontaktpoang"]])) for r in rows[1:])
+    points = sum(Decimal(str(r[col["Kontaktpoäng"]])) for r in rows[1:])
     line = next(
         r
         for r in pq.read_table(summaries["2026-10"]["underlag_parquet"]).to_pylist()
@@ -236,3 +237,99 @@ def test_the_region_workbook_has_trends_with_native_charts(closed_month, tmp_pat
         check=True,
         timeout=120,
     )
+
+
+def test_workbooks_are_swedish_and_print_as_people_read_them(closed_month):
+    """Dates as date cells, Swedish headers and number formats, the header row on every printed
+    page and a footer naming the unit, the period, the close and the page (issue 17)."""
+    import datetime as dt
+
+    from reports.underlag import COMPONENT_LABELS
+
+    _, paths = closed_month
+    unit = load_workbook(next(p for p in paths if p.name == "SE2321000131-E000000000101_VGP_2026-10.xlsx"))
+    labels = {r[0].value: r[1] for r in unit["Sammanställning"].iter_rows(min_row=3, max_row=16) if r[0].value}
+    for key in ("Mottagen", "Stängd"):
+        assert isinstance(labels[key].value, dt.datetime), key
+        assert labels[key].number_format.endswith("yyyy-mm-dd hh:mm"), key
+    assert labels["Stängd"].value == dt.datetime(2026, 11, 4, 15, 0)  # Stockholm wall time, not UTC
+    amounts = [c for c in unit["Sammanställning"]["E"] if isinstance(c.value, (int, float))]
+    assert amounts and all(c.number_format.startswith("[$-41D]") for c in amounts)
+    region = load_workbook(next(p for p in paths if p.name == "region_2026-10.xlsx"))
+    header = [c.value for c in region["Region"][3]]
+    assert "Ålders- och könsersättning (listning)" in header and "Leverans" in header
+    assert not set(header) & set(COMPONENT_LABELS)  # no component codes as headers
+    for wb, who in ((unit, "Vårdcentralen"), (region, "alla enheter")):
+        for ws in wb.worksheets:
+            assert ws.print_title_rows, ws.title
+            assert who in ws.oddFooter.left.text and "2026-10" in ws.oddFooter.left.text, ws.title
+            assert ws.oddFooter.right.text == "Stängd 2026-11-04 15:00 · Sida &P av &N", ws.title
+    assert unit["Besök"].print_title_rows == "$1:$1"
+
+
+def test_the_printed_workbooks_read_swedish(closed_month, tmp_path):
+    """Both workbooks through LibreOffice to PDF, as a person prints them: Swedish amounts, the
+    header repeated on every page of the long visit sheet, the footer; first pages as artefacts."""
+    import re
+
+    office = shutil.which("libreoffice") or shutil.which("soffice")
+    if office is None:
+        if os.environ.get("VARDFIL_REQUIRE_LIBREOFFICE"):
+            pytest.fail("LibreOffice required but not installed")
+        pytest.skip("LibreOffice not installed (scripts/test.sh installs it)")
+    _, paths = closed_month
+    books = [
+        next(p for p in paths if p.name == n)
+        for n in ("SE2321000131-E000000000101_VGP_2026-10.xlsx", "region_2026-10.xlsx")
+    ]
+    subprocess.run(
+        [
+            office,
+            "--headless",
+            f"-env:UserInstallation=file://{tmp_path / 'profile'}",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(tmp_path),
+            *map(str, books),
+        ],
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
+    artifacts = Path(__file__).resolve().parent.parent / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    for book, name in zip(books, ("enhet-arbetsbok", "region-arbetsbok"), strict=True):
+        pdf = tmp_path / (book.stem + ".pdf")
+        pages = subprocess.run(
+            ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+        ).stdout.split("\f")
+        pages = [p for p in pages if p.strip()]
+        assert re.search(r"\d{1,3}(?:[ \u00a0]\d{3})+,\d{2} kr", pages[0]), name
+        assert not re.search(r"\d,\d{3}\.\d{2} kr", "".join(pages)), name  # no English-style amounts
+        for number, page in enumerate(pages, start=1):  # (pdftotext may wrap the footer's centre)
+            assert f"Sida {number} av {len(pages)}" in page and "Stängd 2026-11-04" in page, (name, number)
+        subprocess.run(
+            ["pdftoppm", "-png", "-r", "70", "-f", "1", "-l", "1", str(pdf), str(artifacts / name)],
+            check=True,
+            timeout=120,
+        )
+        if name == "enhet-arbetsbok":
+            visits = [p for p in pages if "Besöksdatum" in p]
+            assert len(visits) > 3  # the visit sheet runs over several pages, each with its header
+            subprocess.run(
+                [
+                    "pdftoppm",
+                    "-png",
+                    "-r",
+                    "70",
+                    "-f",
+                    "3",
+                    "-l",
+                    "3",
+                    str(pdf),
+                    str(artifacts / "enhet-arbetsbok-besok"),
+                ],
+                check=True,
+                timeout=120,
+            )

@@ -134,6 +134,7 @@ def cmd_intake(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Per unit and filtyp: the gällande file, its status and on_time; units with no file."""
+    from vardfil import swedish
     from vardfil.ledger import period_status
 
     with _app(args) as app:
@@ -142,16 +143,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report)
         return EXIT_OK
-    print(f"period {report['period']}, deadline {report['deadline']}")
-    print(f"{'unit':<28} {'filtyp':<6} {'gällande fil':<46} {'status':<15} on_time")
+    # The table is for a person (an analyst, the on-call engineer): Swedish names and local time;
+    # --json keeps the codes for machines.
+    print(f"Period {report['period']}, tidsgräns {swedish.local_time(report['deadline'])}")
+    print(f"{'Vårdenhet':<28} {'Filtyp':<6} {'Gällande fil':<46} {'Status':<15} I tid")
     for u in report["units"]:
-        g = u["gallande"]
+        g = u["gallande"] or {}
+        on_time = "–" if g.get("on_time") is None else ("ja" if g["on_time"] else "nej")
         print(
-            f"{u['unit_hsaid']:<28} {u['file_type']:<6} {(g or {}).get('file_name', '-'):<46} "
-            f"{(g or {}).get('status', '-'):<15} {(g or {}).get('on_time', '-')}"
+            f"{u['unit_hsaid']:<28} {u['file_type']:<6} {g.get('file_name', '–'):<46} "
+            f"{swedish.status(g['status']) if g else '–':<15} {on_time}"
         )
     missing = [f"{u.unit.hsaid} ({u.unit.filtyp})" for u in status.missing()]
-    print(f"\nunits with no gällande file: {', '.join(missing) if missing else 'none'}")
+    print(f"\nEnheter utan gällande fil: {', '.join(missing) if missing else 'inga'}")
     return EXIT_OK
 
 
@@ -292,6 +296,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 def cmd_token_list(args: argparse.Namespace) -> int:
     """Every token: name, unit, created, revoked (never the token itself)."""
+    from vardfil import swedish
     from vardfil.accounts import list_tokens
 
     with _app(args) as app:
@@ -311,8 +316,8 @@ def cmd_token_list(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     for t in tokens:
-        state = f"återkallad {t.revoked_at.isoformat()}" if t.revoked_at else "aktiv"
-        print(f"{t.name}\t{t.unit_hsaid}\t{t.created_at.isoformat()}\t{state}")
+        state = f"återkallad {swedish.local_time(t.revoked_at)}" if t.revoked_at else "aktiv"
+        print(f"{t.name}\t{t.unit_hsaid}\t{swedish.local_time(t.created_at)}\t{state}")
     return EXIT_OK
 
 
@@ -394,6 +399,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 def cmd_deviations(args: argparse.Namespace) -> int:
     """The deviation flags of a closed period, against each unit's own last 12 months."""
+    from vardfil import swedish
     from vardfil.deviations import deviations
 
     with _app(args) as app:
@@ -410,7 +416,7 @@ def cmd_deviations(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     for f in flags:
-        print(f"{names.get(f.unit_hsaid, f.unit_hsaid)} ({f.unit_hsaid})\t{f.what}\t{f.reason}")
+        print(f"{names.get(f.unit_hsaid, f.unit_hsaid)} ({f.unit_hsaid})\t{swedish.component(f.what)}\t{f.reason}")
     print(f"{len(flags)} avvikelse(r) i {args.period}", file=sys.stderr)
     return EXIT_OK
 

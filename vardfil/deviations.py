@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from filespec.calendar import Period
+from reports.underlag import COMPONENT_LABELS
 from vardfil import datasets
+from vardfil.swedish import kronor, number, percent
 
 THRESHOLDS = Path(__file__).parent / "deviations.toml"
 HISTORY = 12
@@ -45,9 +47,11 @@ def thresholds(path: Path | None = None) -> dict[str, Any]:
 
 
 def _kr(v: float) -> str:
-    from vardfil.swedish import kronor
-
     return kronor(Decimal(str(round(v, 2))))
+
+
+def _two(v: float) -> str:
+    return number(Decimal(str(v)).quantize(Decimal("0.01")))
 
 
 def deviations(period: str, *, root: Path | None = None, limits: dict[str, Any] | None = None) -> list[Flag]:
@@ -79,7 +83,8 @@ def deviations(period: str, *, root: Path | None = None, limits: dict[str, Any] 
                         what=str(component),
                         value=value,
                         median=median,
-                        reason=f"{component} är {_kr(abs(change))} {word} än enhetens median för de "
+                        reason=f"{COMPONENT_LABELS.get(str(component), component)} är {_kr(abs(change))} {word} "
+                        "än enhetens median för de "
                         f"senaste {len(history)} perioderna ({_kr(median)})",
                     )
                 )
@@ -104,8 +109,8 @@ def deviations(period: str, *, root: Path | None = None, limits: dict[str, Any] 
                             what="avvisade rader",
                             value=value,
                             median=med,
-                            reason=f"{value * 100:.1f} % av raderna avvisades".replace(".", ",")
-                            + (f" (enhetens median {med * 100:.1f} %)".replace(".", ",") if med is not None else ""),
+                            reason=f"{percent(value)} av raderna avvisades"
+                            + (f" (enhetens median {percent(med)})" if med is not None else ""),
                         )
                     )
             v = limits["visits_per_listed"]
@@ -120,7 +125,7 @@ def deviations(period: str, *, root: Path | None = None, limits: dict[str, Any] 
                     value, med = ratio[str(p)], statistics.median(history)
                     mad = statistics.median(abs(h - med) for h in history)
                     if abs(value - med) > v["spread_factor"] * mad and abs(value - med) > v["min_relative"] * med:
-                        text = f"{value:.2f} besök per listad person (enhetens median {med:.2f})".replace(".", ",")
+                        text = f"{_two(value)} besök per listad person (enhetens median {_two(med)})"
                         flags.append(
                             Flag(unit_hsaid=str(unit), what="besök per listad", value=value, median=med, reason=text)
                         )

@@ -35,7 +35,7 @@ from validators.kvittens import Status
 from vardfil.app import App
 from vardfil.ledger import utcnow
 from vardfil.settings import Settings
-from vardfil.swedish import kronor
+from vardfil.swedish import kronor, local_time, number, percent
 
 log = logging.getLogger("vardfil.mail")
 
@@ -135,14 +135,14 @@ def kvittens_message(app: App, kvittens: dict[str, Any], unit_name: str) -> tupl
     lines = [
         f"Filen {kvittens['file_name']} från {unit_name} är mottagen.",
         f"Status: {status}. Kvittens: {kvittens['receipt_id']}.",
-        f"Rader: {rows['total']}, godkända {rows['accepted']}, avvisade {rows['rejected']}, "
-        f"med varning {rows['with_warnings']}.",
+        f"Rader: {number(rows['total'])}, godkända {number(rows['accepted'])}, "
+        f"avvisade {number(rows['rejected'])}, med varning {number(rows['with_warnings'])}.",
     ]
     if kvittens.get("on_time") is False:
         lines.append("Filen kom efter tidsgränsen och räknas som en rättelse.")
     for rule, n in kvittens["counts_by_rule"].items():
         message = spec.message(rule) if spec is not None else ""
-        lines.append(f"{rule} ({n} st): {message}".rstrip(": "))
+        lines.append(f"{rule} ({number(n)} st): {message}".rstrip(": "))
     title = f"Kvittens: {kvittens['file_name']} – {status}"
     text = "\n".join(lines) + f"\n\nSe hela kvittensen: {link}\n"
     return title, text, page_html(title, lines, link, "Se hela kvittensen")
@@ -215,17 +215,13 @@ def notify_close(app: App, summary: dict[str, Any]) -> int:
     )
     title = f"Perioden {period} är stängd"
     lines = [
-        f"Stängd {summary['closed_at'][:16].replace('T', ' ')}, summa {kronor(summary['total'])}, "
+        f"Stängd {local_time(summary['closed_at'])}, summa {kronor(summary['total'])}, "
         f"{len(summary['units'])} enheter.",
         f"Saknar fil: {', '.join(s.unit.namn for s in missing) or 'inga'}.",
         f"Sena filer (rättelse i en senare period): {', '.join(s.unit.namn for s in late) or 'inga'}.",
         f"Rättelser av tidigare perioder: {len(summary['rattelse'])}.",
     ]
-    lines += [
-        f"Störst andel avvisade rader: {name} {share * 100:.1f} %".replace(".", ",")
-        for share, name in shares[:5]
-        if share > 0
-    ]
+    lines += [f"Störst andel avvisade rader: {name} {percent(share)}" for share, name in shares[:5] if share > 0]
     link = f"{base}/analys/{period}"
     sent += send_page(
         app,

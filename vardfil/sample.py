@@ -36,6 +36,7 @@ from vardfil.month.close import close_period
 from vardfil.month.intake import Submission, submit
 from vardfil.publish.workbooks import write_workbooks
 from vardfil.settings import Settings, load_settings
+from vardfil.swedish import kronor, local_time, number, status
 
 
 def _demo_accounts(app: App) -> None:
@@ -130,10 +131,12 @@ def run_sample_year(app: App, folder: Path = YEAR_DIR) -> list[dict[str, Any]]:
 
 
 def _print_year(summaries: list[dict[str, Any]]) -> None:
-    print(f"{'period':<8} {'closed at':<26} {'total':>17}  units  without a file at the close")
+    print(f"{'Period':<8} {'Stängd':<17} {'Summa':>17}  Enheter  Utan fil vid stängningen")
     for s in summaries:
-        missing = ", ".join(h[-4:] for h in s["missing_units"]) or "-"
-        print(f"{s['period']:<8} {s['closed_at']:<26} {s['total']:>14} kr  {len(s['units']):>5}  {missing}")
+        missing = ", ".join(h[-4:] for h in s["missing_units"]) or "–"
+        print(
+            f"{s['period']:<8} {local_time(s['closed_at']):<17} {kronor(s['total']):>17}  {len(s['units']):>7}  {missing}"
+        )
     print()
 
 
@@ -153,12 +156,12 @@ def run_sample_month(
     deadline = Period.parse(period).deadline
     _demo_accounts(app)
     if year:
-        print(f"the year before {period}, replayed and closed period by period ({YEAR_DIR}):")
+        print(f"Året före {period}, uppspelat och stängt period för period ({YEAR_DIR}):")
         _print_year(run_sample_year(app))
     if via_airflow:
         log = run_through_airflow(period, settings, folder)
-        print(f"ran the vardfil_close DAG at {deadline.isoformat()} with airflow dags test (log: {log})\n")
-    print(f"{'file':<46} {'status':<15} {'on_time':<7} {'rows':>6} {'accepted':>8}  rules")
+        print(f"DAG:en vardfil_close körd vid {local_time(deadline)} med airflow dags test (logg: {log})\n")
+    print(f"{'Fil':<46} {'Status':<15} {'I tid':<7} {'Rader':>6} {'Godkända':>8}  Regler")
     for path, received_at in arrivals:
         if via_airflow:
             recorded = ledger.file_by_sha(hashlib.sha256(path.read_bytes()).hexdigest())
@@ -181,27 +184,27 @@ def run_sample_month(
         shutil.copyfile(store.resolve(sub.file.findings_path), kv_dir / f"{stem}.findings.csv")
         rules = " ".join(f"{c}×{n}" for c, n in kv["counts_by_rule"].items())
         print(
-            f"{path.name:<46} {kv['status']:<15} {kv['on_time']!s:<7} {kv['rows']['total']:>6} "
-            f"{kv['rows']['accepted']:>8}  {rules}"
+            f"{path.name:<46} {status(kv['status']):<15} {'ja' if kv['on_time'] else 'nej':<7} "
+            f"{number(kv['rows']['total']):>6} {number(kv['rows']['accepted']):>8}  {rules}"
         )
     summary = close_period(period, at=deadline, app=app, actor="sample")
     workbooks = write_workbooks(period, app=app)
     app.close()
     print(
-        f"\nclose of {period} at {summary['closed_at']}: total {summary['total']} kr, "
-        f"{len(summary['units'])} units, missing: {', '.join(summary['missing_units']) or 'none'}"
+        f"\nStängning av {period} {local_time(summary['closed_at'])}: summa {kronor(summary['total'])}, "
+        f"{len(summary['units'])} enheter, utan fil: {', '.join(summary['missing_units']) or 'inga'}"
     )
     for u in summary["units"]:
         print(
-            f"  {u['unit_hsaid']} {u['file_type']}  {u['total']:>16} kr  {'(no file)' if not u['receipt_id'] else ''}"
+            f"  {u['unit_hsaid']} {u['file_type']}  {kronor(u['total']):>19}  {'(ingen fil)' if not u['receipt_id'] else ''}"
         )
-    print(f"\nkvittenser and findings: {kv_dir}")
-    print(f"underlag (Parquet):      {summary['underlag_parquet']}")
-    print(f"visits, ACG (Parquet):   {summary['besok_parquet']}, {summary['acg_parquet']}")
-    print(f"workbooks:               {workbooks[-1]} and {len(workbooks) - 1} unit workbooks in {workbooks[0].parent}")
-    print(f"ledger:                  {settings.database_url}\nraw store:               {settings.store}")
+    print(f"\nKvittenser och fellistor: {kv_dir}")
+    print(f"Underlag (Parquet):       {summary['underlag_parquet']}")
+    print(f"Besök, ACG (Parquet):     {summary['besok_parquet']}, {summary['acg_parquet']}")
+    print(f"Arbetsböcker:             {workbooks[-1]} och {len(workbooks) - 1} för enheterna i {workbooks[0].parent}")
+    print(f"Huvudbok (databas):       {settings.database_url}\nLagrade filer:            {settings.store}")
     outbox = outbox_of(settings)
     mails = sorted(outbox.glob("*.eml")) if outbox.is_dir() else []
-    where = "SMTP (VARDFIL_SMTP_URL)" if settings.smtp_url else f"{outbox} ({len(mails)} .eml files)"
-    print(f"e-mail:                  {where}")
+    where = "SMTP (VARDFIL_SMTP_URL)" if settings.smtp_url else f"{outbox} ({len(mails)} .eml-filer)"
+    print(f"E-post:                   {where}")
     return 0

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from filespec import Unit
+from vardfil import swedish
 from vardfil.accounts import User, user_for
 from vardfil.app import App
 from vardfil.ledger import ReceivedFile
@@ -25,6 +26,19 @@ from vardfil.ledger import ReceivedFile
 COOKIE = "vardfil_session"
 PRE_COOKIE = "vardfil_login_csrf"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+# Everything a page shows a person goes through the Swedish presentation (vardfil.swedish); the
+# templates never format a number or an instant themselves.
+TEMPLATES.env.filters.update(
+    kr=swedish.kronor,
+    procent=swedish.percent,
+    tal=swedish.number,
+    tid=swedish.local_time,
+    sekunder=lambda instant: swedish.local_time(instant, seconds=True),
+    status=swedish.status,
+    komponent=swedish.component,
+    periodstatus=swedish.period_state,
+    roll=swedish.role,
+)
 
 
 def vardfil(request: Request) -> App:

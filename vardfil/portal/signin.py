@@ -1,17 +1,22 @@
-"""Sign-in and sign-out, and the start page that sends each role where it works."""
+"""Sign-in and sign-out, the start page that sends each role where it works, and the
+accessibility statement every page links to (public: the law wants it reachable by anyone)."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from functools import lru_cache
+from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from filespec.calendar import STOCKHOLM, period_of_window
 from vardfil.accounts import SESSION_HOURS, sign_in, sign_out
-from vardfil.portal.access import COOKIE, PRE_COOKIE, checked_form, now, page, require_user, vardfil
+from vardfil.portal.access import COOKIE, PRE_COOKIE, checked_form, current_user, now, page, require_user, vardfil
 
 router = APIRouter()
 
@@ -86,3 +91,20 @@ def home(request: Request) -> Response:
     if user.analyst:
         return RedirectResponse(f"/analys/{period_of_window(now(request))}", status_code=303)
     return RedirectResponse(f"/enhet/{sorted(user.units)[0]}", status_code=303)
+
+
+STATEMENT = Path(__file__).parent / "tillganglighet.md"  # docs/tillganglighet.md, shipped with the portal
+
+
+@lru_cache(maxsize=1)
+def _statement_html() -> Markup:
+    # The statement is written once, in docs/tillganglighet.md, and shown here as it is written;
+    # raw HTML in it is not passed through.
+    text = STATEMENT.read_text(encoding="utf-8")
+    return Markup(MarkdownIt("commonmark", {"html": False}).render(text))
+
+
+@router.get("/tillganglighet", response_class=HTMLResponse)
+def accessibility_statement(request: Request) -> Response:
+    """Tillgänglighetsredogörelsen (DOS-lagen), linked from the foot of every page."""
+    return page(request, "statement.html", current_user(request), body=_statement_html())

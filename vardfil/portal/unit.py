@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 from filespec import Unit, file_rule_messages, spec_for
 from filespec.calendar import Period
 from filespec.catalogue import versions
-from reports import COMPONENT_LABELS
 from vardfil.app import App
 from vardfil.errors import Refused
 from vardfil.month.approval import answer
@@ -47,7 +46,6 @@ def unit_page(request: Request, hsaid: str) -> Response:
         history=app.ledger.unit_history(hsaid),
         months=_months_chart(app, unit),
         underlag=unit_underlag_overview(app, unit),
-        names=COMPONENT_LABELS,
     )
 
 
@@ -110,7 +108,6 @@ def kvittens_page(request: Request, receipt_id: str) -> Response:
         findings=kv["findings"][:FINDINGS_SHOWN],
         messages=messages,
         preview=preview(app, f, now(request)),
-        names=COMPONENT_LABELS,
         diff=record_diff(app, f, old) if old else None,
     )
 

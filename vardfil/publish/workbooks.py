@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from filespec import Unit, load_listing, price_list_for
-from filespec.calendar import STOCKHOLM, Period
+from filespec.calendar import Period
 from reports import Component, reh_visits, vgp_visits
 from reports.workbooks import Trends, region_workbook, unit_workbook
 from validators.identifiers import mask_expr, mask_identifiers
@@ -29,6 +29,7 @@ from vardfil.app import App
 from vardfil.errors import NotClosed
 from vardfil.ledger import ReceivedFile, period_status
 from vardfil.month.close import UnitListings, reh_history
+from vardfil.swedish import component, excel_time, local_time
 
 
 def _dec(v: str | None) -> Decimal | None:
@@ -154,12 +155,14 @@ def write_workbooks(period: str, *, app: App, units: Collection[str] | None = No
             "period": period,
             "file_name": f.file_name if f else None,
             "sha256": f.sha256 if f else None,
-            "received_at": f.received_at.astimezone(STOCKHOLM).isoformat() if f else None,
+            # Instants as date cells (Stockholm wall time: a spreadsheet has no time zones).
+            "received_at": excel_time(f.received_at) if f else None,
             "on_time": f.on_time if f else None,
             "spec_version": f.spec_version if f else None,
             "price_list": snapshot["price_list"]["version"],
             "fee_table": snapshot["fee_table"]["version"],
-            "closed_at": snapshot["at"],
+            "closed_at": excel_time(snapshot["at"]),
+            "closed_text": local_time(snapshot["at"]),
         }
         if render:
             assert listings is not None
@@ -204,7 +207,7 @@ def write_workbooks(period: str, *, app: App, units: Collection[str] | None = No
         region_workbook(
             out_dir / f"region_{period}.xlsx",
             period=period,
-            closed_at=snapshot["at"],
+            closed_at=local_time(snapshot["at"]),
             components=used,
             units=region_units,
             trends=trends(app, period),
@@ -251,7 +254,9 @@ def trends(app: App, period: str, *, months: int = 13) -> Trends:
             if r.rejected_share == r.rejected_share and r.rejected_share is not None
         ]
     )
-    flags = [(names.get(f.unit_hsaid, f.unit_hsaid), f.what, f.reason) for f in deviations(str(p), root=root)]
+    flags = [
+        (names.get(f.unit_hsaid, f.unit_hsaid), component(f.what), f.reason) for f in deviations(str(p), root=root)
+    ]
     return Trends(totals=totals, changes=changes, rejected=sorted(rejected, key=lambda r: -r[1]), flags=flags)
 
 

@@ -1,0 +1,171 @@
+"""Accessibility (DOS-lagen: EN 301 549, WCAG 2.1 AA) of every portal page, in Debian's chromium.
+
+axe-core (through ``axe-playwright-python``, which bundles it) runs with the WCAG 2.0/2.1 A and AA
+rules on every page of the unit's and the analyst's flows, and any violation fails the test; the
+count per page is written to ``test-artifacts/axe.json``. The flows are also done with the keyboard
+alone (upload, approve, dispute, close), and the focused control must be visibly marked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists() and not os.environ.get("VARDFIL_REQUIRE_BROWSER"):
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+axe_sync = pytest.importorskip("axe_playwright_python.sync_playwright")
+
+from server_support import running_server, server_env  # noqa: E402
+
+from sample_data import SAMPLE_DIR  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+UNIT = "SE2321000131-E000000001001"
+OTHER = "SE2321000131-E000000001002"
+PASSWORD = "korrekt-hast-batteri"
+WCAG21AA = {
+    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]},
+    "resultTypes": ["violations"],
+}
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+
+
+@pytest.fixture
+def portal(tmp_path):
+    env, clock = server_env(tmp_path, "2026-11-04T14:40:00+01:00", VARDFIL_PASSWORD=PASSWORD)
+    users = (
+        ["anna", "--role", "unit", "--hsaid", UNIT],
+        ["ulla", "--role", "unit_admin", "--hsaid", UNIT, "--email", "ulla@exempel.vgregion.se"],
+        ["olle", "--role", "unit", "--hsaid", OTHER],
+        ["analytiker", "--role", "analyst"],
+    )
+    for args in users:
+        subprocess.run(
+            [sys.executable, "-m", "vardfil.cli", "user", "add", *args],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    with running_server(env) as base:
+        yield base, clock, Path(env["VARDFIL_HOME"])
+
+
+def _browser(p):
+    return p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+
+
+def _login(page, base: str, username: str) -> None:
+    page.goto(base + "/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+class Audit:
+    """axe on each page visited; the violations per page, for the assertion and the artefact."""
+
+    def __init__(self) -> None:
+        self.axe = axe_sync.Axe()
+        self.pages: dict[str, list[dict]] = {}
+
+    def check(self, page, name: str) -> None:
+        found = self.axe.run(page, options=WCAG21AA).response["violations"]
+        self.pages[name] = [
+            {"id": v["id"], "impact": v["impact"], "nodes": len(v["nodes"]), "help": v["help"]} for v in found
+        ]
+
+    def report(self) -> dict[str, int]:
+        counts = {name: sum(v["nodes"] for v in found) for name, found in self.pages.items()}
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "axe.json").write_text(
+            json.dumps({"counts": counts, "violations": self.pages}, ensure_ascii=False, indent=2) + "\n",
+            encoding="utf-8",
+        )
+        return counts
+
+
+def _one_time_link(home: Path, username: str) -> str:
+    """The newest password link mailed to ``username`` (the outbox, without SMTP)."""
+    for path in sorted((home / "outbox").glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
+        msg = message_from_bytes(path.read_bytes(), policy=policy.default)
+        body = next(part for part in msg.walk() if part.get_content_type() == "text/plain").get_content()
+        if username in body:
+            return re.search(r"(/konto/losenord/[A-Za-z0-9_\-]+)", body).group(1)
+    raise AssertionError(f"no link mailed to {username}")
+
+
+def test_every_page_passes_axe_wcag21aa(portal):
+    base, clock, home = portal
+    audit = Audit()
+    with sync_api.sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page()
+
+        page.goto(base + "/login")
+        audit.check(page, "inloggning")
+        page.goto(base + "/tillganglighet")
+        audit.check(page, "tillgänglighetsredogörelse")
+
+        _login(page, base, "anna")
+        audit.check(page, "enhet")
+        page.goto(base + "/regler")
+        audit.check(page, "regelkatalog")
+        page.click("main table a >> nth=0")
+        audit.check(page, "regelkatalog, version")
+        page.click("main table a >> nth=0")
+        audit.check(page, "regel")
+        page.goto(f"{base}/enhet/{UNIT}")
+        page.set_input_files("#file", str(SAMPLE_DIR / "files" / f"VGP_{UNIT}_202610_01.csv"))
+        page.click("text=Skicka fil")
+        page.wait_for_selector("#status")
+        audit.check(page, "kvittens med fel")
+        page.goto(f"{base}/enhet/{UNIT}")
+        page.set_input_files("#file", str(SAMPLE_DIR / "files" / f"VGP_{UNIT}_202610_02.csv"))
+        page.click("text=Skicka fil")
+        page.wait_for_selector("#diff")
+        audit.check(page, "kvittens rättad")
+        page.goto(base + "/kvittens/KV-finns-inte")
+        audit.check(page, "felsida")
+        page.click("text=Logga ut")
+
+        _login(page, base, "ulla")
+        page.goto(f"{base}/enhet/{UNIT}/konton")
+        page.fill("#username", "nils")
+        page.fill("#email", "nils@exempel.vgregion.se")
+        page.click("text=Lägg till och skicka länk")
+        page.fill("#name", "journalsystemet")
+        page.click("text=Skapa API-nyckel")
+        page.wait_for_selector("#new-token")
+        audit.check(page, "konton och nycklar")
+        page.click("text=Logga ut")
+        page.goto(base + _one_time_link(home, "nils"))
+        audit.check(page, "välj lösenord")
+
+        _login(page, base, "analytiker")
+        audit.check(page, "månadsöversikt, öppen")
+        clock.write_text("2026-11-04T15:10:00+01:00")
+        page.reload()
+        page.click("#close")
+        page.wait_for_selector("#finalise")
+        audit.check(page, "månadsöversikt, stängd")
+        page.goto(base + "/analys/audit/log")
+        audit.check(page, "granskningslogg")
+        page.click("text=Logga ut")
+
+        _login(page, base, "anna")
+        page.wait_for_selector("#underlag-2026-10")
+        audit.check(page, "enhet med underlag")
+        browser.close()
+    counts = audit.report()
+    assert counts and all(n == 0 for n in counts.values()), json.dumps(audit.pages, ensure_ascii=False, indent=1)
