@@ -169,3 +169,77 @@ def test_every_page_passes_axe_wcag21aa(portal):
         browser.close()
     counts = audit.report()
     assert counts and all(n == 0 for n in counts.values()), json.dumps(audit.pages, ensure_ascii=False, indent=1)
+
+
+def _tab_to(page, selector: str, limit: int = 80) -> None:
+    """Press Tab until ``selector`` has the focus; it must be reachable, and visibly focused."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => !!document.activeElement && document.activeElement.matches(s)", selector):
+            style, width = page.evaluate(
+                "() => { const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth]; }"
+            )
+            assert style != "none" and float(width.removesuffix("px")) >= 2, (selector, style, width)
+            return
+    raise AssertionError(f"{selector} cannot be reached with Tab")
+
+
+def _keyboard_login(page, base: str, username: str) -> None:
+    page.goto(base + "/login")
+    _tab_to(page, "#username")
+    page.keyboard.type(username)
+    _tab_to(page, "#password")
+    page.keyboard.type(PASSWORD)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
+def _keyboard_logout(page) -> None:
+    _tab_to(page, "form[action='/logout'] button")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
+def test_the_flows_work_with_the_keyboard_alone(portal):
+    """Upload, close, approve and dispute without a mouse: Tab, Space and Enter only."""
+    base, clock, _ = portal
+    with sync_api.sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page()
+
+        _keyboard_login(page, base, "anna")
+        _tab_to(page, "#file")
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press("Space")
+        chooser.value.set_files(str(SAMPLE_DIR / "files" / f"VGP_{UNIT}_202610_02.csv"))
+        _tab_to(page, "form[action$='/upload'] button[type=submit]")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        page.wait_for_selector("#status")
+        assert page.get_attribute("#status", "data-code") == "GODKAND"
+        _keyboard_logout(page)
+
+        clock.write_text("2026-11-04T15:10:00+01:00")  # after the deadline
+        _keyboard_login(page, base, "analytiker")
+        _tab_to(page, "#close")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        page.wait_for_selector("#finalise")
+        _keyboard_logout(page)
+
+        _keyboard_login(page, base, "anna")
+        _tab_to(page, "#underlag-2026-10 button[value=GODKANN]")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert "Ert svar: Godkänt" in " ".join(page.text_content("#underlag-2026-10").split())
+        _keyboard_logout(page)
+
+        _keyboard_login(page, base, "olle")
+        _tab_to(page, "#comment-2026-10")
+        page.keyboard.type("Listningen stämmer inte för oktober.")
+        _tab_to(page, "#underlag-2026-10 button[value=INVAND]")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        text = " ".join(page.text_content("#underlag-2026-10").split())
+        assert "Ert svar: Invändning – Listningen stämmer inte för oktober." in text
+        browser.close()
