@@ -174,4 +174,4 @@ def test_settings_have_no_sample_default(tmp_path):
 
     s = load_settings({"VARDFIL_HOME": str(tmp_path)})
     assert s.reference == tmp_path.resolve() / "reference" and "sample_data" not in str(s.reference)
-    assert s.inbox == tmp_path.resolve() / "inbox" and s.workbook_batches == 8 and not s.secure_cookies
+    assert s.inbox == tmp_path.resolve() / "inbox" and not s.secure_cookies

@@ -140,7 +140,14 @@ def test_analyst_sees_the_month_closes_and_unit_approves(portal):
     token = csrf_of(anna, f"/enhet/{UNIT_A}")
     anna.post(f"/enhet/{UNIT_A}/underlag/2026-10/svar", data={"csrf": token, "action": "GODKANN"})
     assert "Godkänt" in anna.get(f"/enhet/{UNIT_A}").text
-    assert anna.get(f"/enhet/{UNIT_A}/underlag/2026-10.xlsx").status_code == 200
+    # The close published the region workbook; the unit's is written when it is first downloaded,
+    # from what the close recorded, and is the same file the next time.
+    book = app.state.vardfil.output / "2026-10" / "enheter" / f"{UNIT_A}_VGP_2026-10.xlsx"
+    assert not book.exists()
+    first = anna.get(f"/enhet/{UNIT_A}/underlag/2026-10.xlsx")
+    assert first.status_code == 200 and first.content[:2] == b"PK" and book.is_file()
+    assert anna.get(f"/enhet/{UNIT_A}/underlag/2026-10.xlsx").content == first.content
+    assert anna.get(f"/enhet/{UNIT_A}/underlag/2026-11.xlsx").status_code == 404  # not closed
     assert "underlag_godkann" in analyst.get("/analys/audit/log").text
 
 

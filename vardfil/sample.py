@@ -126,7 +126,7 @@ def run_sample_year(app: App, folder: Path = YEAR_DIR) -> list[dict[str, Any]]:
             submit(what, file_name=what.name, received_at=at, app=app, source_kind="cli", actor="sample")
         else:
             summaries.append(close_period(what, at=at, app=app, actor="sample"))
-            write_workbooks(what, app=app)
+            write_workbooks(what, app=app, units=[])  # the region's; a unit's when first asked for
     return summaries
 
 
@@ -188,6 +188,8 @@ def run_sample_month(
             f"{number(kv['rows']['total']):>6} {number(kv['rows']['accepted']):>8}  {rules}"
         )
     summary = close_period(period, at=deadline, app=app, actor="sample")
+    # The demo writes every unit's workbook of its month at once, as `vardfil report` does; a close
+    # publishes only the region's, and a unit's is written when the unit first downloads it.
     workbooks = write_workbooks(period, app=app)
     app.close()
     print(

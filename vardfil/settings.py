@@ -11,7 +11,6 @@ the environment; everything else is handed a :class:`Settings`.
 | ``VARDFIL_INBOX`` | ``$VARDFIL_HOME/inbox`` | where file transfers drop the units' files |
 | ``VARDFIL_PSEUDONYM_KEY`` | a random key made once in ``$VARDFIL_HOME/pseudonym.key`` | the HMAC key of patient pseudonyms |
 | ``VARDFIL_WORKBOOK_WORKERS`` | the number of cores | processes that render unit workbooks (1: in process) |
-| ``VARDFIL_WORKBOOK_BATCHES`` | ``8`` | mapped Airflow tasks the unit workbooks are split into |
 | ``VARDFIL_POOL_WORKERS`` | the number of cores | the server's validation processes (0: threads in the server process) |
 | ``VARDFIL_SMTP_URL`` | none: messages go to ``$VARDFIL_HOME/outbox/`` as ``.eml`` files | ``smtp://[user:password@]host:port`` (STARTTLS when the server offers it, login when given) |
 | ``VARDFIL_MAIL_FROM`` | ``vardfil@localhost`` | the sender of every message |
@@ -46,7 +45,6 @@ class Settings:
     inbox: Path
     pseudonym_key: str | None = None
     workbook_workers: int | None = None  # None: one per core
-    workbook_batches: int = 8
     pool_workers: int | None = None  # None: one per core
     smtp_url: str | None = None  # None: the outbox folder
     mail_from: str = "vardfil@localhost"
@@ -78,7 +76,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inbox=Path(env.get("VARDFIL_INBOX") or home / "inbox").resolve(),
         pseudonym_key=env.get("VARDFIL_PSEUDONYM_KEY") or None,
         workbook_workers=_int(env.get("VARDFIL_WORKBOOK_WORKERS")),
-        workbook_batches=_int(env.get("VARDFIL_WORKBOOK_BATCHES")) or 8,
         pool_workers=_int(env.get("VARDFIL_POOL_WORKERS")),
         smtp_url=env.get("VARDFIL_SMTP_URL") or None,
         mail_from=env.get("VARDFIL_MAIL_FROM") or "vardfil@localhost",

@@ -69,12 +69,22 @@ def validate_job(path: str, file_name: str, received_at: dt.datetime) -> dict[st
 
 
 def close_job(period: str, at: dt.datetime, actor: str) -> None:
-    """In a worker: close a period and publish every workbook."""
+    """In a worker: close a period and publish it (the unit workbooks follow when asked for)."""
     from vardfil.month.close import close_period
     from vardfil.publish.workbooks import write_workbooks
 
     close_period(period, at=at, app=_app(), actor=actor)
-    write_workbooks(period, app=_app())
+    write_workbooks(period, app=_app(), units=[])
+
+
+def workbook_job(period: str, unit_hsaid: str) -> str | None:
+    """In a worker: a unit's workbook of a closed period, written if it is the first time."""
+    from vardfil.publish.workbooks import unit_workbook_file
+
+    app = _app()
+    unit = app.reference.units.get(unit_hsaid)
+    path = unit_workbook_file(app, period, unit) if unit else None
+    return str(path) if path else None
 
 
 def warm() -> bool:

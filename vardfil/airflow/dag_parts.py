@@ -35,28 +35,17 @@ def inbox_intake() -> Any:
 
 
 def publish_workbooks(closes: Any, *, many: bool) -> Any:
-    """``workbook_batches`` → ``unit_workbooks`` mapped over the batches → ``workbooks`` (the region
-    workbook once the unit workbooks are written). ``closes``: one close summary, or with ``many``
-    a list of them (the nightly run closes zero or one period)."""
+    """``workbooks``: the region workbook of each close. ``closes``: one close summary, or with
+    ``many`` a list of them (the nightly run closes zero or one period). A unit's workbook is
+    written when the unit first downloads it (``vardfil.publish.workbooks.unit_workbook_file``):
+    the close has published its underlag already, and most of the 300 workbooks a month (40
+    CPU-seconds) would otherwise be written before anyone asks for them."""
 
     @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
-    def workbook_batches(closed: Any) -> list[dict[str, Any]]:
-        from vardfil.airflow.tasks import workbook_batches as batches
-
-        return batches(list(closed or []) if many else [closed])
-
-    @task(retries=RETRIES, retry_delay=RETRY_DELAY)
-    def unit_workbooks(batch: dict[str, Any]) -> list[str]:
-        from vardfil.airflow.tasks import write_workbooks
-
-        return write_workbooks(batch["period"], units=batch["units"], region=False)
-
-    @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
-    def workbooks(closed: Any, unit_books: Any) -> list[str]:
+    def workbooks(closed: Any) -> list[str]:
         from vardfil.airflow.tasks import write_workbooks
 
         periods = [c["period"] for c in (closed or [])] if many else [closed["period"]]
-        region = [p for period in periods for p in write_workbooks(period, units=[])]
-        return [p for books in (unit_books or []) for p in books] + region
+        return [p for period in periods for p in write_workbooks(period, units=[])]
 
-    return workbooks(closes, unit_workbooks.expand(batch=workbook_batches(closes)))
+    return workbooks(closes)

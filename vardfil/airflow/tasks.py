@@ -147,30 +147,6 @@ def write_workbooks(period: str, units: list[str] | None = None, region: bool = 
 
 
 @retry_only_transient
-def workbook_batches(closes: list[dict[str, Any]], batches: int | None = None) -> list[dict[str, Any]]:
-    """The units of each closed period in up to ``batches`` (``VARDFIL_WORKBOOK_BATCHES``, default
-    8) batches of consecutive units: one mapped unit-workbook task each, so the month's biggest
-    stage spreads over the workers. ``[{"period": ..., "units": [hsaid, ...]}, ...]``."""
-    import json
-
-    from vardfil.errors import NotClosed
-
-    # Batches of consecutive units, not one task per unit: 300 mapped tasks would cost Airflow more
-    # scheduling than the workbooks cost to write.
-    with _app() as app:
-        n = batches or app.settings.workbook_batches
-        out = []
-        for closed in closes:
-            pc = app.ledger.close_of(closed["period"])
-            if pc is None:
-                raise NotClosed(f"period {closed['period']} is not closed")
-            units = [f["unit_hsaid"] for f in json.loads(pc.snapshot)["files"]]
-            size = max(1, -(-len(units) // n))
-            out += [{"period": closed["period"], "units": units[i : i + size]} for i in range(0, len(units), size)]
-        return out
-
-
-@retry_only_transient
 def reminders(now: str) -> list[dict[str, Any]]:
     """While a window is open: the active units with no usable file yet for its period."""
     from vardfil.ledger import period_status

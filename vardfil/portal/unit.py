@@ -19,9 +19,10 @@ from vardfil.month.intake import named_unit, sent_name
 from vardfil.month.views import preview, record_diff, replaced_by, unit_months, unit_underlag_overview
 from vardfil.portal import charts
 from vardfil.portal.access import check_csrf, checked_form, file_of, now, page, unit_of, vardfil
+from vardfil.publish.workbooks import unit_workbook_path
 from vardfil.swedish import kronor
 from vardfil.web.body import read_upload
-from vardfil.workers import submit_job
+from vardfil.workers import submit_job, workbook_job
 
 router = APIRouter()
 FINDINGS_SHOWN = 50
@@ -135,16 +136,22 @@ def kvittens_json(request: Request, receipt_id: str) -> Response:
 
 
 @router.get("/enhet/{hsaid}/underlag/{period}.xlsx")
-def unit_workbook(request: Request, hsaid: str, period: str) -> Response:
-    """The unit's published workbook of a closed period."""
-    _, unit = unit_of(request, hsaid)
+async def unit_workbook(request: Request, hsaid: str, period: str) -> Response:
+    """The unit's workbook of a closed period, written in the large lane the first time it is asked
+    for (the close publishes the underlag; the workbook follows on demand)."""
+    _, unit = await run_in_threadpool(unit_of, request, hsaid)
     try:
         p = Period.parse(period)
     except ValueError:
         raise HTTPException(status_code=404, detail="Underlaget är inte publicerat") from None
-    path = vardfil(request).output / str(p) / "enheter" / f"{hsaid}_{unit.filtyp}_{p}.xlsx"
+    app = vardfil(request)
+    path = unit_workbook_path(app, str(p), unit)
     if not path.is_file():
-        raise HTTPException(status_code=404, detail="Underlaget är inte publicerat")
+        if not await run_in_threadpool(app.ledger.period_closed, str(p)):
+            raise HTTPException(status_code=404, detail="Underlaget är inte publicerat")
+        written = await request.app.state.pool.run("large", workbook_job, str(p), hsaid)
+        if written is None:
+            raise HTTPException(status_code=404, detail="Underlaget är inte publicerat")
     return FileResponse(path, filename=path.name)
 
 

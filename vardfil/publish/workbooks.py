@@ -104,12 +104,33 @@ def _rejected_rows(app: App, f: ReceivedFile) -> list[dict[str, Any]]:
     return out
 
 
+def unit_workbook_path(app: App, period: str, unit: Unit) -> Path:
+    """Where a unit's workbook of a period is (or will be) written."""
+    return app.output / period / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx"
+
+
+def unit_workbook_file(app: App, period: str, unit: Unit) -> Path | None:
+    """A unit's workbook of a closed period, written now if this is the first time it is asked for;
+    None when the close has no underlag for the unit. Written from what the close recorded, so it
+    is the same workbook whenever it is first asked for (0.1–0.5 s for a unit of the region's
+    month, against ~40 s for all 300 at the close: ``benchmarks/RESULTS.md``)."""
+    path = unit_workbook_path(app, period, unit)
+    if not path.is_file():
+        # Two first requests at once both write it; each writes a temporary file and renames it,
+        # so a reader sees one whole workbook or the other, and they are the same.
+        written = write_workbooks(period, app=app, units=[unit.hsaid], region=False)
+        if path not in written:
+            return None
+    return path
+
+
 def write_workbooks(period: str, *, app: App, units: Collection[str] | None = None, region: bool = True) -> list[Path]:
     """(Re)write the workbooks of a closed period; their paths.
 
     ``units``: the HSA-ids whose unit workbooks to write (None: every unit of the close; empty:
-    none). ``region``: whether to write the region workbook. The unit workbooks are independent,
-    so Airflow writes them in batches as mapped tasks and the region workbook on its own."""
+    none). ``region``: whether to write the region workbook. The close publishes the region
+    workbook; a unit's workbook is written when it is first asked for (``unit_workbook_file``), or
+    all at once by ``vardfil report``."""
     # Everything below reads what the close recorded, never the ledger's current state: a workbook
     # rewritten next year shows the same figures as the one the unit approved.
     pc = app.ledger.close_of(period)
@@ -121,7 +142,11 @@ def write_workbooks(period: str, *, app: App, units: Collection[str] | None = No
     prev_lines = app.ledger.underlag_lines(previous) if prev_closed else []
     files = {f.receipt_id: f for f in app.ledger.files_for_period(period)}
     # Delivery as the region sees it when the workbook is written: late files count as late.
-    deliveries = {(u.unit.hsaid, u.unit.filtyp): u for u in period_status(app.ledger, app.reference, period).units}
+    deliveries = (
+        {(u.unit.hsaid, u.unit.filtyp): u for u in period_status(app.ledger, app.reference, period).units}
+        if region
+        else {}
+    )
     snapshot = json.loads(pc.snapshot)
     at = pc.closed_at
     listings = UnitListings(load_listing(app.reference.root, period)) if units is None or units else None
@@ -170,7 +195,7 @@ def write_workbooks(period: str, *, app: App, units: Collection[str] | None = No
             rejected = _rejected_rows(app, f) if f else []
             renderer.add(
                 (
-                    out_dir / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx",
+                    unit_workbook_path(app, period, unit),
                     {"meta": meta, "lines": line_dicts, "visits": visits, "rejected": rejected},
                 )
             )
