@@ -238,7 +238,10 @@ def _same_underlag(work: Path, env: dict) -> bool:
     direct_env = {k: v for k, v in env.items() if not k.startswith(("AIRFLOW", "VARDFIL_DATABASE_URL"))}
     direct_env["VARDFIL_HOME"] = str(direct_home)
     subprocess.run(
-        [sys.executable, "-m", "vardfil.cli", "sample", "--direct", "--month-only"], env=direct_env, check=True, capture_output=True
+        [sys.executable, "-m", "vardfil.cli", "sample", "--direct", "--month-only"],
+        env=direct_env,
+        check=True,
+        capture_output=True,
     )
     got = pl.read_parquet(work / "vardfil" / "underlag" / PERIOD / "underlag.parquet")
     want = pl.read_parquet(direct_home / "underlag" / PERIOD / "underlag.parquet")
