@@ -44,8 +44,8 @@ from validators.rules import (
     FILE_CHECKS,
     RULE_PREFIX,
     CheckContext,
+    RuleColumn,
     build_schema,
-    evaluate,
     failing,
     prepare,
     rule_columns,
@@ -264,9 +264,18 @@ def validate_file(
     return ValidationResult(kvittens=kv, findings=findings, accepted_rows=accepted, spec=spec)
 
 
+# Rows judged at a time: the derived columns and the rules' intermediate columns of a whole
+# million-row file were ~4× the file again (benchmarks/RESULTS.md). A smaller file is one chunk.
+CHUNK_ROWS = 200_000
+
+
 def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.LazyFrame]:
     """Row rules over the records: every finding (sorted by row, rule, field name) and the accepted
-    rows (as a query over the judged frame, not a copy)."""
+    rows (as a query over the judged rows, not a copy).
+
+    Rows are judged in chunks of ``CHUNK_ROWS``; the rules that compare a row with the file's other
+    rows (R11, W90) are judged first over the whole file, on their key columns only, so every
+    chunk gives the findings the whole file would (tested row for row against one chunk)."""
     spec = ctx.spec
     header = records.header or []
     k = len(header)
@@ -276,6 +285,7 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.La
     broken = frame.filter(pl.col(NFIELDS_COL) != k)
     # Without broken rows the frame is used as it is: a filter would copy every column.
     whole = (frame.filter(pl.col(NFIELDS_COL) == k) if broken.height else frame).select(ROW_COL, *spec.field_names)
+    del frame
     r01 = spec.rule("R01")
     parts = [
         broken.select(
@@ -289,11 +299,42 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.La
         )
     ]
 
-    prepared = prepare(whole, ctx)
     columns = rule_columns(ctx)
-    judged = evaluate(prepared, columns)
+    if whole.height > CHUNK_ROWS:
+        # The cross-row verdicts over every row at once (they read only their key columns), then
+        # each chunk reads them as plain columns.
+        cross = [c for c in columns if c.cross_row]
+        whole = whole.hstack(whole.lazy().select([c.passing for c in cross]).collect())
+        columns = [
+            RuleColumn(c.name, c.code, c.field, pl.col(c.name), cross_row=True) if c.cross_row else c for c in columns
+        ]
+    # Per chunk only the verdicts (one boolean a rule) and the four derived columns the accepted
+    # rows carry are kept; the derived identifier parts and the rules' intermediate columns of a
+    # chunk are dropped before the next.
+    verdicts, derived = [], []
+    for offset in range(0, max(whole.height, 1), CHUNK_ROWS):
+        chunk = whole.slice(offset, CHUNK_ROWS)
+        prepared = prepare(chunk, ctx)
+        judged = prepared.lazy().select(
+            pl.col("__visit").alias("besoksdatum_dat"),
+            pl.col("__age").alias("alder"),
+            pl.col("__pid_sex").alias("kon_enligt_id"),
+            pl.col("__fee").alias("forvantad_avgift"),
+            *[c.passing for c in columns],
+        )
+        part = judged.collect()
+        del prepared
+        derived.append(part.select("besoksdatum_dat", "alder", "kon_enligt_id", "forvantad_avgift"))
+        verdicts.append(part.select(c.name for c in columns))
+    # pandera runs once over the field columns and the verdicts (its cost is per check, not per
+    # row: per chunk it cost 0.4 s more at 1 M rows).
+    judged_all = whole.select(ROW_COL, *spec.field_names).hstack(
+        pl.concat(verdicts, how="vertical").select(c.name for c in columns if c.name not in whole.columns)
+    )
+    if any(c.name in whole.columns for c in columns):  # the cross-row verdicts, judged up front
+        judged_all = judged_all.hstack(whole.select(c.name for c in columns if c.name in whole.columns))
     try:
-        build_schema(spec, failing(judged, columns)).validate(judged, lazy=True)
+        build_schema(spec, failing(judged_all, columns)).validate(judged_all, lazy=True)
         failures = None
     except pa.errors.SchemaErrors as e:
         failures = e.failure_cases.select(
@@ -302,10 +343,11 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.La
             "check",
             pl.col("index").cast(pl.Int64),
         )
+    del judged_all, verdicts
 
-    keep = np.ones(prepared.height, dtype=bool)
+    keep = np.ones(whole.height, dtype=bool)
     if failures is not None and failures.height:
-        parts.extend(_findings_from_failures(prepared, failures, ctx))
+        parts.extend(_findings_from_failures(whole, failures, ctx))
         fel = [c for c in failures["check"].unique().to_list() if spec.severity(c) is Severity.FEL]
         keep[failures.filter(pl.col("check").is_in(fel))["index"].to_numpy()] = False
     findings = pl.concat(parts, how="vertical") if parts else empty_findings()
@@ -317,19 +359,20 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.La
     for column in ("value", "besok_id"):
         findings = mask_identifiers(findings, column)
 
-    accepted = (
-        prepared.with_columns(pl.Series("__keep", keep))
+    # The accepted rows: the fields from the record frame itself (not copies) and the derived
+    # columns, filtered chunk by chunk as they are written (one filter over the whole frame made
+    # the Parquet sink hold a copy of every kept row: +0.3 GB at 1 M rows).
+    rows = whole.select(pl.col(ROW_COL).alias("rad"), *spec.field_names)
+    pieces = [
+        rows.slice(i * CHUNK_ROWS, CHUNK_ROWS)
+        .hstack(part)
+        .hstack([pl.Series("__keep", keep[i * CHUNK_ROWS : i * CHUNK_ROWS + part.height])])
         .lazy()
         .filter(pl.col("__keep"))
-        .select(
-            pl.col(ROW_COL).alias("rad"),
-            *spec.field_names,
-            pl.col("__visit").alias("besoksdatum_dat"),
-            pl.col("__age").alias("alder"),
-            pl.col("__pid_sex").alias("kon_enligt_id"),
-            pl.col("__fee").alias("forvantad_avgift"),
-        )
-    )
+        .drop("__keep")
+        for i, part in enumerate(derived)
+    ]
+    accepted = pieces[0] if len(pieces) == 1 else pl.concat(pieces, how="vertical")
     return findings, accepted
 
 

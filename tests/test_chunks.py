@@ -1,0 +1,67 @@
+"""Rows judged in chunks give what one pass over the whole file gives, finding for finding and row
+for row: the kvittens, every finding (the cross-row rules R11 and W90 across chunk boundaries
+too) and the accepted rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import validators.engine as engine
+from filespec import load_reference
+from sample_data import SAMPLE_DIR
+from sample_data.generate import add_defects, generate_visits, kva_list, to_csv
+from validators import validate_file
+
+EXAMPLE = Path(__file__).parent / "data" / "region_example"
+AT = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
+UNIT = "SE2321000131-E000000001001"
+
+
+def _planted(tmp_path: Path) -> Path:
+    """3,000 rows with the typical defects, a repeated besok_id and a double registration whose
+    twins stand thousands of rows apart (different chunks), and a row with a field too many."""
+    cols = generate_visits(file_type="VGP", hsaid=UNIT, period="2026-10", rows=3000, seed=5, kva_codes=kva_list(2026))
+    add_defects(cols, count=60, seed=5)
+    for c in cols:
+        cols[c] = cols[c].astype(object)
+    cols["besok_id"][2950] = cols["besok_id"][3]  # R11 across chunks
+    for f in ("patient_id", "besoksdatum", "yrkeskategori"):  # W90 across chunks
+        cols[f][2990] = cols[f][10]
+    data = to_csv({k: np.asarray(v) for k, v in cols.items()}, crlf=True)
+    lines = data.split(b"\r\n")
+    lines[1500] += b";extra"  # R01
+    path = tmp_path / f"VGP_{UNIT}_202610_01.csv"
+    path.write_bytes(b"\r\n".join(lines))
+    return path
+
+
+def _judge(path: Path, reference, chunk: int, monkeypatch) -> tuple[dict, list, list]:
+    monkeypatch.setattr(engine, "CHUNK_ROWS", chunk)
+    result = validate_file(path, file_name=path.name, received_at=AT, reference=reference)
+    kv = result.kvittens.to_dict()
+    return kv, result.findings.rows(), result.accepted_rows.collect().rows()
+
+
+@pytest.mark.parametrize("chunk", [64, 997])
+def test_chunks_judge_as_the_whole_file(tmp_path, monkeypatch, chunk):
+    sample = load_reference(SAMPLE_DIR / "reference")
+    example = load_reference(EXAMPLE / "reference")
+    files = [(_planted(tmp_path), sample)]
+    files += [(p, sample) for p in sorted((SAMPLE_DIR / "files").glob("*.csv"))]
+    expected = json.loads((EXAMPLE / "expected.json").read_text(encoding="utf-8"))
+    files += [(EXAMPLE / s["file"], example) for s in expected["submissions"][:8]]
+    checked = 0
+    for path, reference in files:
+        whole = _judge(path, reference, 10**9, monkeypatch)
+        chunked = _judge(path, reference, chunk, monkeypatch)
+        assert chunked == whole, path.name
+        checked += bool(whole[1])
+    assert checked >= 5  # files with findings were among them
+    _, findings, _ = _judge(files[0][0], sample, chunk, monkeypatch)
+    rows = {(f[0], f[2]) for f in findings}  # (rule, row); data row i is file line i + 2
+    assert {("R11", 5), ("R11", 2952), ("W90", 12), ("W90", 2992), ("R01", 1501)} <= rows
