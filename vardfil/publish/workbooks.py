@@ -152,7 +152,8 @@ def write_workbooks(period: str, *, app: App, units: Collection[str] | None = No
     listings = UnitListings(load_listing(app.reference.root, period)) if units is None or units else None
     out_dir = app.output / period
     region_units: list[dict[str, Any]] = []
-    renderer = _Renderer(app.settings.workbook_workers)
+    # One workbook (a unit's first download) is written here: a pool would only add its start.
+    renderer = _Renderer(1 if units is not None and len(units) <= 1 else app.settings.workbook_workers)
     for entry in snapshot["files"]:
         unit = app.reference.units.get(entry["unit_hsaid"])
         if unit is None:
