@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from filespec.calendar import Period
-from reports.underlag import COMPONENT_LABELS
 from vardfil import datasets
 from vardfil.swedish import kronor, number, percent
 
@@ -83,8 +82,8 @@ def deviations(period: str, *, root: Path | None = None, limits: dict[str, Any] 
                         what=str(component),
                         value=value,
                         median=median,
-                        reason=f"{COMPONENT_LABELS.get(str(component), component)} är {_kr(abs(change))} {word} "
-                        "än enhetens median för de "
+                        # The component is named beside the reason (the flag's "what"): not again here.
+                        reason=f"{_kr(abs(change))} {word} än enhetens median för de "
                         f"senaste {len(history)} perioderna ({_kr(median)})",
                     )
                 )
