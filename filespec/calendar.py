@@ -198,6 +198,21 @@ def parse_instant(text: str) -> dt.datetime:
     return to_stockholm(value)
 
 
+def parse_wall_time(text: str) -> dt.datetime:
+    """An instant a person typed: with an offset as given; without one, as a wall time in
+    Europe/Stockholm (what a date-and-time field sends). A wall time the clocks pass twice (the
+    autumn change) or skip (the spring change) names no single instant and is refused."""
+    value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if value.tzinfo is not None:
+        return to_stockholm(value)
+    first, second = value.replace(tzinfo=STOCKHOLM, fold=0), value.replace(tzinfo=STOCKHOLM, fold=1)
+    if first.astimezone(dt.UTC).astimezone(STOCKHOLM).replace(tzinfo=None) != value:
+        raise ValueError(f"{value:%Y-%m-%d %H:%M} does not exist in Swedish time (the clocks skip it)")
+    if first.utcoffset() != second.utcoffset():
+        raise ValueError(f"{value:%Y-%m-%d %H:%M} happens twice in Swedish time: give the offset (+01:00 or +02:00)")
+    return first
+
+
 def period_of_window(instant: dt.datetime) -> str:
     """The period (text) whose window contains the month of ``instant``: the previous month."""
     return str(Period.of_window(instant))

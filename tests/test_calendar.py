@@ -119,3 +119,17 @@ def test_the_timetable_deadlines_bracket_every_instant(instant):
     periods = {Period.of_window(before), Period.of_window(after)}
     assert before == Period.of_window(before).deadline and after == Period.of_window(after).deadline
     assert (len(periods) == 1 and before == after) or max(periods) == min(periods).next()
+
+
+def test_a_typed_wall_time_is_swedish_time_and_never_guessed():
+    from filespec.calendar import parse_wall_time
+
+    assert parse_wall_time("2026-11-06T15:00").isoformat() == "2026-11-06T15:00:00+01:00"
+    assert parse_wall_time("2026-07-06 15:00").isoformat() == "2026-07-06T15:00:00+02:00"
+    assert parse_wall_time("2026-11-06T14:00:00Z").isoformat() == "2026-11-06T15:00:00+01:00"
+    # 2026-10-25 02:30 happens twice (summer time ends); with an offset it is one instant.
+    with pytest.raises(ValueError, match="twice"):
+        parse_wall_time("2026-10-25T02:30")
+    assert parse_wall_time("2026-10-25T02:30+01:00").utcoffset().total_seconds() == 3600
+    with pytest.raises(ValueError, match="does not exist"):  # 2026-03-29 02:30 is skipped
+        parse_wall_time("2026-03-29T02:30")

@@ -216,3 +216,18 @@ def test_a_unit_user_can_never_read_or_act_on_another_units_data(portal):
         assert resp.status_code in (403, 404), (method, path, resp.status_code)
         assert UNIT_B not in resp.text.replace(f"/enhet/{UNIT_B}", "") or resp.status_code == 403
         assert "Rehab Strandvägen" not in resp.text
+
+
+def test_dispens_is_typed_in_swedish_time(portal):
+    app, _ = portal
+    analyst = login(app, "analytiker")
+    board = analyst.get("/analys/2026-10").text
+    assert 'id="until" name="until" type="datetime-local"' in board
+    token = csrf_of(analyst, "/analys/2026-10")
+    form = {"csrf": token, "unit": UNIT_A, "reason": "Journalsystemet nere"}
+    resp = analyst.post("/analys/2026-10/dispens", data={**form, "until": "2026-11-06T15:00"}, follow_redirects=False)
+    assert resp.status_code == 303
+    row = analyst.get("/analys/2026-10").text.split(f'data-unit="{UNIT_A}"')[1].split("</tr>")[0]
+    assert "2026-11-06 15:00" in row
+    twice = analyst.post("/analys/2026-10/dispens", data={**form, "until": "2026-10-25T02:30"}, follow_redirects=False)
+    assert twice.status_code == 400 and "svensk tid" in twice.text

@@ -11,7 +11,7 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from filespec.calendar import Period, parse_instant
+from filespec.calendar import Period, parse_wall_time
 from reports.workbooks import Trends
 from vardfil.accounts import User
 from vardfil.app import App
@@ -97,11 +97,16 @@ async def grant(request: Request, period: str) -> Response:
     """Grant a unit an extended deadline."""
 
     async def action(app: App, p: Period, user: User, form: FormData, _at: dt.datetime) -> object:
-        # A time without an offset is refused, as in the CLI: at the DST change it names two instants.
+        # The form's date-and-time field sends Swedish wall time; a time the clocks pass twice or
+        # skip is refused rather than guessed (the CLI wants an offset always).
         try:
-            until = parse_instant(str(form.get("until")))
+            until = parse_wall_time(str(form.get("until")))
         except ValueError:
-            raise HTTPException(status_code=400, detail="Ange tidpunkten som ÅÅÅÅ-MM-DDTHH:MM+01:00") from None
+            raise HTTPException(
+                status_code=400,
+                detail="Ange en tidpunkt i svensk tid, till exempel 2026-11-06 15:00 (vid sommartidens "
+                "slut med +01:00 eller +02:00)",
+            ) from None
         return await run_in_threadpool(
             lambda: grant_dispens(
                 app,
