@@ -63,11 +63,17 @@ def validate_once(path: Path, out: Path) -> tuple[float, dict]:
 
     reference = load_reference(SAMPLE_REFERENCE)
     t = time.perf_counter()
-    result = validate_file(path, file_name=path.name, received_at=parse_instant(RECEIVED_AT), reference=reference)
+    # The accepted rows are written as Parquet while the rows are judged, as the intake does.
+    result = validate_file(
+        path,
+        file_name=path.name,
+        received_at=parse_instant(RECEIVED_AT),
+        reference=reference,
+        accepted_to=out / "accepted.parquet",
+    )
     kv = result.kvittens.to_dict()
     (out / "kvittens.json").write_text(json.dumps(kv, ensure_ascii=False), encoding="utf-8")
     write_findings_csv(result.findings, out / "findings.csv")
-    result.accepted_rows.sink_parquet(out / "accepted.parquet")  # what the intake stores
     return time.perf_counter() - t, kv
 
 

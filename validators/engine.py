@@ -12,15 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import itertools
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandera.polars as pa
 import polars as pl
+from polars.io.plugins import register_io_source
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +41,7 @@ from filespec.calendar import Period, Window, to_stockholm, window_for
 from filespec.errors import InvalidPeriod
 from validators.identifiers import mask_expr, mask_identifiers
 from validators.kvittens import FINDINGS_CAP, Kvittens, RowCounts, Status, empty_findings
-from validators.reader import NFIELDS_COL, ROW_COL, ContentError, Records, split_records
+from validators.reader import NFIELDS_COL, ROW_COL, ContentError, NotExact, Records, scan, split_records, stream_frames
 from validators.rules import (
     FILE_CHECKS,
     RULE_PREFIX,
@@ -144,6 +146,7 @@ def validate_file(
     earlier_sequences: Iterable[int] = (),
     deadline: dt.datetime | None = None,
     receipt: str | None = None,
+    accepted_to: Path | None = None,
 ) -> ValidationResult:
     """Validate one received file.
 
@@ -152,7 +155,67 @@ def validate_file(
     every earlier received file of the same unit, filtyp and period, AVVISAD ones included (F09;
     the ledger supplies them). ``deadline`` replaces the period's deadline for ``on_time`` when the
     unit has a dispens. Bad input never raises: it becomes findings.
+
+    ``accepted_to``: write the accepted rows there as Parquet while the rows are judged (a large
+    file's rows are then never all in memory); ``accepted_rows`` reads that file. Nothing is left
+    there when no row is accepted. Without it the accepted rows are kept in memory.
     """
+    attempt = functools.partial(
+        _validate,
+        source,
+        file_name=file_name,
+        received_at=received_at,
+        reference=reference,
+        earlier_sequences=tuple(earlier_sequences),
+        deadline=deadline,
+        receipt=receipt,
+        accepted_to=accepted_to,
+    )
+    try:
+        return attempt(streamed=True)
+    except NotExact:
+        # A record the piecewise fast path cannot prove (R01, an empty line): the whole file is
+        # read again by the paths that handle it; whatever the first attempt wrote is replaced.
+        return attempt(streamed=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Rows:
+    """The records of a file as the judge takes them: frames of the records with the header's
+    number of fields, and the rows without it (R01)."""
+
+    header: list[str]
+    frames: Callable[[], Iterator[pl.DataFrame]]  # at least one frame, maybe empty
+    broken: pl.DataFrame  # __row of the R01 rows
+
+
+def _whole_rows(records: Records) -> _Rows:
+    header = records.header or []
+    k = len(header)
+    frame = records.frame
+    broken = frame.filter(pl.col(NFIELDS_COL) != k).select(ROW_COL)
+    # Without broken rows the frame is used as it is: a filter would copy every column.
+    good = frame.filter(pl.col(NFIELDS_COL) == k) if broken.height else frame
+
+    def frames() -> Iterator[pl.DataFrame]:
+        for offset in range(0, max(good.height, 1), CHUNK_ROWS):
+            yield good.slice(offset, CHUNK_ROWS)
+
+    return _Rows(header=header, frames=frames, broken=broken)
+
+
+def _validate(
+    source: bytes | Path,
+    *,
+    streamed: bool,
+    file_name: str,
+    received_at: dt.datetime,
+    reference: Reference,
+    earlier_sequences: tuple[int, ...],
+    deadline: dt.datetime | None,
+    receipt: str | None,
+    accepted_to: Path | None,
+) -> ValidationResult:
     received_at = to_stockholm(received_at)
     deadline = to_stockholm(deadline) if deadline is not None else None
     name = parse_file_name(file_name)
@@ -163,27 +226,43 @@ def validate_file(
     if name is None:
         fired.append("F01")
     max_bytes = spec.max_bytes if spec else max_file_bytes()
-    records: Records | None = None
+    rows: _Rows | None = None
+    count: Callable[[], int] = lambda: 0  # noqa: E731
     size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
     if size > max_bytes:
         fired.append("F06")
         sha, size = _sha256_and_size(source)  # streamed: an oversized file is never held in memory
     else:
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        sha, size = _sha256_and_size(data)
-        try:
-            records = split_records(data)
-        except ContentError as e:
-            fired.append(e.code)
-        del data
+        scanned = scan(source)
+        sha, size = scanned.sha256, scanned.size
+        if streamed and scanned.streamable:
+            assert scanned.header is not None
 
-    if records is not None:
-        if records.header is None or records.count == 0:
-            fired.append("F03")
-        if spec is not None and records.header is not None:
-            header = records.header
-            if len(set(header)) != len(header) or set(header) != set(spec.field_names):
-                fired.append("F04")
+            def frames() -> Iterator[pl.DataFrame]:
+                return stream_frames(source, scanned)
+
+            rows = _Rows(
+                header=scanned.header, frames=frames, broken=pl.DataFrame({ROW_COL: []}, schema={ROW_COL: pl.Int64})
+            )
+            count = lambda: sum(f.height for f in frames())  # noqa: E731  (every piece proved: at least one record)
+        else:
+            data = source if isinstance(source, bytes) else Path(source).read_bytes()
+            try:
+                records = split_records(data)
+            except ContentError as e:
+                fired.append(e.code)
+            else:
+                if records.header is None or records.count == 0:
+                    fired.append("F03")
+                if records.header is not None:
+                    rows = _whole_rows(records)
+                    count = lambda: records.count  # noqa: E731
+            del data
+
+    if rows is not None and spec is not None:
+        header = rows.header
+        if len(set(header)) != len(header) or set(header) != set(spec.field_names):
+            fired.append("F04")
 
     window: Window | None = None
     if name is not None:
@@ -216,7 +295,9 @@ def validate_file(
     }
 
     if fired:
-        total = records.count if records is not None else 0
+        total = count()
+        if accepted_to is not None:
+            accepted_to.unlink(missing_ok=True)
         file_findings = [_file_finding(c, messages[c]) for c in fired]
         kv = Kvittens(
             **base,
@@ -233,22 +314,28 @@ def validate_file(
             spec=spec,
         )
 
-    assert spec is not None and records is not None and name is not None
+    assert spec is not None and rows is not None and name is not None
     ctx = CheckContext(
         spec=spec, period=name.period, file_hsaid=name.unit_hsaid, reference=reference, fees=fee_table_for(name.period)
     )
-    findings, accepted = judge_rows(records, ctx)
+    judged = judge_rows(rows, ctx, accepted_to)
+    findings, accepted, total = judged.findings, judged.accepted, judged.total
     counts = findings.group_by("rule").len().sort("rule")
     rejected_rows = findings.filter(pl.col("severity") == Severity.FEL.value)["row"].n_unique()
     warned_rows = findings.filter(pl.col("severity") == Severity.VARNING.value)["row"].n_unique()
-    total = records.count
+    if judged.kept != total - rejected_rows:  # the rows written against the findings: never apart
+        raise RuntimeError(f"{file_name}: {judged.kept} rows kept, findings reject {rejected_rows} of {total}")
     status = Status.GODKAND if rejected_rows == 0 else Status.DELVIS_GODKAND
     # File rules judged on the outcome of the row rules (F11 from 2026.2, reading 20): they make
     # the file AVVISAD but keep its row findings; their own finding comes first (row null).
     after = [r for r in spec.checked_file_rules if FILE_CHECKS[r.check or ""](total, total - rejected_rows)]
     if after:
         status = Status.AVVISAD
-        accepted = accepted.clear()
+        if accepted_to is not None:
+            accepted_to.unlink(missing_ok=True)
+            accepted = pl.LazyFrame(schema=accepted.collect_schema())
+        else:
+            accepted = accepted.clear()
         file_part = pl.DataFrame([_file_finding(r.code, r.message) for r in after], schema=empty_findings().schema)
         findings = pl.concat([file_part, findings], how="vertical")
         counts = findings.group_by("rule").len().sort("rule")
@@ -264,31 +351,138 @@ def validate_file(
     return ValidationResult(kvittens=kv, findings=findings, accepted_rows=accepted, spec=spec)
 
 
-# Rows judged at a time: the derived columns and the rules' intermediate columns of a whole
-# million-row file were ~4× the file again (benchmarks/RESULTS.md). A smaller file is one chunk.
+# Rows judged at a time when a file is read whole (a streamed file is judged a piece of
+# ``reader.CHUNK_BYTES`` at a time): the derived columns and the rules' intermediate columns of a
+# whole million-row file were ~4× the file again (benchmarks/RESULTS.md).
 CHUNK_ROWS = 200_000
 
+DERIVED = {"__visit": "besoksdatum_dat", "__age": "alder", "__pid_sex": "kon_enligt_id", "__fee": "forvantad_avgift"}
 
-def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.LazyFrame]:
-    """Row rules over the records: every finding (sorted by row, rule, field name) and the accepted
-    rows (as a query over the judged rows, not a copy).
 
-    Rows are judged in chunks of ``CHUNK_ROWS``; the rules that compare a row with the file's other
-    rows (R11, W90) are judged first over the whole file, on their key columns only, so every
-    chunk gives the findings the whole file would (tested row for row against one chunk)."""
+@dataclass(frozen=True, kw_only=True)
+class Judged:
+    """The row rules' outcome: every finding (sorted), the accepted rows, rows judged and kept."""
+
+    findings: pl.DataFrame
+    accepted: pl.LazyFrame
+    total: int
+    kept: int
+
+
+def _all(names: list[str]) -> pl.Expr:
+    return pl.all_horizontal(names) if names else pl.lit(True)
+
+
+def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None) -> Judged:
+    """Row rules over the records a frame at a time.
+
+    Each frame's rows are judged by every rule that reads only the row, and its accepted rows are
+    written (to ``accepted_to``, or kept in memory) before the next frame is read. Kept from each
+    frame: the key columns of the rules that compare a row with the file's other rows (R11, W90)
+    and the rows that fail some rule. Those rules are judged at the end over the whole file's
+    keys; a row they reject that was already written is taken out again (rare: a repeated
+    besok_id). pandera then validates the rows that fail some rule, once, and reports the failure
+    cases the findings are built from: a row that passes every rule has none to report.
+    """
     spec = ctx.spec
-    header = records.header or []
-    k = len(header)
-    frame = records.frame.rename({f"c{i}": name for i, name in enumerate(header)})
+    names = {f"c{i}": name for i, name in enumerate(rows.header)}
+    columns = rule_columns(ctx)
+    local = [c for c in columns if not c.cross_row]
+    cross = [c for c in columns if c.cross_row]
+    local_fel = [c.name for c in local if spec.severity(c.code) is Severity.FEL]
+    key_fields = sorted({"besok_id", *(n for c in cross for n in (*c.key, *c.passing.meta.root_names()))})
+    keys: list[pl.DataFrame] = []
+    failing_rows: list[pl.DataFrame] = []
+    written, judged = [0], [0]
 
-    # R01: a row with the wrong number of fields gets no other finding and joins no group.
-    broken = frame.filter(pl.col(NFIELDS_COL) != k)
-    # Without broken rows the frame is used as it is: a filter would copy every column.
-    whole = (frame.filter(pl.col(NFIELDS_COL) == k) if broken.height else frame).select(ROW_COL, *spec.field_names)
-    del frame
+    def judged_frames() -> Iterator[pl.DataFrame]:
+        for raw in rows.frames():
+            chunk = raw.rename(names).select(ROW_COL, *spec.field_names)
+            del raw
+            judged[0] += chunk.height
+            part = (
+                prepare(chunk, ctx)
+                .select(*[pl.col(a).alias(b) for a, b in DERIVED.items()], *[c.passing for c in local])
+                .collect()
+            )
+            keys.append(chunk.select(ROW_COL, *key_fields, *[_key_hash(c) for c in cross]))
+            verdicts = part.select(c.name for c in local)
+            with_verdicts = chunk.hstack(verdicts)
+            failing_rows.append(with_verdicts.filter(~_all(verdicts.columns)))
+            out = (
+                chunk.rename({ROW_COL: "rad"})
+                .hstack(part.select(DERIVED.values()))
+                .filter(verdicts.select(_all(local_fel)).to_series())
+            )
+            written[0] += out.height
+            yield out
+
+    frames = judged_frames()
+    first = next(frames)
+    if accepted_to is not None:
+        called: list[bool] = []
+
+        def source(
+            with_columns: list[str] | None, predicate: Any, n_rows: int | None, batch: int | None
+        ) -> Iterator[pl.DataFrame]:
+            if called:  # the frames are read once; a second read would see none
+                raise RuntimeError("the accepted rows were asked for twice")
+            called.append(True)
+            for frame in itertools.chain([first], frames):
+                yield frame.select(with_columns) if with_columns else frame
+
+        register_io_source(io_source=source, schema=first.schema).sink_parquet(accepted_to)
+        accepted = pl.scan_parquet(accepted_to)
+    else:
+        accepted = pl.concat([first, *frames], how="vertical").lazy()
+
+    # The cross-row rules over the whole file's key columns.
+    every_key = pl.concat(keys, how="vertical", rechunk=False)
+    keys.clear()
+    cross_names = [c.name for c in cross]
+    cross_failing = _cross_failing(every_key, cross)
+    del every_key
+    local_failing = pl.concat(failing_rows, how="vertical")
+    failing_rows.clear()
+    both = local_failing.join(cross_failing.select(ROW_COL, *cross_names), on=ROW_COL, how="left")
+    only_cross = cross_failing.join(local_failing.select(ROW_COL), on=ROW_COL, how="anti")
+    failed = (
+        pl.concat([both, only_cross], how="diagonal_relaxed")
+        .sort(ROW_COL)
+        .with_columns(pl.col(c.name).fill_null(True) for c in columns)
+    )
+
+    # A row a cross-row FEL rule rejects that no other FEL rule did was written: take it out.
+    cross_fel = [c.name for c in cross if spec.severity(c.code) is Severity.FEL]
+    late = failed.filter(~_all(cross_fel) & _all(local_fel))[ROW_COL]
+    kept = written[0] - late.len()
+    if late.len():
+        gone = ~pl.col("rad").is_in(late.implode())
+        if accepted_to is not None:
+            again = accepted_to.with_name(accepted_to.name + ".again")
+            pl.scan_parquet(accepted_to).filter(gone).sink_parquet(again)
+            os.replace(again, accepted_to)
+            accepted = pl.scan_parquet(accepted_to)
+        else:
+            accepted = accepted.filter(gone)
+    if accepted_to is not None and kept == 0:
+        accepted_to.unlink(missing_ok=True)
+        accepted = pl.LazyFrame(schema=first.schema)
+
+    try:
+        build_schema(spec, failing(failed, columns)).validate(failed, lazy=True)
+        failures = None
+    except pa.errors.SchemaErrors as e:
+        failures = e.failure_cases.select(
+            # Whole-row rules are checked on their verdict column: they have no field.
+            pl.when(~pl.col("column").str.starts_with(RULE_PREFIX)).then(pl.col("column")).alias("column"),
+            "check",
+            pl.col("index").cast(pl.Int64),
+        )
+
     r01 = spec.rule("R01")
     parts = [
-        broken.select(
+        rows.broken.select(
             pl.lit("R01").alias("rule"),
             pl.lit(r01.severity.value).alias("severity"),
             pl.col(ROW_COL).alias("row"),
@@ -298,59 +492,9 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.La
             pl.lit(r01.message).alias("message"),
         )
     ]
-
-    columns = rule_columns(ctx)
-    if whole.height > CHUNK_ROWS:
-        # The cross-row verdicts over every row at once (they read only their key columns), then
-        # each chunk reads them as plain columns.
-        cross = [c for c in columns if c.cross_row]
-        whole = whole.hstack(whole.lazy().select([c.passing for c in cross]).collect())
-        columns = [
-            RuleColumn(c.name, c.code, c.field, pl.col(c.name), cross_row=True) if c.cross_row else c for c in columns
-        ]
-    # Per chunk only the verdicts (one boolean a rule) and the four derived columns the accepted
-    # rows carry are kept; the derived identifier parts and the rules' intermediate columns of a
-    # chunk are dropped before the next.
-    verdicts, derived = [], []
-    for offset in range(0, max(whole.height, 1), CHUNK_ROWS):
-        chunk = whole.slice(offset, CHUNK_ROWS)
-        prepared = prepare(chunk, ctx)
-        judged = prepared.lazy().select(
-            pl.col("__visit").alias("besoksdatum_dat"),
-            pl.col("__age").alias("alder"),
-            pl.col("__pid_sex").alias("kon_enligt_id"),
-            pl.col("__fee").alias("forvantad_avgift"),
-            *[c.passing for c in columns],
-        )
-        part = judged.collect()
-        del prepared
-        derived.append(part.select("besoksdatum_dat", "alder", "kon_enligt_id", "forvantad_avgift"))
-        verdicts.append(part.select(c.name for c in columns))
-    # pandera runs once over the field columns and the verdicts (its cost is per check, not per
-    # row: per chunk it cost 0.4 s more at 1 M rows).
-    judged_all = whole.select(ROW_COL, *spec.field_names).hstack(
-        pl.concat(verdicts, how="vertical").select(c.name for c in columns if c.name not in whole.columns)
-    )
-    if any(c.name in whole.columns for c in columns):  # the cross-row verdicts, judged up front
-        judged_all = judged_all.hstack(whole.select(c.name for c in columns if c.name in whole.columns))
-    try:
-        build_schema(spec, failing(judged_all, columns)).validate(judged_all, lazy=True)
-        failures = None
-    except pa.errors.SchemaErrors as e:
-        failures = e.failure_cases.select(
-            # Whole-row rules are checked on their verdict column: they have no field.
-            pl.when(~pl.col("column").str.starts_with(RULE_PREFIX)).then(pl.col("column")).alias("column"),
-            "check",
-            pl.col("index").cast(pl.Int64),
-        )
-    del judged_all, verdicts
-
-    keep = np.ones(whole.height, dtype=bool)
     if failures is not None and failures.height:
-        parts.extend(_findings_from_failures(whole, failures, ctx))
-        fel = [c for c in failures["check"].unique().to_list() if spec.severity(c) is Severity.FEL]
-        keep[failures.filter(pl.col("check").is_in(fel))["index"].to_numpy()] = False
-    findings = pl.concat(parts, how="vertical") if parts else empty_findings()
+        parts.extend(_findings_from_failures(failed, failures, ctx))
+    findings = pl.concat(parts, how="vertical")
     # The region's order (examples/expected.json): row, rule code, field name.
     findings = findings.sort(["row", "rule", "field"], nulls_last=False)
     # Beyond the spec's masking of patient_id: a valid person number anywhere else in a shown
@@ -358,22 +502,34 @@ def judge_rows(records: Records, ctx: CheckContext) -> tuple[pl.DataFrame, pl.La
     # reach the kvittens, the findings CSV, the ledger and the workbooks.
     for column in ("value", "besok_id"):
         findings = mask_identifiers(findings, column)
+    return Judged(findings=findings, accepted=accepted, total=judged[0] + rows.broken.height, kept=kept)
 
-    # The accepted rows: the fields from the record frame itself (not copies) and the derived
-    # columns, filtered chunk by chunk as they are written (one filter over the whole frame made
-    # the Parquet sink hold a copy of every kept row: +0.3 GB at 1 M rows).
-    rows = whole.select(pl.col(ROW_COL).alias("rad"), *spec.field_names)
-    pieces = [
-        rows.slice(i * CHUNK_ROWS, CHUNK_ROWS)
-        .hstack(part)
-        .hstack([pl.Series("__keep", keep[i * CHUNK_ROWS : i * CHUNK_ROWS + part.height])])
-        .lazy()
-        .filter(pl.col("__keep"))
-        .drop("__keep")
-        for i, part in enumerate(derived)
-    ]
-    accepted = pieces[0] if len(pieces) == 1 else pl.concat(pieces, how="vertical")
-    return findings, accepted
+
+def _cross_failing(keys: pl.DataFrame, cross: list[RuleColumn]) -> pl.DataFrame:
+    """The rows (``__row``, the key columns and a verdict per rule) that fail a cross-row rule.
+
+    Each rule is judged only on the rows whose key hash occurs more than once: every row with an
+    equal key has an equal hash, so those rows hold every repeated key, and a row outside them
+    passes. Grouping a million string keys directly held ~180 MB of groups at 1 M rows.
+    """
+    names = [c.name for c in cross]
+    if not names or keys.height == 0:
+        return keys.clear().select(ROW_COL, *[pl.lit(True).alias(n) for n in names])
+    maybe = pl.repeat(False, keys.height, eager=True)
+    for c in cross:
+        # Repeated hashes found by sorting (two copies of 8 bytes a row); ``is_duplicated`` held
+        # ~60 MB of hash table per rule at 1 M rows, and the allocator kept it after.
+        hashes = keys[c.name]
+        ordered = hashes.sort()
+        repeated = ordered.filter(ordered == ordered.shift(1)).unique()
+        maybe = maybe | hashes.is_in(repeated.implode())
+    candidates = keys.filter(maybe).drop(names)
+    return candidates.with_columns(c.passing for c in cross).filter(~_all(names))
+
+
+def _key_hash(c: RuleColumn) -> pl.Expr:
+    """A cross-row rule's key as one 64-bit hash a row (equal keys, equal hashes, in every chunk)."""
+    return pl.struct(list(c.key)).hash().alias(c.name)
 
 
 def _findings_from_failures(prepared: pl.DataFrame, failures: pl.DataFrame, ctx: CheckContext) -> list[pl.DataFrame]:

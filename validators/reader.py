@@ -17,10 +17,14 @@ it; when no value starts with a quote but some record is off, polars string kern
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -211,40 +215,30 @@ def _has_padding(data: bytes, start: int, end: int) -> bool:
     return bool((edge | np.isin(before, (0x3B, 0x0A)) | np.isin(after, (0x3B, 0x0A, 0x0D))).any())
 
 
-def _split_counted(utf8: bytes) -> tuple[list[str], pl.DataFrame] | None:
-    """The fast path: polars' CSV reader, used only when byte counts prove it exact.
+def _parse_exact(buf: bytes, start: int, end: int, k: int, first_row: int) -> pl.DataFrame | None:
+    """The records of ``buf[start:end]`` (whole lines without the last one's terminator) by polars'
+    CSV reader, or None when byte counts cannot prove it exact.
 
     polars pads short records and drops line numbers, so it is trusted only when every record has
     exactly K-1 separators: a longer record makes it fail, so a separator total of (K-1) × records
-    proves none is shorter. No CR may be misread either. Otherwise None: use ``_split_plain``.
+    proves none is shorter. The caller makes sure no CR would be misread. Row numbers start at
+    ``first_row``; ``start`` is 0 or just after the header line.
     """
-    nl = utf8.find(b"\n")
-    if nl < 0:
+    if end == start or buf[start] == 0x0A:
         return None
-    header_line = utf8[:nl]
-    if header_line.endswith(b"\r"):
-        header_line = header_line[:-1]
-    header = [h.strip(" ") for h in header_line.decode("utf-8").split(";")]
-    start = nl + 1
-    if _has_bare_cr(utf8, start):
-        return None
-    end = _body_end(utf8, start)
-    if end == start or utf8[start] == 0x0A:
-        return None
-    k = len(header)
-    records = utf8.count(b"\n", start, end) + 1
-    if utf8.count(b";", start, end) != (k - 1) * records:
+    records = buf.count(b"\n", start, end) + 1
+    if buf.count(b";", start, end) != (k - 1) * records:
         return None
     names = [f"c{i}" for i in range(k)]
     # polars rejects a record with too many fields only when a line break ends it, so one is
     # always there; with none longer, the separator total proves none is shorter either. In the
     # usual file (one terminator after the last record) polars reads the bytes as they are.
-    whole = utf8[end:] in (b"\n", b"\r\n")
+    whole = buf[end:] in (b"\n", b"\r\n")
     try:
         frame = pl.read_csv(
-            utf8 if whole else utf8[start:end] + b"\n",
+            buf if whole else buf[start:end] + b"\n",
             has_header=False,
-            skip_rows=1 if whole else 0,
+            skip_rows=1 if whole and start else 0,
             new_columns=names,
             separator=";",
             quote_char=None,
@@ -255,14 +249,34 @@ def _split_counted(utf8: bytes) -> tuple[list[str], pl.DataFrame] | None:
         return None
     if frame.height != records:
         return None
-    if _has_padding(utf8, start, end):
+    if _has_padding(buf, start, end):
         padded = frame.select((pl.all().str.starts_with(" ") | pl.all().str.ends_with(" ")).any()).row(0)
         frame = frame.with_columns(_clean(pl.col(n)).alias(n) for n, p in zip(names, padded, strict=True) if p)
     # Inserted in place, not added with ``with_columns`` and reordered with ``select``: that pair
     # copied every text column of the parsed frame (4× the file again, measured at 1 M rows).
-    frame.insert_column(0, pl.int_range(2, records + 2, dtype=pl.Int64, eager=True).alias(ROW_COL))
+    frame.insert_column(0, pl.int_range(first_row, first_row + records, dtype=pl.Int64, eager=True).alias(ROW_COL))
     frame.insert_column(1, pl.repeat(k, records, dtype=pl.Int32, eager=True).alias(NFIELDS_COL))
-    return header, frame
+    return frame
+
+
+def _header_of(line: bytes) -> list[str]:
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    return [h.strip(" ") for h in line.decode("utf-8").split(";")]
+
+
+def _split_counted(utf8: bytes) -> tuple[list[str], pl.DataFrame] | None:
+    """The fast path over the whole text: ``_parse_exact`` after the header line, or None (use
+    ``_split_plain``)."""
+    nl = utf8.find(b"\n")
+    if nl < 0:
+        return None
+    header = _header_of(utf8[:nl])
+    start = nl + 1
+    if _has_bare_cr(utf8, start):
+        return None
+    frame = _parse_exact(utf8, start, _body_end(utf8, start), len(header), 2)
+    return None if frame is None else (header, frame)
 
 
 def split_records(data: bytes) -> Records:
@@ -279,3 +293,146 @@ def split_records(data: bytes) -> Records:
             counted if counted is not None else _split_plain(utf8.decode("utf-8") if encoding != "cp1252" else text)
         )
     return Records(encoding=encoding, header=header, frame=frame)
+
+
+# --- reading a large file a piece at a time -------------------------------------------------------
+
+# Bytes read and split at a time when a file is streamed (~160,000 records of a VGP file): the
+# record frame of a whole 100 MB file is ~430 MB of 16-byte string views on its own.
+CHUNK_BYTES = 4 << 20
+
+
+class NotExact(VardfilError):
+    """A piece of a streamed file the fast path cannot prove exact (a record with the wrong number
+    of fields, an empty line): the file is read whole instead, by the paths that handle them."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scan:
+    """What one pass over the bytes tells before any record is split.
+
+    ``streamable``: valid UTF-8, no value that may start with a quote, no bare CR and a header line
+    in the first piece, so the records can be split a piece at a time (``stream_frames``) and give
+    what ``split_records`` gives. Otherwise the file is read whole.
+    """
+
+    sha256: str
+    size: int
+    streamable: bool
+    encoding: str | None = None  # "utf-8" | "utf-8-sig" when streamable
+    header: list[str] | None = None
+    body_start: int = 0  # offset of the first record in the received bytes
+
+
+def _pieces(source: bytes | Path, start: int, size: int) -> Iterator[bytes]:
+    if isinstance(source, bytes):
+        view = memoryview(source)
+        for at in range(start, len(source), size):
+            yield bytes(view[at : at + size])
+        return
+    with open(source, "rb") as fh:
+        fh.seek(start)
+        while piece := fh.read(size):
+            yield piece
+
+
+def _bare_cr(piece: bytes, before: bytes) -> bool:
+    """Whether a CR in ``piece`` is not the first half of a CRLF (a CR at its end is judged with
+    the next piece; ``before`` is the byte before it)."""
+    if before == b"\r" and not piece.startswith(b"\n"):
+        return True
+    crs = piece.count(b"\r")
+    return bool(crs) and crs != piece.count(b"\r\n") + piece.endswith(b"\r")
+
+
+def _quote_starts(piece: bytes, before: bytes) -> bool:
+    """Whether a value in ``piece`` may start with a quote (``before``: the byte before it, a line
+    break at the start of the text)."""
+    if piece.find(b'"') < 0:
+        return False
+    return (piece.startswith(b'"') and before in (b";", b"\n")) or b';"' in piece or b'\n"' in piece
+
+
+def scan(source: bytes | Path, piece_bytes: int | None = None) -> Scan:
+    """SHA-256, size and whether the file can be streamed, in one pass that holds one piece at a time."""
+    piece_bytes = piece_bytes or CHUNK_BYTES
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    size = 0
+    utf8 = plain = True  # plain: no quote may start a value, no bare CR
+    first: bytes | None = None
+    last_byte = b"\n"  # the byte before the piece: a quote after ";" or a line break starts a value
+    for piece in _pieces(source, 0, piece_bytes):
+        digest.update(piece)
+        size += len(piece)
+        if first is None:
+            first = piece
+            if piece.startswith(BOM):
+                piece = piece[len(BOM) :]
+        if utf8 and not (piece.isascii() and not decoder.getstate()[0]):
+            try:
+                decoder.decode(piece)
+            except UnicodeDecodeError:
+                utf8 = False
+        if plain and piece:
+            plain = not (_bare_cr(piece, last_byte) or _quote_starts(piece, last_byte))
+            last_byte = piece[-1:]
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    sha = digest.hexdigest()
+    nl = first.find(b"\n") if first else -1
+    # A header alone (F03) or a header line longer than a piece is read whole.
+    if not (utf8 and plain and last_byte != b"\r") or first is None or nl < 0 or size == nl + 1:
+        return Scan(sha256=sha, size=size, streamable=False)
+    bom = first.startswith(BOM)
+    return Scan(
+        sha256=sha,
+        size=size,
+        streamable=True,
+        encoding="utf-8-sig" if bom else "utf-8",
+        header=_header_of(first[len(BOM) if bom else 0 : nl]),
+        body_start=nl + 1,
+    )
+
+
+def _line_chunks(source: bytes | Path, start: int, size: int) -> Iterator[tuple[bytes, bool]]:
+    """The bytes from ``start`` in pieces of about ``size`` cut after a line break; True with the last."""
+    held: bytes | None = None
+    carry = b""
+    for piece in _pieces(source, start, size):
+        buf = carry + piece if carry else piece
+        cut = buf.rfind(b"\n") + 1
+        if cut == 0:
+            carry = buf
+            continue
+        chunk, carry = (buf, b"") if cut == len(buf) else (buf[:cut], buf[cut:])
+        if held is not None:
+            yield held, False
+        held = chunk
+    if carry:
+        if held is not None:
+            yield held, False
+        held = carry
+    if held is not None:
+        yield held, True
+
+
+def stream_frames(source: bytes | Path, scanned: Scan, chunk_bytes: int | None = None) -> Iterator[pl.DataFrame]:
+    """The records of a streamable file, a piece at a time, as ``split_records`` gives them (the
+    same columns and row numbers). Raises NotExact when a piece cannot be proved exact."""
+    assert scanned.streamable and scanned.header is not None
+    k = len(scanned.header)
+    row = 2
+    for chunk, last in _line_chunks(source, scanned.body_start, chunk_bytes or CHUNK_BYTES):
+        if last:
+            end = _body_end(chunk, 0)
+        else:
+            end = len(chunk) - (2 if chunk.endswith(b"\r\n") else 1)
+        frame = _parse_exact(chunk, 0, end, k, row)
+        if frame is None:
+            raise NotExact(f"the piece from line {row}")
+        row += frame.height
+        yield frame

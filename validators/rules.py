@@ -7,9 +7,11 @@ expressions read the record's fields and a few derived columns computed once bef
 Python runs per row. A check that cannot be evaluated (a null on the way) passes: readings 11–17
 say when a rule is not evaluated, and the checks follow them explicitly.
 
-All rules are evaluated together in one polars query (``evaluate``: a boolean verdict column per
-rule and field); the pandera schema (``build_schema``) checks the verdict columns of the rules that
-fail somewhere and reports their failure cases (``docs/decisions.md``: why, with measurements).
+All rules are evaluated together in one polars query with the derived columns (``prepare`` and
+``rule_columns``, in ``validators.engine.judge_rows``: a boolean verdict column per rule and
+field); the pandera schema (``build_schema``) checks the verdict columns of the rules that fail
+somewhere, over the rows that fail some rule, and reports their failure cases
+(``docs/decisions.md``: why, with measurements).
 
 Why polars: on this machine pandera's polars backend ran the same checks 2.5–3× faster than its
 pandas backend (``benchmarks/``); accepted rows are handed on as Arrow-backed pandas frames.
@@ -43,7 +45,7 @@ VISIT = "__visit"
 AGE = "__age"
 FEE = "__fee"
 AVGIFT = "__avgift"
-RULE_PREFIX = "__ok_"  # the per-row verdict column of a rule (validators.rules.evaluate)
+RULE_PREFIX = "__ok_"  # the per-row verdict column of a rule (RuleColumn.name)
 
 
 class SpecError(VardfilError):
@@ -194,12 +196,14 @@ def fee_column(ctx: CheckContext) -> pl.Expr:
     return fee.alias(FEE)
 
 
-def prepare(frame: pl.DataFrame, ctx: CheckContext) -> pl.DataFrame:
-    """The record frame with every derived column the checks read."""
+def prepare(frame: pl.DataFrame, ctx: CheckContext) -> pl.LazyFrame:
+    """The record frame with every derived column the checks read, as a query: the rules are
+    evaluated in the same query, so the derived columns are never collected into a frame of their
+    own (each was a copy a chunk long)."""
     lazy = frame.lazy()
     for stage in derived_stages(ctx):
         lazy = lazy.with_columns(stage)
-    return lazy.with_columns(age_column()).with_columns(fee_column(ctx)).collect()
+    return lazy.with_columns(age_column()).with_columns(fee_column(ctx))
 
 
 # --- the registered checks ---------------------------------------------------------------------
@@ -399,7 +403,8 @@ def _no_double_registration(ctx: CheckContext, rule: RowRule, field: str | None)
 
 STRUCTURAL = {"field_count"}  # R01 is decided by the reader, before the schema runs
 # Checks that compare a row with the other rows of the file (R11, W90): judged once over the whole
-# file's key columns when the rows are judged in chunks.
+# file's key columns when the rows are judged in chunks. Each fails only on a row whose key occurs
+# on another row too, so a row whose key hashes uniquely passes without being compared.
 CROSS_ROW = {"unique", "no_double_registration"}
 
 
@@ -411,7 +416,12 @@ class RuleColumn:
     code: str
     field: str | None
     passing: pl.Expr
-    cross_row: bool = False  # compares the row with the file's other rows (CROSS_ROW)
+    key: tuple[str, ...] = ()  # a CROSS_ROW check's key: it compares the row with the rows of the same key
+
+    @property
+    def cross_row(self) -> bool:
+        """Whether the rule compares the row with the file's other rows (CROSS_ROW)."""
+        return bool(self.key)
 
 
 def rule_columns(ctx: CheckContext) -> list[RuleColumn]:
@@ -426,22 +436,13 @@ def rule_columns(ctx: CheckContext) -> list[RuleColumn]:
         for f in rule.fields or [None]:
             name = f"{RULE_PREFIX}{rule.code}" + (f"_{f}" if f else "")
             passing = fn(ctx, rule, f).fill_null(True).alias(name)
-            out.append(RuleColumn(name, rule.code, f, passing, cross_row=rule.check in CROSS_ROW))
+            key = () if rule.check not in CROSS_ROW else (f,) if f else tuple(rule.params["key"])
+            out.append(RuleColumn(name, rule.code, f, passing, key=key))
     return out
 
 
-def evaluate(prepared: pl.DataFrame, columns: list[RuleColumn]) -> pl.DataFrame:
-    """``prepared`` with one boolean column per rule and field, computed in one polars query.
-
-    One query lets polars share common subexpressions between rules (the identifier parts, the
-    code lists) and run the rules in parallel; collecting each rule on its own, as pandera does for
-    an expression check, cost 2.3× as much on a 1 M-row file (``benchmarks/RESULTS.md``).
-    """
-    return prepared.lazy().with_columns([c.passing for c in columns]).collect()
-
-
 def failing(judged: pl.DataFrame, columns: list[RuleColumn]) -> list[RuleColumn]:
-    """The rule columns of :func:`evaluate` with at least one failing row (one small query)."""
+    """The rule columns (verdicts in ``judged``) with at least one failing row (one small query)."""
     if judged.height == 0:
         return []
     passed = judged.select(pl.col(c.name).all() for c in columns).row(0)
@@ -459,7 +460,7 @@ def build_schema(spec: FileSpec, columns: list[RuleColumn]) -> pa.DataFrameSchem
     """The pandera schema of one file: a text column per spec field with the checks of ``columns``; pandera reports their failure cases (column, rule code, row), from which the
     findings are built.
 
-    The checks read the rule columns of :func:`evaluate`. Only rules that fail somewhere need a
+    The checks read the verdict columns of :func:`rule_columns`. Only rules that fail somewhere need a
     check (:func:`failing`): a passing rule has no failure case to report, and pandera's fixed cost
     per check (several polars collects) was two thirds of a 2,500-row file's validation. A rule on
     the whole row (no field, e.g. W90) is checked on its own rule column, so its failure cases are

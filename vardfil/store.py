@@ -4,25 +4,28 @@ Layout under the store root::
 
     raw/ab/cd/<sha256>            the received bytes, exactly
     accepted/ab/<key>.parquet     the accepted rows of a judged file
+    accepted/incoming/            accepted rows being written while a file is judged
     findings/ab/<key>.csv         the full findings list of a judged file
 
 The key of a derived file is its receipt's hex id (records before 2026.2's readings used the file's
 SHA-256; the ledger records each path, so both are read the same way): the same bytes can be
 judged more than once.
 
-Every write goes to a temporary name in the same folder, is fsynced, and is renamed into place,
-so a crash leaves the old state or the new, never half a file. Names are derived from hashes
+Every write goes to a temporary name on the same file system (the same folder, or a staging
+folder beside it), is fsynced, and is renamed into place, so a crash leaves the old state or the
+new, never half a file. Names are derived from hashes
 only: nothing a sender chose ever reaches the file system.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from vardfil.errors import StoreError
 
@@ -120,8 +123,38 @@ class RawStore:
         the source file's hash)."""
         return self._atomic_write(self.root / kind / key[:2] / f"{key}{suffix}", lambda fh: fh.write(data))
 
-    def put_parquet(self, key: str, frame: Any) -> Path:
-        """Store the accepted rows of a file as Parquet (a polars frame, or a lazy query, which is
-        streamed to the file)."""
-        write = frame.sink_parquet if hasattr(frame, "sink_parquet") else frame.write_parquet
-        return self._atomic_write(self.root / "accepted" / key[:2] / f"{key}.parquet", write)
+    def _accepted_path(self, key: str) -> Path:
+        return self.root / "accepted" / key[:2] / f"{key}.parquet"
+
+    @contextlib.contextmanager
+    def staged_parquet(self) -> Iterator[Path]:
+        """A path on the store's file system for a Parquet another writer fills (the validator
+        writes the accepted rows while it judges them); gone on exit unless adopted."""
+        staging = self.root / "accepted" / "incoming"
+        try:
+            staging.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=staging, prefix=".tmp-", suffix=".parquet")
+            os.close(fd)
+        except OSError as e:
+            raise StoreError(f"cannot write to the store at {staging}: {e.strerror or e}", path=staging) from e
+        try:
+            yield Path(tmp)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def adopt_parquet(self, key: str, staged: Path) -> Path:
+        """Move a staged Parquet (``staged_parquet``) to where the accepted rows of ``key`` live,
+        durably: the file's bytes, then the rename, then the folder."""
+        target = self._accepted_path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(staged, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(staged, target)
+            _fsync_dir(target.parent)
+        except OSError as e:
+            raise StoreError(f"cannot write to the store at {target.parent}: {e.strerror or e}", path=target) from e
+        return target
