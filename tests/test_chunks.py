@@ -115,3 +115,15 @@ def _counting(fn, seen: list):
         return out
 
     return wrapper
+
+
+def test_rows_only_counted_give_the_same_kvittens(tmp_path, monkeypatch):
+    """``keep_accepted=False`` (vardfil validate, the API's test mode) judges every row the same
+    and keeps none of them."""
+    sample = load_reference(SAMPLE_DIR / "reference")
+    monkeypatch.setattr(reader, "CHUNK_BYTES", 64 * 100)
+    for path in (_planted(tmp_path, r01=False), _planted(tmp_path)):
+        kept = validate_file(path, file_name=path.name, received_at=AT, reference=sample)
+        counted = validate_file(path, file_name=path.name, received_at=AT, reference=sample, keep_accepted=False)
+        assert counted.kvittens == kept.kvittens and counted.findings.equals(kept.findings)
+        assert kept.accepted.height == kept.kvittens.rows.accepted > 0 and counted.accepted.height == 0

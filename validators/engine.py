@@ -147,6 +147,7 @@ def validate_file(
     deadline: dt.datetime | None = None,
     receipt: str | None = None,
     accepted_to: Path | None = None,
+    keep_accepted: bool = True,
 ) -> ValidationResult:
     """Validate one received file.
 
@@ -158,7 +159,9 @@ def validate_file(
 
     ``accepted_to``: write the accepted rows there as Parquet while the rows are judged (a large
     file's rows are then never all in memory); ``accepted_rows`` reads that file. Nothing is left
-    there when no row is accepted. Without it the accepted rows are kept in memory.
+    there when no row is accepted. Without it the accepted rows are kept in memory, or with
+    ``keep_accepted=False`` only counted (``accepted_rows`` is then empty: for a check that needs
+    the kvittens alone, such as ``vardfil validate``).
     """
     attempt = functools.partial(
         _validate,
@@ -170,6 +173,7 @@ def validate_file(
         deadline=deadline,
         receipt=receipt,
         accepted_to=accepted_to,
+        keep_accepted=keep_accepted,
     )
     try:
         return attempt(streamed=True)
@@ -215,6 +219,7 @@ def _validate(
     deadline: dt.datetime | None,
     receipt: str | None,
     accepted_to: Path | None,
+    keep_accepted: bool,
 ) -> ValidationResult:
     received_at = to_stockholm(received_at)
     deadline = to_stockholm(deadline) if deadline is not None else None
@@ -318,7 +323,7 @@ def _validate(
     ctx = CheckContext(
         spec=spec, period=name.period, file_hsaid=name.unit_hsaid, reference=reference, fees=fee_table_for(name.period)
     )
-    judged = judge_rows(rows, ctx, accepted_to)
+    judged = judge_rows(rows, ctx, accepted_to, keep=keep_accepted)
     findings, accepted, total = judged.findings, judged.accepted, judged.total
     counts = findings.group_by("rule").len().sort("rule")
     rejected_rows = findings.filter(pl.col("severity") == Severity.FEL.value)["row"].n_unique()
@@ -373,7 +378,7 @@ def _all(names: list[str]) -> pl.Expr:
     return pl.all_horizontal(names) if names else pl.lit(True)
 
 
-def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None) -> Judged:
+def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None, *, keep: bool = True) -> Judged:
     """Row rules over the records a frame at a time.
 
     Each frame's rows are judged by every rule that reads only the row, and its accepted rows are
@@ -433,8 +438,12 @@ def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None) 
 
         register_io_source(io_source=source, schema=first.schema).sink_parquet(accepted_to)
         accepted = pl.scan_parquet(accepted_to)
-    else:
+    elif keep:
         accepted = pl.concat([first, *frames], how="vertical").lazy()
+    else:
+        for _ in frames:  # judged and counted; the rows are not kept
+            pass
+        accepted = pl.LazyFrame(schema=first.schema)
 
     # The cross-row rules over the whole file's key columns.
     every_key = pl.concat(keys, how="vertical", rechunk=False)

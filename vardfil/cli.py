@@ -81,7 +81,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     # Without --received-at the file is judged as if it arrived now: what a unit checking its file
     # before sending wants to know.
     received_at = args.received_at or dt.datetime.now(dt.UTC)
-    result = validate_file(path, file_name=path.name, received_at=received_at, reference=_app(args).reference)
+    result = validate_file(
+        path, file_name=path.name, received_at=received_at, reference=_app(args).reference, keep_accepted=False
+    )
     if args.findings_csv:
         try:
             write_findings_csv(result.findings, args.findings_csv)

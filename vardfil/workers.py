@@ -63,7 +63,9 @@ def validate_job(path: str, file_name: str, received_at: dt.datetime) -> dict[st
     """In a worker: judge a file and record nothing (the API's ``?test=true``); its kvittens."""
     from validators import validate_file
 
-    result = validate_file(Path(path), file_name=file_name, received_at=received_at, reference=_app().reference)
+    result = validate_file(
+        Path(path), file_name=file_name, received_at=received_at, reference=_app().reference, keep_accepted=False
+    )
     kv: dict[str, Any] = result.kvittens.to_dict()
     return kv
 
