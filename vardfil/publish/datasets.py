@@ -119,6 +119,38 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
+class _RowGroups:
+    """A Parquet writer that writes row groups of ~64 K rows from the small tables it is given.
+
+    Written as given, each unit's file was a row group of its own (~1,700 rows; 600 a month over
+    the two datasets): the metadata and compressor set-up per row group were a seventh of the
+    close (1.0 s of 7.2 s), and readers paid for them again.
+    """
+
+    ROWS = 65_536
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.schema = schema
+        self._writer = pq.ParquetWriter(path, schema)
+        self._pending: list[pa.Table] = []
+        self._rows = 0
+
+    def write_table(self, table: pa.Table) -> None:
+        self._pending.append(table)
+        self._rows += table.num_rows
+        if self._rows >= self.ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(pa.concat_tables(self._pending))
+            self._pending, self._rows = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
 class VisitDatasets:
     """The close's two visit-level Parquet datasets, written file by file as the close reads each
     unit's accepted rows once (memory follows the largest file, not the month):
@@ -151,8 +183,8 @@ class VisitDatasets:
         self.listed = (
             listing.select("patient_id", pl.col("vardenhet_hsaid").alias("listad_vid")) if listing is not None else None
         )
-        self.visits: pq.ParquetWriter | None = None
-        self.acg = pq.ParquetWriter(self.tmp["acg"], _ACG_SCHEMA) if self.listed is not None else None
+        self.visits: _RowGroups | None = None
+        self.acg = _RowGroups(self.tmp["acg"], _ACG_SCHEMA) if self.listed is not None else None
         if self.acg is not None:
             # The earlier periods go in first, as of the close: a file sent late for one of them
             # is in this close's ACG input even though it is settled as a RATTELSE.
@@ -205,7 +237,7 @@ class VisitDatasets:
         # One schema for both filtyper, fixed by the first file: later files are conformed to it
         # (a Parquet file has one schema, and analysts read VGP and REH visits together).
         if self.visits is None:
-            self.visits = pq.ParquetWriter(self.tmp["besok"], _widen(table.schema))
+            self.visits = _RowGroups(self.tmp["besok"], _widen(table.schema))
         self.visits.write_table(_conform(table, self.visits.schema))
         if self.acg is not None:
             by_id = pl.DataFrame([acc["patient_id"], pseudonyms.alias("pseudonym")]).unique("patient_id")
