@@ -48,6 +48,7 @@ VISIT = "__visit"
 AGE = "__age"
 FEE = "__fee"
 AVGIFT = "__avgift"
+FILE_HSAID = "__file_hsaid"  # the unit of the file's name, beside every row (equals_file_hsaid)
 RULE_PREFIX = "__ok_"  # the per-row verdict column of a rule (RuleColumn.name)
 
 
@@ -203,7 +204,7 @@ def prepare(frame: pl.DataFrame, ctx: CheckContext) -> pl.LazyFrame:
     """The record frame with every derived column the checks read, as a query: the rules are
     evaluated in the same query, so the derived columns are never collected into a frame of their
     own (each was a copy a chunk long)."""
-    lazy = frame.lazy()
+    lazy = frame.lazy().with_columns(pl.lit(ctx.file_hsaid, pl.Utf8).alias(FILE_HSAID))
     for stage in derived_stages(ctx):
         lazy = lazy.with_columns(stage)
     return lazy.with_columns(age_column()).with_columns(fee_column(ctx))
@@ -250,7 +251,9 @@ def _unique(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
 @register("equals_file_hsaid")
 def _equals_file_hsaid(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
     field = field_of(rule, field)
-    return pl.col(field) == ctx.file_hsaid
+    # A column, not the literal: the rule expressions then do not depend on the file's unit and
+    # are built once for every unit's file of a period (``rule_columns``).
+    return pl.col(field) == pl.col(FILE_HSAID)
 
 
 @register("patient_id_form")
@@ -430,10 +433,11 @@ class RuleColumn:
 def rule_columns(ctx: CheckContext) -> list[RuleColumn]:
     """Every row rule of the spec (but R01) as a named boolean expression, in spec order.
 
-    Built once per context and kept (the last few): building the ~60 expressions cost ~4 ms, a
-    tenth of judging a typical 2,500-row file, and a month's files share a handful of contexts.
+    Built once per spec, period and reference data and kept (the last few): building the ~60
+    expressions cost ~4 ms, a tenth of judging a typical 2,500-row file, and every unit's file of a
+    period shares them (the file's unit is a column, ``FILE_HSAID``).
     """
-    key = (id(ctx.spec), ctx.period, ctx.file_hsaid, id(ctx.reference), id(ctx.fees))
+    key = (id(ctx.spec), ctx.period, id(ctx.reference), id(ctx.fees))
     with _columns_lock:
         hit = _columns_cache.get(key)
         # An id is unique only while its object lives: the cached objects are weakly referenced
@@ -450,9 +454,9 @@ def rule_columns(ctx: CheckContext) -> list[RuleColumn]:
     return columns
 
 
-_columns_cache: collections.OrderedDict[
-    tuple[int, str, str, int, int], tuple[tuple[Any, ...], tuple[RuleColumn, ...]]
-] = collections.OrderedDict()
+_columns_cache: collections.OrderedDict[tuple[int, str, int, int], tuple[tuple[Any, ...], tuple[RuleColumn, ...]]] = (
+    collections.OrderedDict()
+)
 _columns_lock = threading.Lock()
 
 
