@@ -243,3 +243,58 @@ def test_pseudonym_is_hmac_sha256_of_the_id(ids, key):
 
     got = pseudonymise(pl.Series(ids + [None], dtype=pl.Utf8), key).to_list()
     assert got == [hmac.new(key, i.encode(), hashlib.sha256).hexdigest()[:32] for i in ids] + [None]
+
+
+def test_visit_dataset_row_groups_keep_the_order_and_fail_loudly(tmp_path, monkeypatch):
+    """The close's visit dataset is written a row group at a time in a thread of its own: the rows
+    come out in the order the units were added; a failed write fails the commit; a failed close
+    leaves no file behind and its own error is the one raised."""
+    from types import SimpleNamespace
+
+    import vardfil.publish.datasets as datasets
+    from vardfil.ledger import FileKey
+
+    monkeypatch.setattr(datasets._RowGroups, "ROWS", 5)  # several row groups from small files
+
+    def visits(n: int, unit: int) -> pl.DataFrame:
+        return pl.DataFrame({"patient_id": [f"19{unit:02d}0101{i:04d}" for i in range(n)], "rad": list(range(n))})
+
+    def run(out: Path) -> datasets.VisitDatasets:
+        """What close_period does: every unit's rows added, then commit; on an error, abandon."""
+        ds = datasets.VisitDatasets(
+            ledger=None,  # type: ignore[arg-type]  (no listing: no earlier periods are read)
+            read_accepted=lambda f: None,
+            pseudonym_key=b"k",
+            period="2026-10",
+            at=dt.datetime(2026, 11, 5, tzinfo=dt.UTC),
+            listing=None,
+            out_dir=out,
+        )
+        try:
+            for unit, n in enumerate([3, 7, 1, 12, 4]):
+                key = FileKey(unit_hsaid=f"U{unit}", file_type="VGP", period="2026-10")
+                ds.add(key, SimpleNamespace(receipt_id=f"KV-{unit}"), visits(n, unit))  # type: ignore[arg-type]
+            ds.commit()
+        except BaseException:
+            ds.abandon()
+            raise
+        return ds
+
+    run(tmp_path / "ok")
+    table = pq.read_table(tmp_path / "ok" / "besok.parquet")
+    assert (
+        table.num_rows == 27 and pq.ParquetFile(tmp_path / "ok" / "besok.parquet").num_row_groups == 3
+    )  # 3+7, 1+12, 4
+    assert table.column("receipt_id").to_pylist() == [
+        f"KV-{u}" for u, n in enumerate([3, 7, 1, 12, 4]) for _ in range(n)
+    ]
+    assert table.column("rad").to_pylist() == [i for n in [3, 7, 1, 12, 4] for i in range(n)]
+    assert "patient_id" not in table.column_names
+
+    def broken(self, table):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", broken)
+    with pytest.raises(OSError, match="disk full"):
+        run(tmp_path / "failing")
+    assert not any((tmp_path / "failing").iterdir())  # nothing half-written is left
