@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
+import polars as pl
 import pytest
 from conftest import VGP_BASE, file_name, make_file, triples
 
+import validators.reader as reader
 from sample_data.generate import VGP_FIELDS
 from validators import ContentError, split_records
 
@@ -118,3 +122,67 @@ def test_fast_path_agrees_with_exact_path(lines, ending, newline):
     header, frame = _split_plain(text)
     assert fast[0] == header
     assert fast[1].to_dicts() == frame.to_dicts()
+
+
+STREAM_CASES = [
+    b"a;b\n1;2\n3;4\n",
+    b"a;b\r\n1;2\r\n3;4\r\n",
+    b"a;b\n1;2\n3;4",  # no line break after the last record
+    b"a;b\n1;2\n3;4\n\n",  # the one trailing empty line
+    b"a;b\n1;2\n3;4\r\n\r\n",
+    b"\xef\xbb\xbfa;b\n1; 2\n3 ;4\n",  # BOM, padded values
+    b'a;b\n1;x"y\n',  # a quote inside a value, not at its start
+    "a;b\nÅsa;2\nö;ü\n".encode(),
+    b"a;b\n;\n1;\n",  # empty values
+]
+
+
+@pytest.mark.parametrize("data", STREAM_CASES)
+def test_streamed_pieces_give_the_records_of_the_whole_file(data):
+    """Split a piece at a time, from bytes or a file, pieces of 1 byte up: the same records, row
+    numbers and header as the whole file; a piece that cannot be proved exact says so."""
+    whole = split_records(data)
+    scanned = reader.scan(data, 64)
+    assert scanned.streamable and scanned.header == whole.header
+    assert scanned.sha256 == hashlib.sha256(data).hexdigest() and scanned.size == len(data)
+    exact = []
+    for piece in (1, 2, 3, 5, 7, 64):
+        try:
+            frames = list(reader.stream_frames(data, scanned, piece))
+        except reader.NotExact:
+            continue  # a trailing empty line alone in the last piece: read whole instead
+        assert pl.concat(frames).equals(whole.frame), piece
+        exact.append(piece)
+    assert 64 in exact and len(exact) >= 2  # the whole body in one piece is always exact
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'a;b\n1;"2"\n',  # a quoted value
+        b"a;b\n1;2\r3\n",  # a bare CR
+        b"a;b\n1;2\r",
+        "a;b\nÅsa;2\n".encode("cp1252"),  # not UTF-8
+        b"a;b\n",  # a header alone (F03)
+        b"a;b",
+    ],
+)
+def test_files_the_stream_cannot_read_are_read_whole(data):
+    assert not reader.scan(data).streamable
+
+
+@pytest.mark.parametrize("data", [b"a;b\n1;2;3\n4;5\n", b"a;b\n1;2\n\n3;4\n", b"a;b\n1\n2;3\n"])
+def test_a_record_with_the_wrong_field_count_stops_the_stream(data):
+    scanned = reader.scan(data)
+    assert scanned.streamable
+    with pytest.raises(reader.NotExact):
+        list(reader.stream_frames(data, scanned))
+
+
+def test_streamed_from_a_file_as_from_bytes(tmp_path):
+    data = b"\xef\xbb\xbfa;b\r\n" + b"".join(f"{i};v{i}\r\n".encode() for i in range(5000))
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    from_bytes = pl.concat(reader.stream_frames(data, reader.scan(data), 1000))
+    from_file = pl.concat(reader.stream_frames(path, reader.scan(path, 4096), 1000))
+    assert from_bytes.equals(from_file) and from_file.equals(split_records(data).frame)
