@@ -412,8 +412,16 @@ def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None, 
             )
             keys.append(chunk.select(ROW_COL, *key_fields, *[_key_hash(c) for c in cross]))
             verdicts = part.select(c.name for c in local)
-            with_verdicts = chunk.hstack(verdicts)
-            failing_rows.append(with_verdicts.filter(~_all(verdicts.columns)))
+            # The failing rows keep only the fields a finding of this piece can show (those of
+            # its failing rules, and besok_id): a file whose every row fails one rule keeps one
+            # field of each, not the whole file.
+            passed = verdicts.select(pl.all().all()).row(0)
+            shown = {"besok_id", *(c.field for c, ok in zip(local, passed, strict=True) if not ok and c.field)}
+            failing_rows.append(
+                chunk.select(ROW_COL, *(f for f in spec.field_names if f in shown))
+                .hstack(verdicts)
+                .filter(~_all(verdicts.columns))
+            )
             out = (
                 chunk.rename({ROW_COL: "rad"})
                 .hstack(part.select(DERIVED.values()))
@@ -451,7 +459,7 @@ def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None, 
     cross_names = [c.name for c in cross]
     cross_failing = _cross_failing(every_key, cross)
     del every_key
-    local_failing = pl.concat(failing_rows, how="vertical")
+    local_failing = pl.concat(failing_rows, how="diagonal_relaxed")
     failing_rows.clear()
     both = local_failing.join(cross_failing.select(ROW_COL, *cross_names), on=ROW_COL, how="left")
     only_cross = cross_failing.join(local_failing.select(ROW_COL), on=ROW_COL, how="anti")
