@@ -336,11 +336,10 @@ def _validate(
     after = [r for r in spec.checked_file_rules if FILE_CHECKS[r.check or ""](total, total - rejected_rows)]
     if after:
         status = Status.AVVISAD
+        # The schema is read before the file goes (a scan of a removed file has none).
+        accepted = pl.LazyFrame(schema=accepted.collect_schema())
         if accepted_to is not None:
             accepted_to.unlink(missing_ok=True)
-            accepted = pl.LazyFrame(schema=accepted.collect_schema())
-        else:
-            accepted = accepted.clear()
         file_part = pl.DataFrame([_file_finding(r.code, r.message) for r in after], schema=empty_findings().schema)
         findings = pl.concat([file_part, findings], how="vertical")
         counts = findings.group_by("rule").len().sort("rule")
