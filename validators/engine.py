@@ -86,10 +86,12 @@ def parse_file_name(name: str) -> FileName | None:
 class ValidationResult:
     """What validating one file gives: the kvittens, every finding, and the accepted rows.
 
-    ``accepted`` is a polars frame of the accepted rows (``accepted_rows`` the same as a lazy query): the spec's fields as trimmed strings (null
+    ``accepted`` is a polars frame of the accepted rows (``accepted_rows`` the same as a lazy
+    query: a scan of the Parquet ``validate_file`` wrote when given ``accepted_to``, else the rows
+    in memory; empty with ``keep_accepted=False``): the spec's fields as trimmed strings (null
     when empty), ``rad`` (row number), and the typed values the reimbursement needs
-    (``besoksdatum_dat``, ``alder``, ``forvantad_avgift``). ``accepted_pandas()`` gives the same
-    as an Arrow-backed pandas frame.
+    (``besoksdatum_dat``, ``alder``, ``kon_enligt_id``, ``forvantad_avgift``).
+    ``accepted_pandas()`` gives the same as an Arrow-backed pandas frame.
     """
 
     kvittens: Kvittens
@@ -99,8 +101,8 @@ class ValidationResult:
 
     @functools.cached_property
     def accepted(self) -> pl.DataFrame:
-        """The accepted rows, collected (``accepted_rows`` is the query: sinking it to Parquet, as
-        the intake does, never holds a second copy of a large file's rows in memory)."""
+        """The accepted rows, collected (for tests and tools: the intake has them written to
+        Parquet while they are judged, ``validate_file(accepted_to=…)``)."""
         return self.accepted_rows.collect()
 
     def accepted_pandas(self) -> pd.DataFrame:  # pandas is imported by polars only when called
