@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,10 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
         listing=listing,
         out_dir=out_dir,
     )
+    prices_of_period = price_list_for(period)
+    # A unit's underlag (polars, mostly outside the GIL) is computed in a thread while this one
+    # pseudonymises and writes its visits (Python's HMACs, pyarrow): the ledger is read here only.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="underlag")
     try:
         for unit in units:
             key = FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=period)
@@ -148,8 +153,18 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
             # settled as a RATTELSE in a later close, never here.
             f = ledger.gallande(key, received_before=dispens.get(unit.hsaid) or p.deadline, as_of=at)
             accepted = read_accepted(app, f)  # read once: the underlag and both datasets
-            unit_lines = unit_underlag(app, unit, period, f, at, listings.of(unit.hsaid), accepted=accepted)
+            history = reh_history(app, unit, period, at) if unit.filtyp == "REH" else None
+            computing = pool.submit(
+                underlag_for,
+                unit=unit,
+                period=period,
+                accepted=accepted,
+                listing=listings.of(unit.hsaid),
+                history=history,
+                prices=prices_of_period,
+            )
             datasets.add(key, f, accepted)
+            unit_lines = computing.result()
             lines += unit_lines
             chosen.append((unit, f))
             settlements.append(
@@ -167,6 +182,8 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
     except BaseException:
         datasets.abandon()
         raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
     rattelser = _corrections(app, period, at, now)
     lines += [line for line, _ in rattelser if line is not None]
