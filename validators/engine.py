@@ -533,16 +533,22 @@ def _cross_failing(keys: pl.DataFrame, cross: list[RuleColumn]) -> pl.DataFrame:
     names = [c.name for c in cross]
     if not names or keys.height == 0:
         return keys.clear().select(ROW_COL, *[pl.lit(True).alias(n) for n in names])
-    maybe = pl.repeat(False, keys.height, eager=True)
-    for c in cross:
+
+    def repeats(name: str) -> pl.Expr:
         # Repeated hashes found by sorting (two copies of 8 bytes a row); ``is_duplicated`` held
         # ~60 MB of hash table per rule at 1 M rows, and the allocator kept it after.
-        hashes = keys[c.name]
-        ordered = hashes.sort()
-        repeated = ordered.filter(ordered == ordered.shift(1)).unique()
-        maybe = maybe | hashes.is_in(repeated.implode())
-    candidates = keys.filter(maybe).drop(names)
-    return candidates.with_columns(c.passing for c in cross).filter(~_all(names))
+        ordered = pl.col(name).sort()
+        return pl.col(name).is_in(ordered.filter(ordered == ordered.shift(1)).unique().implode())
+
+    # One query, not a dozen eager steps: each step's fixed cost was most of a small file's time.
+    return (
+        keys.lazy()
+        .filter(pl.any_horizontal([repeats(n) for n in names]))
+        .drop(names)
+        .with_columns(c.passing for c in cross)
+        .filter(~_all(names))
+        .collect()
+    )
 
 
 def _key_hash(c: RuleColumn) -> pl.Expr:

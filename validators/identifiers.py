@@ -13,6 +13,7 @@ The scalar helpers at the bottom are for generating test and sample data only.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 import polars as pl
@@ -186,19 +187,30 @@ def mask_identifiers(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     return frame.with_columns(frame[column].clone().scatter(at, values).alias(column))
 
 
+_MASK_VALUE = "__mask_value"
+
+
 def _mask_first_id(values: pl.Series) -> pl.Series:
     """Each value with its first id-shaped number masked when that number is a valid id."""
-    name = "__mask_value"
+    lazy = values.alias(_MASK_VALUE).to_frame().lazy()
+    stages, out = _mask_query()
+    for stage in stages:
+        lazy = lazy.with_columns(stage)
+    return lazy.select(out).collect().to_series().alias(values.name)
+
+
+@functools.cache
+def _mask_query() -> tuple[tuple[tuple[pl.Expr, ...], ...], pl.Expr]:
+    """The masking query's stages and its result, built once (expressions are immutable): building
+    them for every findings column was most of masking a small file's findings."""
+    name = _MASK_VALUE
     parts = patient_id_parts(pl.col("__mask_full"), prefix="__mask")
     groups = pl.col(name).str.extract_groups(ID_IN_TEXT)
     cand = groups.struct.field("2")
     digits = cand.str.replace_all("[-+]", "")
     # A ten-digit form has no century; validity (Luhn, a real date) does not depend on it.
     full = pl.when(digits.str.len_chars() == 10).then(pl.lit("19") + digits).otherwise(digits)
-    lazy = values.alias(name).to_frame().lazy()
-    lazy = lazy.with_columns(groups.alias("__mask_groups"), cand.alias("__mask_cand"), full.alias("__mask_full"))
-    for stage in parts.stages:
-        lazy = lazy.with_columns(stage)
+    first = (groups.alias("__mask_groups"), cand.alias("__mask_cand"), full.alias("__mask_full"))
     g = pl.col("__mask_groups")
     masked = pl.concat_str(
         [
@@ -208,5 +220,5 @@ def _mask_first_id(values: pl.Series) -> pl.Series:
             g.struct.field("3"),
         ]
     )
-    out = lazy.select(pl.when(parts.valid.fill_null(False)).then(masked).otherwise(pl.col(name)).alias(name))
-    return out.collect().to_series().alias(values.name)
+    out = pl.when(parts.valid.fill_null(False)).then(masked).otherwise(pl.col(name)).alias(name)
+    return (first, *parts.stages), out

@@ -25,7 +25,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pandera.polars as pa
 import polars as pl
@@ -205,9 +205,13 @@ def prepare(frame: pl.DataFrame, ctx: CheckContext) -> pl.LazyFrame:
     evaluated in the same query, so the derived columns are never collected into a frame of their
     own (each was a copy a chunk long)."""
     lazy = frame.lazy().with_columns(pl.lit(ctx.file_hsaid, pl.Utf8).alias(FILE_HSAID))
-    for stage in derived_stages(ctx):
+    for stage in _per_context(ctx, "stages", _prepare_stages):
         lazy = lazy.with_columns(stage)
-    return lazy.with_columns(age_column()).with_columns(fee_column(ctx))
+    return lazy
+
+
+def _prepare_stages(ctx: CheckContext) -> tuple[tuple[pl.Expr, ...], ...]:
+    return (*(tuple(s) for s in derived_stages(ctx)), (age_column(),), (fee_column(ctx),))
 
 
 # --- the registered checks ---------------------------------------------------------------------
@@ -437,27 +441,35 @@ def rule_columns(ctx: CheckContext) -> list[RuleColumn]:
     expressions cost ~4 ms, a tenth of judging a typical 2,500-row file, and every unit's file of a
     period shares them (the file's unit is a column, ``FILE_HSAID``).
     """
-    key = (id(ctx.spec), ctx.period, id(ctx.reference), id(ctx.fees))
-    with _columns_lock:
-        hit = _columns_cache.get(key)
+    return list(_per_context(ctx, "rules", lambda c: tuple(_rule_columns(c))))
+
+
+_T = TypeVar("_T")
+
+
+def _per_context(ctx: CheckContext, kind: str, build: Callable[[CheckContext], _T]) -> _T:
+    """``build(ctx)``, built once per spec, period, reference data and fee table and kept (the last
+    few): the expressions of a period serve every unit's file of it (the file's unit is a
+    column, ``FILE_HSAID``), and building them cost more than judging a small file's rows."""
+    key = (kind, id(ctx.spec), ctx.period, id(ctx.reference), id(ctx.fees))
+    with _cache_lock:
+        hit = _cache.get(key)
         # An id is unique only while its object lives: the cached objects are weakly referenced
         # and must still be the context's own (a reloaded reference is a new object).
         if hit is not None and all(r() is o for r, o in zip(hit[0], (ctx.spec, ctx.reference, ctx.fees), strict=True)):
-            _columns_cache.move_to_end(key)
-            return list(hit[1])
-    columns = _rule_columns(ctx)
-    with _columns_lock:
+            _cache.move_to_end(key)
+            return cast(_T, hit[1])
+    built = build(ctx)
+    with _cache_lock:
         owners = (weakref.ref(ctx.spec), weakref.ref(ctx.reference), weakref.ref(ctx.fees))
-        _columns_cache[key] = (owners, tuple(columns))
-        while len(_columns_cache) > 32:
-            _columns_cache.popitem(last=False)
-    return columns
+        _cache[key] = (owners, built)
+        while len(_cache) > 64:
+            _cache.popitem(last=False)
+    return built
 
 
-_columns_cache: collections.OrderedDict[tuple[int, str, int, int], tuple[tuple[Any, ...], tuple[RuleColumn, ...]]] = (
-    collections.OrderedDict()
-)
-_columns_lock = threading.Lock()
+_cache: collections.OrderedDict[tuple[str, int, str, int, int], tuple[tuple[Any, ...], Any]] = collections.OrderedDict()
+_cache_lock = threading.Lock()
 
 
 def _rule_columns(ctx: CheckContext) -> list[RuleColumn]:
