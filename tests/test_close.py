@@ -148,6 +148,42 @@ def test_worked_example_of_section_6():
     assert len(lines) == 6  # no zero lines (no LAK utomläns, no other-profession ej listad)
 
 
+def test_listing_counted_once_pays_every_unit_as_counted_alone():
+    """The close counts the whole listing once (``UnitListings``); each unit's listningspoäng and
+    lines must be what counting its own listed persons gives, to the öre."""
+    from reports import listing_counts, listing_points, points_of
+    from vardfil.month.close import UnitListings
+
+    prices = price_list_for("2026-10")
+    units = [_unit(hsaid=f"SE2321000131-E00000000{n}001") for n in range(1, 4)]
+    born = [dt.date(1930, 2, 28) + dt.timedelta(days=97 * i) for i in range(300)]
+    listing = pl.DataFrame(
+        {
+            # Birthdays on both sides of the period's last day; the third unit lists nobody.
+            "patient_id": [make_personnummer(b, 2 * i + 1 + i % 2) for i, b in enumerate(born)],
+            "kon": ["M" if i % 2 else "K" for i in range(300)],
+            "vardenhet_hsaid": [units[i % 2].hsaid for i in range(300)],
+        }
+    )
+    listings = UnitListings(listing, "2026-10")
+    for unit in units:
+        alone = listing_points(listing, unit.hsaid, "2026-10", prices)
+        assert points_of(listings.counted(unit.hsaid), prices) == alone
+        assert alone > 0 or unit is units[2]
+        args = {
+            "unit": unit,
+            "period": "2026-10",
+            "accepted": None,
+            "listing": listings.of(unit.hsaid),
+            "prices": prices,
+        }
+        assert vgp_underlag(**args, listed=listings.counted(unit.hsaid)) == vgp_underlag(**args)
+    assert UnitListings(None, "2026-10").counted(units[0].hsaid) is None
+    broken = listing.with_columns(pl.lit("197001019999").alias("patient_id"))
+    with pytest.raises(ValueError, match="without a valid birth date"):
+        listing_counts(broken, "2026-10")
+
+
 @pytest.mark.parametrize(
     ("value", "rounded"),
     [("0.005", "0.01"), ("-0.005", "-0.01"), ("2.345", "2.35"), ("-2.345", "-2.35"), ("1.004", "1.00")],

@@ -27,7 +27,7 @@ import polars as pl
 
 from filespec import ReferenceDataError, Unit, fee_table_for, listing_path, load_listing, price_list_for, spec_for
 from filespec.calendar import STOCKHOLM, Period
-from reports import UnderlagLine, rattelse_line, total, underlag_for
+from reports import UnderlagLine, listing_counts, rattelse_line, total, underlag_for
 from vardfil.app import App
 from vardfil.errors import CloseTooEarly
 from vardfil.ledger import FileKey, PeriodClose, ReceivedFile, Settlement, UnderlagLineRow, utcnow
@@ -72,21 +72,34 @@ def required_listing(app: App, period: str, units: list[Unit]) -> pl.DataFrame |
 
 class UnitListings:
     """The listing split by unit once, so each unit's rules read only its own listed persons (a
-    filter of the whole listing per unit made the close O(units × listing): 69 s at 10×)."""
+    filter of the whole listing per unit made the close O(units × listing): 69 s at 10×).
+    With ``period``, the listed persons are also counted by unit, age and kon once
+    (``reports.listing_counts``), for every unit's listningspoäng."""
 
-    def __init__(self, listing: pl.DataFrame | None):
+    def __init__(self, listing: pl.DataFrame | None, period: str | None = None):
         self.listing = listing
         self.parts = (
             {}
             if listing is None
             else {k[0]: v for k, v in listing.partition_by("vardenhet_hsaid", as_dict=True).items()}
         )
+        counts = listing_counts(listing, period) if listing is not None and period is not None else None
+        self.counts = (
+            {} if counts is None else {k[0]: v for k, v in counts.partition_by("vardenhet_hsaid", as_dict=True).items()}
+        )
+        self._no_counts = counts.clear() if counts is not None else None
 
     def of(self, unit_hsaid: str) -> pl.DataFrame | None:
         """The listed persons of one unit (an empty frame when none; None without a listing)."""
         if self.listing is None:
             return None
         return self.parts.get(unit_hsaid, self.listing.clear())
+
+    def counted(self, unit_hsaid: str) -> pl.DataFrame | None:
+        """The unit's rows of ``listing_counts`` (None unless counted: without a listing or period)."""
+        if self._no_counts is None:
+            return None
+        return self.counts.get(unit_hsaid, self._no_counts)
 
 
 def unit_underlag(
@@ -126,7 +139,7 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
     ledger = app.ledger
     units = active_units(app, period)
     listing = required_listing(app, period, units)
-    listings = UnitListings(listing)
+    listings = UnitListings(listing, period)
     dispens = ledger.dispens_for_period(period)
     lines: list[UnderlagLine] = []
     chosen: list[tuple[Unit, ReceivedFile | None]] = []
@@ -162,6 +175,7 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
                 listing=listings.of(unit.hsaid),
                 history=history,
                 prices=prices_of_period,
+                listed=listings.counted(unit.hsaid),
             )
             datasets.add(key, f, accepted)
             unit_lines = computing.result()
