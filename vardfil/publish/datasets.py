@@ -92,19 +92,20 @@ def pseudonymise(ids: pl.Series, key: bytes) -> pl.Series:
     ``HMAC.copy`` (whose Python wrapper is most of its cost) — five million ids at national scale.
     ``tests/test_close.py`` checks the value against ``hmac.new`` for random keys and ids.
     """
-    uniq = ids.unique().drop_nulls().to_list()
+    uniq = ids.unique().drop_nulls()
     block = hashlib.sha256().block_size
     k = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in k))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in k))
-    mapping = {}
-    for i in uniq:
-        h = inner.copy()
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in k)).copy
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in k)).copy
+    digests = []
+    for i in uniq.to_list():
+        h = inner()
         h.update(i.encode())
-        o = outer.copy()
+        o = outer()
         o.update(h.digest())
-        mapping[i] = o.hexdigest()[:32]
-    return ids.replace_strict(mapping, default=None, return_dtype=pl.Utf8)
+        digests.append(o.digest()[:16].hex())  # the first 32 hex characters
+    # Old and new values as two Series: a dict of them cost polars ~0.3 µs an id more to convert.
+    return ids.replace_strict(uniq, pl.Series(digests, dtype=pl.Utf8), default=None, return_dtype=pl.Utf8)
 
 
 def _widen(schema: pa.Schema) -> pa.Schema:
