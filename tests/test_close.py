@@ -343,3 +343,82 @@ def test_visit_dataset_row_groups_keep_the_order_and_fail_loudly(tmp_path, monke
     with pytest.raises(OSError, match="disk full"):
         run(tmp_path / "failing")
     assert not any((tmp_path / "failing").iterdir())  # nothing half-written is left
+
+
+@pytest.mark.parametrize("batch_rows", [1, 5, 262_144])
+def test_acg_input_batched_is_every_listed_persons_diagnoses(tmp_path, monkeypatch, batch_rows):
+    """The ACG input gathers diagnoses from the earlier periods' files and the close's own, and
+    matches them with the listing a batch at a time: every diagnosis of a listed person once per
+    listing row (a person listed twice: twice), none of anyone else, with the keyed pseudonym, in
+    the order the files were added; the same whatever the batch size."""
+    import hashlib
+    import hmac
+    from types import SimpleNamespace
+
+    import vardfil.publish.datasets as datasets
+    from vardfil.ledger import FileKey
+
+    monkeypatch.setattr(datasets.VisitDatasets, "ACG_BATCH_ROWS", batch_rows)
+    listing = pl.DataFrame(
+        {
+            "patient_id": ["P1", "P2", "P2", "P4"],  # P2 listed twice (a fault of the register: both rows)
+            "kon": ["K"] * 4,
+            "vardenhet_hsaid": ["U1", "U1", "U2", "U2"],
+        }
+    )
+
+    def visits(rows: list[tuple[str, str | None, str | None]], day: int) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "patient_id": [p for p, _, _ in rows],
+                "besoksdatum_dat": [dt.date(2026, 1, day)] * len(rows),
+                "diagnos_1": [a for _, a, _ in rows],
+                "diagnos_2": [b for _, _, b in rows],
+            }
+        )
+
+    earlier = {
+        FileKey(unit_hsaid="U1", file_type="VGP", period="2026-08"): visits(
+            [("P1", "A01", None), ("P3", "B01", "B02")], 1
+        ),
+        FileKey(unit_hsaid="U2", file_type="VGP", period="2026-09"): visits(
+            [("P2", "C01", "C02"), ("P4", None, "D01")], 2
+        ),
+    }
+    own = {
+        FileKey(unit_hsaid="U1", file_type="VGP", period="2026-10"): visits(
+            [("P3", "E01", None), ("P1", "E02", "E03")], 3
+        ),
+        FileKey(unit_hsaid="U2", file_type="VGP", period="2026-10"): visits([("P2", "F01", None)], 4),
+    }
+    files = {key: SimpleNamespace(receipt_id=f"KV-{key.period}-{key.unit_hsaid}", key=key) for key in earlier}
+    ledger = SimpleNamespace(gallande_files=lambda since, before, as_of: {k: files[k] for k in earlier})
+    ds = datasets.VisitDatasets(
+        ledger=ledger,  # type: ignore[arg-type]
+        read_accepted=lambda f: earlier[f.key],
+        pseudonym_key=b"k",
+        period="2026-10",
+        at=dt.datetime(2026, 11, 5, tzinfo=dt.UTC),
+        listing=listing,
+        out_dir=tmp_path,
+    )
+    for key, acc in own.items():
+        ds.add(key, SimpleNamespace(receipt_id=f"KV-{key.unit_hsaid}"), acc)  # type: ignore[arg-type]
+    ds.commit()
+
+    def pseudonym(p: str) -> str:
+        return hmac.new(b"k", p.encode(), hashlib.sha256).hexdigest()[:32]
+
+    listed_at = {"P1": ["U1"], "P2": ["U1", "U2"], "P4": ["U2"]}
+    expected = [
+        (acc["besoksdatum_dat"][i], field, acc[field][i], key.period, key.unit_hsaid, vid, pseudonym(p))
+        for key, acc in [*earlier.items(), *own.items()]
+        for field in ("diagnos_1", "diagnos_2")
+        for i, p in enumerate(acc["patient_id"])
+        if acc[field][i] is not None
+        for vid in listed_at.get(p, [])
+    ]
+    got = pl.read_parquet(tmp_path / "acg.parquet")
+    cols = ["besoksdatum_dat", "diagnosfalt", "diagnos", "period", "vardenhet_hsaid", "listad_vid", "pseudonym"]
+    assert sorted(got.select(cols).rows()) == sorted(expected)
+    assert got["period"].to_list() == sorted(got["period"].to_list())  # earlier periods first, then the close's
