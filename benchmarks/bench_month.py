@@ -105,25 +105,37 @@ def build_month(out: Path, units: int, rows: int, seed: int) -> Path:
 
 
 def _intake_chunk(args: tuple[Any, list[tuple[str, str]]]) -> int:
-    """One worker's share of the burst, on its own ledger connection (like a mapped Airflow task)."""
-    from filespec.calendar import parse_instant
+    """One worker's fixed share of the month (``--split static``), on its own ledger connection."""
     from vardfil.app import open_app
-    from vardfil.month.intake import submit
 
     settings, jobs = args
-    rows = 0
     with open_app(settings, migrate=False) as app:  # the parent migrated the ledger
-        for path, at in jobs:
-            sub = submit(
-                Path(path),
-                file_name=Path(path).name,
-                received_at=parse_instant(at),
-                app=app,
-                source_kind="dag",
-                actor="bench",
-            )
-            rows += sub.kvittens["rows"]["total"]
-    return rows
+        return sum(_submit_one(app, path, at) for path, at in jobs)
+
+
+_WORKER_APP: Any = None
+
+
+def _worker_start(settings: Any) -> None:
+    """A worker process of ``--split dynamic``: its application stays open for every file it takes."""
+    global _WORKER_APP
+    from vardfil.app import open_app
+
+    _WORKER_APP = open_app(settings, migrate=False)  # closed when the process ends
+
+
+def _intake_one(job: tuple[str, str]) -> int:
+    return _submit_one(_WORKER_APP, *job)
+
+
+def _submit_one(app: Any, path: str, at: str) -> int:
+    from filespec.calendar import parse_instant
+    from vardfil.month.intake import submit
+
+    sub = submit(
+        Path(path), file_name=Path(path).name, received_at=parse_instant(at), app=app, source_kind="dag", actor="bench"
+    )
+    return int(sub.kvittens["rows"]["total"])
 
 
 def _high_water_mb() -> float:
@@ -160,6 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="intake worker processes (what mapped Airflow tasks on several workers do)",
+    )
+    ap.add_argument(
+        "--split",
+        choices=["dynamic", "static"],
+        default="dynamic",
+        help="how files reach the workers: one at a time to whichever is free (as the scheduler hands "
+        "mapped intake tasks to free worker slots), or a fixed share each decided up front",
     )
     ap.add_argument(
         "--all-workbooks",
@@ -224,9 +243,18 @@ def main(argv: list[str] | None = None) -> int:
         from multiprocessing import get_context
 
         jobs = [(str(p), at) for (_, at), p in zip(arrivals, paths, strict=True)]
-        chunks = [jobs[i :: args.workers] for i in range(args.workers)]
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
-            total_rows = sum(pool.map(_intake_chunk, [(settings, c) for c in chunks]))
+        if args.split == "static":
+            chunks = [jobs[i :: args.workers] for i in range(args.workers)]
+            with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
+                total_rows = sum(pool.map(_intake_chunk, [(settings, c) for c in chunks]))
+        else:
+            with ProcessPoolExecutor(
+                max_workers=args.workers,
+                mp_context=get_context("spawn"),
+                initializer=_worker_start,
+                initargs=(settings,),
+            ) as pool:
+                total_rows = sum(pool.map(_intake_one, jobs, chunksize=1))
     stages[f"intake (store, validate, kvittens, Parquet, ledger; {args.workers} worker(s))"] = time.perf_counter() - t
     t = time.perf_counter()
     summary = (
