@@ -169,6 +169,28 @@ def test_open_app_builds_nothing_it_is_not_asked_for(tmp_path):
     assert not (tmp_path / "home").exists()
 
 
+@pytest.mark.parametrize("operator", [None, "streaming"])
+def test_open_app_runs_small_queries_in_memory_unless_the_operator_chose(tmp_path, monkeypatch, operator):
+    import os
+
+    import polars as pl
+
+    from vardfil.app import open_app
+    from vardfil.settings import load_settings
+
+    before = os.environ.get("POLARS_ENGINE_AFFINITY")
+    try:
+        if operator is None:
+            monkeypatch.delenv("POLARS_ENGINE_AFFINITY", raising=False)
+        else:
+            monkeypatch.setenv("POLARS_ENGINE_AFFINITY", operator)
+        pl.Config.set_engine_affinity(operator)  # polars reads the variable when told to
+        open_app(load_settings({"VARDFIL_HOME": str(tmp_path / "home")})).close()
+        assert os.environ["POLARS_ENGINE_AFFINITY"] == (operator or "in-memory")
+    finally:
+        pl.Config.set_engine_affinity(before)  # type: ignore[arg-type]
+
+
 def test_settings_have_no_sample_default(tmp_path):
     from vardfil.settings import load_settings
 

@@ -93,4 +93,21 @@ def open_app(settings: Settings | None = None, *, reference: Path | None = None,
     # Everything vardfil writes (the ledger, received files, kvittenser, underlag) carries health
     # data: readable by the service's own account only (files 0600, folders 0700).
     os.umask(0o077)
+    _small_queries_in_memory()
     return App(settings=s, migrate=migrate)
+
+
+def _small_queries_in_memory() -> None:
+    """polars' in-memory engine for queries that do not name one, unless the operator chose.
+
+    polars 2 runs ``collect()`` on its streaming engine by default; setting up its pipeline cost
+    ~100–150 µs a query more than the in-memory engine here. A month file's validation runs ~100
+    small queries (the rules, pandera's dozen collects per failing check, the findings): 12 % of
+    its time. The large queries gained nothing from streaming either (a 1 M-row file, the close at
+    10×: measured in benchmarks/RESULTS.md). ``POLARS_ENGINE_AFFINITY`` set in the environment
+    wins, and spawned workers inherit the choice through it.
+    """
+    if "POLARS_ENGINE_AFFINITY" not in os.environ:
+        import polars as pl
+
+        pl.Config.set_engine_affinity("in-memory")
