@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -74,6 +75,33 @@ def test_any_single_digit_change_fails_the_checksum(pid, pos, delta):
     row = classify([changed]).row(0, named=True)
     assert not row["valid"]
     assert not row["check_ok"], changed
+
+
+def test_every_written_date_is_judged_as_the_calendar_judges_it():
+    """The birth date of every century, two-digit year, month 00–13 and day 00–99 (with a
+    reservnummer's letter and without), against Python's calendar: samordningsnummer days
+    61–91 are days 1–31, a reservnummer's date is as written, and a date exists or it does not
+    (29 February of 1900 does not, of 2000 does)."""
+    ids, expected = [], []
+    for century in ("18", "19", "20"):
+        for yy in range(100):
+            for mm in (*range(14), 99):
+                for dd in range(100):
+                    for tail, reserv in (("0010", False), ("K120", True)):
+                        ids.append(f"{century}{yy:02d}{mm:02d}{dd:02d}{tail}")
+                        day = dd - 60 if 61 <= dd <= 91 and not reserv else dd
+                        try:
+                            expected.append(dt.date(int(century) * 100 + yy, mm, day))
+                        except ValueError:
+                            expected.append(None)
+    got = classify(ids)
+    assert got["form_ok"].all()
+    # birth_date is null unless the whole id is valid: the date itself is what date_ok says.
+    assert got["date_ok"].to_list() == [d is not None for d in expected]
+    valid = got.filter(pl.col("valid"))
+    assert valid.height > 0
+    by_id = dict(zip(ids, expected, strict=True))
+    assert all(by_id[i] == b for i, b in valid.select("id", "birth_date").iter_rows())
 
 
 def test_mask_hides_the_last_four():
