@@ -445,3 +445,37 @@ def test_acg_input_batched_is_every_listed_persons_diagnoses(tmp_path, monkeypat
     cols = ["besoksdatum_dat", "diagnosfalt", "diagnos", "period", "vardenhet_hsaid", "listad_vid", "pseudonym"]
     assert sorted(got.select(cols).rows()) == sorted(expected)
     assert got["period"].to_list() == sorted(got["period"].to_list())  # earlier periods first, then the close's
+
+
+def test_reh_history_reaches_every_earlier_visit_the_first_visit_window_can_hold(monkeypatch):
+    """The close reads REH history from ``history_since`` on: for every day of every period (leap
+    years included), the first day of its first-visit window lies in that period or later, and
+    the period before it could not hold an earlier visit (an accepted row's date is in its own
+    file's period, R31). The bound follows the price list's window."""
+    import datetime as dt
+    import types
+
+    from filespec import price_list_for
+    from filespec.calendar import Period
+    from vardfil.month import close
+
+    for days in (None, 400, 28):
+        if days is not None:
+            monkeypatch.setattr(close, "price_list_for", lambda _p, d=days: types.SimpleNamespace(forstabesok_dagar=d))
+        for n in range(6 * 12):  # 2025–2030: 2028 is a leap year
+            p = Period(2025, 1).shift(n)
+            window = days or price_list_for(str(p)).forstabesok_dagar
+            since = Period.parse(close.history_since(str(p)))
+            earliest = min(Period.of_date(d - dt.timedelta(days=window)) for d in _days(p))
+            assert since == earliest, (str(p), days)
+            assert since.last_day >= p.first_day - dt.timedelta(days=window)
+    assert close.history_since("2028-03") == "2028-02"  # a window of 28 days, from 1 March of a leap year
+
+
+def _days(p):
+    import datetime as dt
+
+    d = p.first_day
+    while d <= p.last_day:
+        yield d
+        d += dt.timedelta(days=1)

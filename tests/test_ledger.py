@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 
 from filespec.calendar import parse_instant
 from vardfil.cli import main
-from vardfil.ledger import FileKey, Ledger
+from vardfil.ledger import FileKey, Ledger, newest_usable
 from vardfil.ledger.tables import Base, ReceivedFile
 from vardfil.month.dispens import grant_dispens
 from vardfil.month.intake import submit
@@ -74,7 +74,29 @@ def test_region_month_through_submit(app_env):
         FileKey(unit_hsaid="SE2321000131-E000000000101", file_type="VGP", period="2026-09"), received_before=deadline
     )
     assert at_deadline.file_name.endswith("_01.csv")
+    # The close chooses every slot's file from one query: the same file as gallande, slot by slot,
+    # at the deadline, before it and after it (resubmissions, an AVVISAD file, a late one).
+    slots = ledger.files_of_period("2026-09")
+    seen: set[int | None] = set()
+    assert sum(len(fs) for fs in slots.values()) == len([f for f in _all_files(ledger) if f.period == "2026-09"])
+    for when in (
+        None,
+        deadline,
+        parse_instant("2026-10-01T12:00:00+02:00"),
+        parse_instant("2026-11-30T00:00:00+01:00"),
+    ):
+        for key, files in slots.items():
+            for before in (deadline, None):
+                chosen = newest_usable(files, received_before=before, as_of=when)
+                expected = ledger.gallande(key, received_before=before, as_of=when)
+                assert _id(chosen) == _id(expected), (key, before, when)
+                seen.add(_id(chosen))
+    assert len(seen) > len(slots)  # the instants chose different files of some slots
     ledger.dispose()
+
+
+def _id(f: ReceivedFile | None) -> int | None:
+    return f.id if f is not None else None
 
 
 def _all_files(ledger: Ledger) -> list[ReceivedFile]:

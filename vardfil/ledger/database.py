@@ -411,6 +411,18 @@ class Ledger:
                 excluding_id=excluding.id if excluding is not None else None,
             )
 
+    def files_of_period(self, period: str) -> dict[FileKey, list[ReceivedFile]]:
+        """Every received file of ``period`` with a valid name, by slot, in the order recorded: what
+        :meth:`gallande` chooses from, for every slot at once (a close chooses each unit's with
+        :func:`newest_usable`)."""
+        with self.reading() as s:
+            by_key: dict[FileKey, list[ReceivedFile]] = {}
+            for f in s.scalars(select(ReceivedFile).where(ReceivedFile.period == period).order_by(ReceivedFile.id)):
+                if f.unit_hsaid is None or f.file_type is None:
+                    continue  # a file without a valid name belongs to no slot
+                by_key.setdefault(FileKey(unit_hsaid=f.unit_hsaid, file_type=f.file_type, period=period), []).append(f)
+        return by_key
+
     def gallande_files(
         self,
         *,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +31,7 @@ from filespec.calendar import STOCKHOLM, Period
 from reports import UnderlagLine, listing_counts, rattelse_line, total, underlag_for
 from vardfil.app import App
 from vardfil.errors import CloseTooEarly
-from vardfil.ledger import FileKey, PeriodClose, ReceivedFile, Settlement, UnderlagLineRow, utcnow
+from vardfil.ledger import FileKey, PeriodClose, ReceivedFile, Settlement, UnderlagLineRow, newest_usable, utcnow
 from vardfil.mail import notify_close
 from vardfil.publish.datasets import VisitDatasets, write_underlag_parquet
 
@@ -50,11 +51,28 @@ def read_accepted(app: App, f: ReceivedFile | None) -> pl.DataFrame | None:
     return frame
 
 
-def reh_history(app: App, unit: Unit, period: str, at: dt.datetime) -> pl.DataFrame | None:
+def history_since(period: str) -> str:
+    """The earliest period a visit of ``period`` can have an earlier visit in for the REH
+    first-visit add-on: its window reaches ``forstabesok_dagar`` days back from the period's first
+    day, and an accepted row's date lies in its own file's period (R31 rejects any other). Files
+    of older periods cannot change the add-on: they are not read (a close in the fifth year would
+    otherwise read every REH unit's whole history, 60 files each)."""
+    p = Period.parse(period)
+    return str(Period.of_date(p.first_day - dt.timedelta(days=price_list_for(str(p)).forstabesok_dagar)))
+
+
+def reh_history(
+    app: App, unit: Unit, period: str, at: dt.datetime, *, files: Iterable[ReceivedFile] | None = None
+) -> pl.DataFrame | None:
     """Accepted rows of the unit's earlier periods, each period's gällande file as of T (the REH
-    first-visit rule looks back across periods)."""
+    first-visit rule looks back across periods, as far as :func:`history_since`). ``files``:
+    those gällande files when the caller has them already (the close asks once for every unit)."""
+    if files is None:
+        files = app.ledger.gallande_files(
+            before=period, since=history_since(period), unit_hsaid=unit.hsaid, file_type=unit.filtyp, as_of=at
+        ).values()
     frames = []
-    for f in app.ledger.gallande_files(before=period, unit_hsaid=unit.hsaid, file_type=unit.filtyp, as_of=at).values():
+    for f in files:
         acc = read_accepted(app, f)
         if acc is not None and acc.height:
             frames.append(acc.select("patient_id", "besoksdatum_dat", "besok_id"))
@@ -141,6 +159,14 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
     listing = required_listing(app, period, units)
     listings = UnitListings(listing, period)
     dispens = ledger.dispens_for_period(period)
+    # Every unit's files of the period and its REH history, asked for once (one query a unit each
+    # was ~0.5 s of a 300-unit close); each unit's gällande file is chosen by the same rule.
+    slots = ledger.files_of_period(period)
+    reh_files: dict[str, list[ReceivedFile]] = {}
+    for hkey, hf in ledger.gallande_files(
+        before=period, since=history_since(period), file_type="REH", as_of=at
+    ).items():
+        reh_files.setdefault(hkey.unit_hsaid, []).append(hf)
     lines: list[UnderlagLine] = []
     chosen: list[tuple[Unit, ReceivedFile | None]] = []
     settlements: list[Settlement] = []
@@ -164,9 +190,13 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
             key = FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=period)
             # On time means before the unit's own deadline (its dispens, if any); a later file is
             # settled as a RATTELSE in a later close, never here.
-            f = ledger.gallande(key, received_before=dispens.get(unit.hsaid) or p.deadline, as_of=at)
+            f = newest_usable(slots.get(key, ()), received_before=dispens.get(unit.hsaid) or p.deadline, as_of=at)
             accepted = read_accepted(app, f)  # read once: the underlag and both datasets
-            history = reh_history(app, unit, period, at) if unit.filtyp == "REH" else None
+            history = (
+                reh_history(app, unit, period, at, files=reh_files.get(unit.hsaid, ()))
+                if unit.filtyp == "REH"
+                else None
+            )
             computing = pool.submit(
                 underlag_for,
                 unit=unit,
