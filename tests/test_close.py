@@ -479,3 +479,33 @@ def _days(p):
     while d <= p.last_day:
         yield d
         d += dt.timedelta(days=1)
+
+
+def test_read_ahead_keeps_the_order_reads_few_ahead_and_fails_in_order():
+    import threading
+
+    from vardfil.month.close import read_ahead
+
+    lock, started = threading.Lock(), []
+
+    def read(i):
+        with lock:
+            started.append(i)
+        if i == 7:
+            raise OSError("unreadable")
+        return i * i
+
+    got = []
+
+    def consume() -> None:
+        for i, value in read_ahead(read, range(20)):
+            with lock:
+                # Never more than the one being used and one more read ahead.
+                assert max(started) <= i + 1, (i, started)
+            got.append((i, value))
+
+    with pytest.raises(OSError, match="unreadable"):
+        consume()
+    assert got == [(i, i * i) for i in range(7)]  # in order, up to the failing read
+    assert max(started) <= 8  # the reads stopped with the close
+    assert list(read_ahead(read, [])) == []

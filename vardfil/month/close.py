@@ -15,14 +15,16 @@ Closing a period again returns the recorded close unchanged (idempotent).
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -34,6 +36,9 @@ from vardfil.errors import CloseTooEarly
 from vardfil.ledger import FileKey, PeriodClose, ReceivedFile, Settlement, UnderlagLineRow, newest_usable, utcnow
 from vardfil.mail import notify_close
 from vardfil.publish.datasets import VisitDatasets, write_underlag_parquet
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 def active_units(app: App, period: str) -> list[Unit]:
@@ -140,6 +145,25 @@ def unit_underlag(
     )
 
 
+def read_ahead(read: Callable[[_T], _R], items: Iterable[_T], ahead: int = 1) -> Iterator[tuple[_T, _R]]:
+    """``(item, read(item))`` in order, the next ``ahead`` items read in a thread meanwhile.
+
+    The close reads each unit's Parquet (pyarrow and polars decode without the GIL) while its own
+    thread pseudonymises the unit before; a few files ahead at most, so memory stays a unit or
+    two, not the month. A failed read raises here, in order, and fails the close.
+    """
+    if ahead < 1:
+        raise ValueError("read_ahead needs ahead >= 1")
+    it = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
+        pending = collections.deque((item, reader.submit(read, item)) for item in itertools.islice(it, ahead))
+        while pending:
+            item, reading = pending.popleft()
+            for following in itertools.islice(it, 1):
+                pending.append((following, reader.submit(read, following)))
+            yield item, reading.result()
+
+
 def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[str, Any]:
     """Close ``period`` as of ``at``; returns the JSON summary (the recorded one if already closed)."""
     p = Period.parse(period)
@@ -186,17 +210,24 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
     # pseudonymises and writes its visits (Python's HMACs, pyarrow): the ledger is read here only.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="underlag")
     try:
+        taken = []
         for unit in units:
             key = FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=period)
             # On time means before the unit's own deadline (its dispens, if any); a later file is
             # settled as a RATTELSE in a later close, never here.
             f = newest_usable(slots.get(key, ()), received_before=dispens.get(unit.hsaid) or p.deadline, as_of=at)
-            accepted = read_accepted(app, f)  # read once: the underlag and both datasets
+            taken.append((unit, key, f))
+
+        def read(item: tuple[Unit, FileKey, ReceivedFile | None]) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+            unit, _, f = item
             history = (
                 reh_history(app, unit, period, at, files=reh_files.get(unit.hsaid, ()))
                 if unit.filtyp == "REH"
                 else None
             )
+            return read_accepted(app, f), history  # read once: the underlag and both datasets
+
+        for (unit, key, f), (accepted, history) in read_ahead(read, taken):
             computing = pool.submit(
                 underlag_for,
                 unit=unit,
