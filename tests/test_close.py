@@ -509,3 +509,17 @@ def test_read_ahead_keeps_the_order_reads_few_ahead_and_fails_in_order():
     assert got == [(i, i * i) for i in range(7)]  # in order, up to the failing read
     assert max(started) <= 8  # the reads stopped with the close
     assert list(read_ahead(read, [])) == []
+
+
+def test_a_unit_file_is_conformed_to_the_visit_datasets_schema():
+    import pyarrow as pa
+
+    from vardfil.publish.datasets import _conform
+
+    schema = pa.schema([("a", pa.string()), ("b", pa.int64()), ("c", pa.string())])
+    table = pa.table({"c": ["x", None], "b": pa.array([1, 2], pa.int32()), "extra": [True, False]})
+    got = _conform(table, schema)
+    assert got.schema.equals(schema)
+    assert got.to_pylist() == [{"a": None, "b": 1, "c": "x"}, {"a": None, "b": 2, "c": None}]
+    same = pa.table({"a": ["p"], "b": pa.array([3], pa.int64()), "c": ["q"]})
+    assert _conform(same, schema).equals(same)

@@ -140,10 +140,18 @@ def _widen(schema: pa.Schema) -> pa.Schema:
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in ``schema``: its columns in that order, a missing one all null, a column cast
+    only where its type differs (casting the whole table was 0.7–1.4 ms a unit file)."""
+    present = set(table.column_names)
+    columns = []
     for f in schema:
-        if f.name not in table.column_names:
-            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
-    return table.select(schema.names).cast(schema)
+        if f.name not in present:
+            columns.append(pa.nulls(table.num_rows, f.type))
+        elif (column := table.column(f.name)).type != f.type:
+            columns.append(column.cast(f.type))
+        else:
+            columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 class _RowGroups:
