@@ -127,3 +127,13 @@ def test_rows_only_counted_give_the_same_kvittens(tmp_path, monkeypatch):
         counted = validate_file(path, file_name=path.name, received_at=AT, reference=sample, keep_accepted=False)
         assert counted.kvittens == kept.kvittens and counted.findings.equals(kept.findings)
         assert kept.accepted.height == kept.kvittens.rows.accepted > 0 and counted.accepted.height == 0
+
+
+@pytest.mark.parametrize(
+    ("values", "repeated"),
+    [([], False), ([7], False), ([7, 8, 9], False), ([9, 8, 9], True), ([2**64 - 1, 0, 2**64 - 1], True)],
+)
+def test_a_file_whose_keys_never_repeat_skips_the_cross_row_query(values, repeated):
+    import polars as pl
+
+    assert engine._repeats(pl.Series(values, dtype=pl.UInt64)) is repeated

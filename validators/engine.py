@@ -531,7 +531,9 @@ def _cross_failing(keys: pl.DataFrame, cross: list[RuleColumn]) -> pl.DataFrame:
     passes. Grouping a million string keys directly held ~180 MB of groups at 1 M rows.
     """
     names = [c.name for c in cross]
-    if not names or keys.height == 0:
+    # Most files repeat no key at all: two sorted hash columns tell, without the query's fixed cost
+    # (~4 ms a month file, a tenth of its validation).
+    if not names or keys.height == 0 or not any(_repeats(keys[n]) for n in names):
         return keys.clear().select(ROW_COL, *[pl.lit(True).alias(n) for n in names])
 
     def repeats(name: str) -> pl.Expr:
@@ -549,6 +551,14 @@ def _cross_failing(keys: pl.DataFrame, cross: list[RuleColumn]) -> pl.DataFrame:
         .filter(~_all(names))
         .collect()
     )
+
+
+def _repeats(hashes: pl.Series) -> bool:
+    """Whether a value occurs twice (sorted: two copies of 8 bytes a row, no hash table)."""
+    if hashes.len() < 2:
+        return False
+    ordered = hashes.sort()
+    return bool((ordered.slice(1) == ordered.slice(0, ordered.len() - 1)).any())
 
 
 def _key_hash(c: RuleColumn) -> pl.Expr:
