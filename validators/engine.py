@@ -478,13 +478,20 @@ def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None, 
     del every_key
     local_failing = pl.concat(failing_rows, how="diagonal_relaxed")
     failing_rows.clear()
-    both = local_failing.join(cross_failing.select(ROW_COL, *cross_names), on=ROW_COL, how="left")
-    only_cross = cross_failing.join(local_failing.select(ROW_COL), on=ROW_COL, how="anti")
-    failed = (
-        pl.concat([both, only_cross], how="diagonal_relaxed")
-        .sort(ROW_COL)
-        .with_columns(pl.col(c.name).fill_null(True) for c in columns)
-    )
+    if cross_failing.height == 0:
+        # The common case: every row passes the cross-row rules. The pieces' failing rows are in
+        # row order already; the joins, sort and fill below were ~2 ms of a small file.
+        failed = local_failing.hstack(
+            [pl.Series(n, [True] * local_failing.height, dtype=pl.Boolean) for n in cross_names]
+        )
+    else:
+        both = local_failing.join(cross_failing.select(ROW_COL, *cross_names), on=ROW_COL, how="left")
+        only_cross = cross_failing.join(local_failing.select(ROW_COL), on=ROW_COL, how="anti")
+        failed = (
+            pl.concat([both, only_cross], how="diagonal_relaxed")
+            .sort(ROW_COL)
+            .with_columns(pl.col(c.name).fill_null(True) for c in columns)
+        )
 
     # A row a cross-row FEL rule rejects that no other FEL rule did was written: take it out.
     cross_fel = [c.name for c in cross if spec.severity(c.code) is Severity.FEL]
@@ -515,22 +522,25 @@ def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None, 
         )
 
     r01 = spec.rule("R01")
-    parts = [
-        rows.broken.select(
-            pl.lit("R01").alias("rule"),
-            pl.lit(r01.severity.value).alias("severity"),
-            pl.col(ROW_COL).alias("row"),
-            pl.lit(None, pl.Utf8).alias("besok_id"),
-            pl.lit(None, pl.Utf8).alias("field"),
-            pl.lit(None, pl.Utf8).alias("value"),
-            pl.lit(r01.message).alias("message"),
+    parts = []
+    if rows.broken.height:  # each part is a small query: none for what is not there
+        parts.append(
+            rows.broken.select(
+                pl.lit("R01").alias("rule"),
+                pl.lit(r01.severity.value).alias("severity"),
+                pl.col(ROW_COL).alias("row"),
+                pl.lit(None, pl.Utf8).alias("besok_id"),
+                pl.lit(None, pl.Utf8).alias("field"),
+                pl.lit(None, pl.Utf8).alias("value"),
+                pl.lit(r01.message).alias("message"),
+            )
         )
-    ]
     if failures is not None and failures.height:
         parts.extend(_findings_from_failures(failed, failures, ctx))
-    findings = pl.concat(parts, how="vertical")
+    findings = pl.concat(parts, how="vertical") if parts else empty_findings()
     # The region's order (examples/expected.json): row, rule code, field name.
-    findings = findings.sort(["row", "rule", "field"], nulls_last=False)
+    if findings.height:
+        findings = findings.sort(["row", "rule", "field"], nulls_last=False)
     # Beyond the spec's masking of patient_id: a valid person number anywhere else in a shown
     # value (typed into a diagnosis field, used as a besok_id) is masked too before the findings
     # reach the kvittens, the findings CSV, the ledger and the workbooks.
@@ -588,7 +598,7 @@ def _findings_from_failures(prepared: pl.DataFrame, failures: pl.DataFrame, ctx:
     for (column, code), group in failures.group_by(["column", "check"], maintain_order=True):
         rule = ctx.spec.rule(code)
         wanted = [ROW_COL, "besok_id"] + ([column] if column and column != "besok_id" else [])
-        picked = prepared.select(wanted).gather(group["index"])
+        picked = prepared[wanted].gather(group["index"])
         if column is None:
             value = pl.lit(None, pl.Utf8)
         elif column == "patient_id":

@@ -492,8 +492,8 @@ def failing(judged: pl.DataFrame, columns: list[RuleColumn]) -> list[RuleColumn]
     """The rule columns (verdicts in ``judged``) with at least one failing row (one small query)."""
     if judged.height == 0:
         return []
-    passed = judged.select(pl.col(c.name).all() for c in columns).row(0)
-    return [c for c, ok in zip(columns, passed, strict=True) if not ok]
+    # Column by column: one query of ~60 expressions cost more than reading the columns.
+    return [c for c in columns if not judged.get_column(c.name).all()]
 
 
 def _as_check(name: str, code: str) -> pa.Check:
