@@ -89,7 +89,7 @@ def _high_water_kib() -> int:
 def child(path: Path, out: Path) -> None:
     """One validation in this process; prints seconds and resident-set figures as JSON."""
     import filespec  # noqa: F401  (imports first, so the baseline includes them)
-    import validators  # noqa: F401
+    import validators  # noqa: F401  (polars' engine comes from the parent's environment)
 
     base = _high_water_kib()
     seconds, _ = validate_once(path, out)
@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         child(args.child, args.out)
         return 0
 
+    from vardfil.app import configure_polars
+
+    configure_polars()  # as the intake runs: every process of the application opens with it
     path = generated_file(args.rows, args.seed, args.out)
     size = path.stat().st_size
     floors, runs = [], []

@@ -93,11 +93,11 @@ def open_app(settings: Settings | None = None, *, reference: Path | None = None,
     # Everything vardfil writes (the ledger, received files, kvittenser, underlag) carries health
     # data: readable by the service's own account only (files 0600, folders 0700).
     os.umask(0o077)
-    _small_queries_in_memory()
+    configure_polars()
     return App(settings=s, migrate=migrate)
 
 
-def _small_queries_in_memory() -> None:
+def configure_polars() -> None:
     """polars' in-memory engine for queries that do not name one, unless the operator chose.
 
     polars 2 runs ``collect()`` on its streaming engine by default; setting up its pipeline cost
