@@ -102,8 +102,8 @@ def configure_polars() -> None:
 
     polars 2 runs ``collect()`` on its streaming engine by default; setting up its pipeline cost
     ~100–150 µs a query more than the in-memory engine here. A month file's validation runs ~100
-    small queries (the rules, pandera's dozen collects per failing check, the findings): 12 % of
-    its time. The large queries gained nothing from streaming either (a 1 M-row file, the close at
+    small queries (the rules, pandera's dozen collects per failing check, the findings): ~12 % of
+    its time, 7 % of its instructions. The large queries gained nothing from streaming either (a 1 M-row file, the close at
     10×: measured in benchmarks/RESULTS.md). ``POLARS_ENGINE_AFFINITY`` set in the environment
     wins, and spawned workers inherit the choice through it.
     """
