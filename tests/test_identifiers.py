@@ -108,3 +108,68 @@ def test_mask_hides_the_last_four():
     assert mask("191212121212") == "19121212****"
     assert mask("123") == "****"
     assert mask(None) is None
+
+
+PNR = make_personnummer(dt.date(1912, 12, 12), 121)  # 191212121212
+LEAP = make_personnummer(dt.date(2000, 2, 29), 121)  # 200002291219: ten digits are no century
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (f"diagnos {PNR}", "diagnos 19121212****"),
+        # An invalid id-shaped number before a valid one does not hide it (it once did).
+        (f"19850230-1234 och {PNR}", "19850230-1234 och 19121212****"),
+        (f"{PNR} och 19850230-1234", "19121212**** och 19850230-1234"),
+        (" ".join([PNR] * 5), " ".join(["19121212****"] * 5)),
+        (f"{PNR[:8]}+{PNR[8:]}-5", "19121212+****-5"),
+        (f"{PNR[2:8]}-{PNR[8:]}", "121212-****"),
+        (f"{LEAP[2:8]}-{LEAP[8:]}", "000229-****"),  # born 2000-02-29, not 1900
+        # Not at digit boundaries: a longer number, or a besok_id with a dash in its digits.
+        (f"{PNR}3", f"{PNR}3"),
+        (f"2{PNR}", f"2{PNR}"),
+        ("U102610-000269", "U102610-000269"),
+        ("19810829M071", "19810829M071"),  # a reservnummer is not looked for in text
+        ("191212121213", "191212121213"),  # wrong check digit
+        (None, None),
+        ("", ""),
+    ],
+)
+def test_every_valid_person_number_in_a_value_is_masked(value, shown):
+    from validators.identifiers import mask_identifiers
+
+    frame = pl.DataFrame({"value": [value, "ingen"], "other": [PNR, PNR]})
+    got = mask_identifiers(frame, "value")
+    assert got["value"].to_list() == [shown, "ingen"]
+    assert got["other"].to_list() == [PNR, PNR]  # only the named column
+
+
+@st.composite
+def _written(draw):
+    """A person number as a unit might write it in text: 12 digits, 8-4 or 6-4 with a separator."""
+    birth = draw(st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2029, 12, 31)))
+    pid = make_personnummer(birth, draw(st.integers(1, 999)), samordning=draw(st.booleans()))
+    form = draw(st.sampled_from(["12", "8-4", "8+4", "6-4"]))
+    return {"12": pid, "8-4": f"{pid[:8]}-{pid[8:]}", "8+4": f"{pid[:8]}+{pid[8:]}", "6-4": f"{pid[2:8]}-{pid[8:]}"}[
+        form
+    ]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            _written().map(lambda w: (w, True)),
+            # One digit of the check changed: the same shape, never valid.
+            _written().map(lambda w: (w[:-1] + str((int(w[-1]) + 1) % 10), False)),
+            st.sampled_from(["ja", "KVÅ", "U102610-000269", "12", "19810829M071", "ÅÄÖ"]).map(lambda w: (w, False)),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from([" ", ", ", "/", "x", "\n"]),
+)
+def test_masking_hides_each_valid_number_and_nothing_else(parts, sep):
+    from validators.identifiers import mask_identifiers
+
+    value = sep.join(text for text, _ in parts)
+    expected = sep.join(mask(text) if valid else text for text, valid in parts)
+    assert mask_identifiers(pl.DataFrame({"v": [value]}), "v")["v"].to_list() == [expected]
