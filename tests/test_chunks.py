@@ -137,3 +137,54 @@ def test_a_file_whose_keys_never_repeat_skips_the_cross_row_query(values, repeat
     import polars as pl
 
     assert engine._repeats(pl.Series(values, dtype=pl.UInt64)) is repeated
+
+
+def _report(schema, frame):
+    import pandera.polars as pa
+
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as e:
+        return e
+    raise AssertionError("the frame passed")
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_the_rule_schema_reports_what_pandera_reports(missing):
+    """The lean failure-case report (``rules._RuleSchemaBackend``) has pandera's columns, rows,
+    order, types, summary and counts, for every failing check; a report with another kind of error
+    (here a missing column) is pandera's own."""
+    import pandera.polars as pa
+    import polars as pl
+
+    from validators.rules import _RuleSchema, _schema
+
+    checks = (("v21", "R21", "patient_id"), ("v22", "R22", "patient_id"), ("v30", "R30", "kon"), ("w90", "W90", None))
+    ours = _schema("2026.1", ("patient_id", "kon", "besok_id"), checks)
+    assert isinstance(ours, _RuleSchema)
+    plain = pa.DataFrameSchema(ours.columns, strict=False, name=ours.name)
+    frame = pl.DataFrame(
+        {
+            "patient_id": ["a", "b", None, "d", "e"],
+            "kon": ["M", "Q", "K", None, "Q"],
+            "besok_id": ["1", "2", "3", "4", "5"],
+            "v21": [True, False, True, False, True],
+            "v22": [True, True, True, False, True],
+            "v30": [True, False, True, True, False],
+            "w90": [False, True, True, True, False],
+        }
+    )
+    if missing:
+        frame = frame.drop("kon")
+    got, want = _report(ours, frame), _report(plain, frame)
+    # (A schema-level error names the schema's class, which differs here by construction.)
+    shown = [c for c in want.failure_cases.columns if c not in ("failure_case", "schema_context")]
+    if missing:
+        assert got.failure_cases["failure_case"].equals(want.failure_cases["failure_case"])
+    assert got.failure_cases.select(shown).equals(want.failure_cases.select(shown))
+    assert got.failure_cases.schema == want.failure_cases.select(got.failure_cases.columns).schema
+    assert got.message == want.message and got.error_counts == want.error_counts
+    if not missing:
+        assert got.failure_cases["schema_context"].equals(want.failure_cases["schema_context"])
+        assert got.failure_cases["check"].to_list() == ["R21", "R21", "R22", "R30", "R30", "W90", "W90"]
+        assert got.failure_cases["index"].to_list() == [1, 3, 3, 1, 4, 0, 4]

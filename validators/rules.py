@@ -27,9 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+import numpy as np
 import pandera.polars as pa
 import polars as pl
+from pandera.api.base.error_handler import ErrorHandler
 from pandera.api.polars.types import PolarsData
+from pandera.backends.polars.container import DataFrameSchemaBackend
+from pandera.constants import CHECK_OUTPUT_KEY
+from pandera.errors import FailureCaseMetadata, SchemaError
 
 from filespec import FeeTable, FileSpec, Reference, RowRule
 from filespec.calendar import Period
@@ -541,4 +546,62 @@ def _schema(
     # Fields without a failing rule are left out: the reader already gives every spec field as
     # text (F04 refuses a file whose header differs), and each column costs pandera ~1 ms.
     fields = {f: pa.Column(pl.Utf8, nullable=True, checks=c) for f, c in per_field.items() if c}
-    return pa.DataFrameSchema(fields | row_rules, strict=False, name=version)
+    return _RuleSchema(fields | row_rules, strict=False, name=version)
+
+
+class _RuleSchema(pa.DataFrameSchema):
+    """pandera's polars schema, reporting its failure cases with :class:`_RuleSchemaBackend`."""
+
+
+class _RuleSchemaBackend(DataFrameSchemaBackend):
+    """pandera's polars backend, with the failure-case report the engine reads built in one go.
+
+    The engine needs each failure's column, check (the rule code) and row position; it takes the
+    shown value from the rows itself. pandera builds its report with three small polars queries
+    for every failing check (renaming, labelling and casting the failing values): ~4 ms of a month
+    file's ~35 ms, more than the checks themselves. Here each check's failing rows come from its
+    boolean output by a Series operation and the labels are added once. The columns, their
+    types and the summary message are pandera's; the failing values (``failure_case``), which
+    nothing here reads, are left out. A report holding another kind of error (a missing column, a
+    wrong type) is pandera's own.
+    """
+
+    def failure_cases_metadata(self, schema_name: str, schema_errors: list[SchemaError]) -> FailureCaseMetadata:
+        if not all(isinstance(e.failure_cases, pl.DataFrame) and e.check_output is not None for e in schema_errors):
+            return super().failure_cases_metadata(schema_name, schema_errors)
+        rows = [cast(pl.DataFrame, e.check_output)[CHECK_OUTPUT_KEY].not_().arg_true() for e in schema_errors]
+        labels = pl.DataFrame(
+            {
+                "schema_context": [type(e.schema).__name__ for e in schema_errors],
+                "column": [e.schema.name for e in schema_errors],
+                "check": [_check_identifier(e) for e in schema_errors],
+                "check_number": [e.check_index for e in schema_errors],
+            },
+            schema={"schema_context": pl.Utf8, "column": pl.Utf8, "check": pl.Utf8, "check_number": pl.Int32},
+        )
+        owner = pl.Series(np.repeat(np.arange(len(rows), dtype=np.uint32), [len(r) for r in rows]))
+        handler = ErrorHandler()
+        handler.collect_errors(schema_errors)
+        return FailureCaseMetadata(
+            failure_cases=labels[owner].with_columns(pl.concat(rows).cast(pl.Int32).alias("index")),
+            # pandera's summary (defaultdicts made plain, as pandera does), and its counts by reason.
+            message=_plain(handler.summarize(schema_name=schema_name)),  # type: ignore[no-untyped-call]
+            error_counts=dict(collections.Counter(e["reason_code"].name for e in handler.collected_errors)),
+        )
+
+
+def _check_identifier(error: SchemaError) -> str | None:
+    """How pandera names a failed check in its report: its error text, else its name."""
+    check = error.check
+    if check is None or isinstance(check, str):
+        return check
+    return check.error if check.error is not None else (check.name if check.name is not None else str(check))
+
+
+def _plain(summary: Any) -> Any:
+    """pandera's summary with its nested defaultdicts made plain dicts, as pandera's report has it."""
+    return {k: _plain(v) for k, v in summary.items()} if isinstance(summary, dict) else summary
+
+
+_RuleSchema.register_backend(pl.LazyFrame, _RuleSchemaBackend)
+_RuleSchema.register_backend(pl.DataFrame, _RuleSchemaBackend)
