@@ -153,6 +153,20 @@ def test_the_close_tells_the_units_and_the_analysts_once(people):
     assert len(_outbox(people)) == before + 2
 
 
+def test_the_units_people_are_found_for_many_units_as_for_one(people, monkeypatch):
+    from vardfil.app import open_app
+    from vardfil.settings import load_settings
+
+    other = "SE2321000131-E000000001002"
+    cli("user", "add", "bo", "--role", "unit", "--hsaid", UNIT, "--email", "bo@ekbacken.example")
+    cli("user", "add", "cia", "--role", "unit", "--hsaid", other, "--email", "cia@annan.example")
+    accounts = open_app(load_settings()).ledger.accounts
+    units = [UNIT, other, "SE2321000131-E000000009999"]
+    found = accounts.emails_of_units(units)
+    assert found == {u: accounts.emails_of_unit(u) for u in units}
+    assert found[UNIT] == ["anna@ekbacken.example", "bo@ekbacken.example"] and found[units[2]] == []
+
+
 def test_a_dispute_reaches_the_analysts(people):
     cli("submit", str(FILE), "--received-at", AT)
     cli("close", "2026-10", "--at", "2026-11-04T15:00:00+01:00")
