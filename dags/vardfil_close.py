@@ -34,7 +34,7 @@ UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a
 )
 def vardfil_close():
     @task(trigger_rule="none_failed", outlets=[UNDERLAG], retries=RETRIES, retry_delay=RETRY_DELAY)
-    def close(intakes: list[dict]) -> dict:
+    def close(intakes: list[list[dict]]) -> dict:
         from vardfil.airflow.plugin import period_of_deadline
         from vardfil.airflow.tasks import close_one, current_instant
 

@@ -1,6 +1,6 @@
 """vardfil_nightly: every night, take in what arrived, close what is due, remind who is missing.
 
-intake (one mapped task per inbox file) → the period whose deadline passed, if not closed → close
+intake (one mapped task per batch of inbox files) → the period whose deadline passed, if not closed → close
 → unit workbooks in batches (mapped) → region workbook; reminders while a window is open; a run summary. Every task is idempotent: a rerun or
 backfill finds files already taken and periods already closed. Wiring only: each task calls one
 ``vardfil.airflow.tasks`` function (imported inside the task, so parsing this file stays light).
@@ -12,7 +12,7 @@ import datetime as dt
 
 from airflow.sdk import Asset, dag, get_current_context, task
 
-from vardfil.airflow.dag_parts import RETRIES, RETRY_DELAY, inbox_intake, publish_workbooks
+from vardfil.airflow.dag_parts import RETRIES, RETRY_DELAY, inbox_intake, intake_results, publish_workbooks
 
 UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a closed period"})
 
@@ -28,7 +28,7 @@ UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a
 )
 def vardfil_nightly():
     @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
-    def due_periods(intakes: list[dict]) -> list[str]:
+    def due_periods(intakes: list[list[dict]]) -> list[str]:
         from vardfil.airflow.tasks import current_instant
         from vardfil.airflow.tasks import due_periods as due
 
@@ -43,17 +43,17 @@ def vardfil_nightly():
         return summary
 
     @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
-    def reminders(intakes: list[dict]) -> list[dict]:
+    def reminders(intakes: list[list[dict]]) -> list[dict]:
         from vardfil.airflow.tasks import current_instant
         from vardfil.airflow.tasks import reminders as due_reminders
 
         return due_reminders(current_instant())
 
     @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
-    def summary(intakes: list[dict], closes: list[dict], due: list[dict], books: list[str]) -> dict:
+    def summary(intakes: list[list[dict]], closes: list[dict], due: list[dict], books: list[str]) -> dict:
         from vardfil.airflow.tasks import current_instant, summarise
 
-        return summarise(current_instant(), list(intakes or []), list(closes or []), list(due or []))
+        return summarise(current_instant(), intake_results(intakes), list(closes or []), list(due or []))
 
     taken = inbox_intake()
     closes = close.expand(period=due_periods(taken))

@@ -4,6 +4,7 @@ the composition root, the exception tree and the DAG tasks' retry policy."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -148,6 +149,42 @@ def test_dag_tasks_retry_only_what_a_retry_can_mend():
     for fault in (DispensRefused("nej"), KeyError("a bug")):
         with pytest.raises(AirflowFailException):  # fails at once, retries left or not
             raising(fault)()
+
+
+@pytest.mark.parametrize("fault", [StoreError("disk away"), KeyError("a bug")])
+def test_a_dag_intake_batch_takes_every_file_it_can_and_then_fails(app_env, monkeypatch, fault):
+    """One intake task takes a batch of inbox files in one process (VARDFIL_INTAKE_BATCH). A file
+    that fails stays in the inbox, the others are taken, and the task fails with the fault; its
+    retry skips what was taken and takes the rest."""
+    import vardfil.month.intake as intake
+    from vardfil.airflow.tasks import intake_batch, new_inbox_batches
+    from vardfil.month.intake import waiting_files
+    from vardfil.sample import stage_inbox
+
+    stage_inbox(app_env.inbox)
+    waiting = [str(p) for p in waiting_files(app_env.inbox)]
+    monkeypatch.setenv("VARDFIL_INTAKE_BATCH", "3")
+    batches = new_inbox_batches()
+    assert [len(b) for b in batches] == [3, 3, 1] and [p for b in batches for p in b] == waiting
+    first = batches[0]
+    real = intake.submit
+
+    def failing(source, **kw):  # type: ignore[no-untyped-def]
+        if kw["file_name"] == Path(first[1]).name:
+            raise fault
+        return real(source, **kw)
+
+    monkeypatch.setattr(intake, "submit", failing)
+    from airflow.sdk.exceptions import AirflowFailException
+
+    # A transient fault is raised as it is (Airflow retries); a bug fails the task at once.
+    with pytest.raises(StoreError if isinstance(fault, StoreError) else AirflowFailException):
+        intake_batch(first)
+    assert [Path(p).exists() for p in first] == [False, True, False]
+    monkeypatch.setattr(intake, "submit", real)
+    again = intake_batch(first)  # the retry
+    assert [r.get("skipped", False) for r in again] == [True, False, True] and again[1]["new"]
+    assert not any(Path(p).exists() for p in first)
 
 
 def test_the_ledger_reports_an_unreachable_database_as_transient(tmp_path):

@@ -46,6 +46,7 @@ class Settings:
     pseudonym_key: str | None = None
     workbook_workers: int | None = None  # None: one per core
     pool_workers: int | None = None  # None: one per core
+    intake_batch: int = 10  # inbox files a DAG intake task takes in one process
     smtp_url: str | None = None  # None: the outbox folder
     mail_from: str = "vardfil@localhost"
     base_url: str = "http://127.0.0.1:8000"
@@ -77,6 +78,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pseudonym_key=env.get("VARDFIL_PSEUDONYM_KEY") or None,
         workbook_workers=_int(env.get("VARDFIL_WORKBOOK_WORKERS")),
         pool_workers=_int(env.get("VARDFIL_POOL_WORKERS")),
+        intake_batch=max(1, _int(env.get("VARDFIL_INTAKE_BATCH")) or 10),
         smtp_url=env.get("VARDFIL_SMTP_URL") or None,
         mail_from=env.get("VARDFIL_MAIL_FROM") or "vardfil@localhost",
         base_url=(env.get("VARDFIL_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),

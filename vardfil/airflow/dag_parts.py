@@ -17,21 +17,27 @@ RETRY_DELAY = dt.timedelta(minutes=1)
 
 
 def inbox_intake() -> Any:
-    """``list_new_files`` → ``intake`` mapped over them; the intake results (an XComArg)."""
+    """``list_new_files`` → ``intake`` mapped over batches of them; the intake results (an XComArg:
+    a list of each batch's results, see :func:`intake_results`)."""
 
     @task(retries=RETRIES, retry_delay=RETRY_DELAY)
-    def list_new_files() -> list[str]:
-        from vardfil.airflow.tasks import new_inbox_files
+    def list_new_files() -> list[list[str]]:
+        from vardfil.airflow.tasks import new_inbox_batches
 
-        return new_inbox_files()
+        return new_inbox_batches()
 
     @task(retries=RETRIES, retry_delay=RETRY_DELAY)
-    def intake(path: str) -> dict[str, Any]:
-        from vardfil.airflow.tasks import intake_one
+    def intake(paths: list[str]) -> list[dict[str, Any]]:
+        from vardfil.airflow.tasks import intake_batch
 
-        return intake_one(path)
+        return intake_batch(paths)
 
-    return intake.expand(path=list_new_files())
+    return intake.expand(paths=list_new_files())
+
+
+def intake_results(batches: Any) -> list[dict[str, Any]]:
+    """The mapped intake's results, one per file, from its per-batch lists (none when skipped)."""
+    return [result for batch in (batches or []) for result in (batch or [])]
 
 
 def publish_workbooks(closes: Any, *, many: bool) -> Any:
