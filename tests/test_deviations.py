@@ -123,3 +123,28 @@ def test_the_cli_answers_only_for_a_closed_period(app_env):
     assert cli("close", "2026-10", "--at", "2026-11-04T15:00:00+01:00")[0] == 0
     code, out = cli("deviations", "2026-10", "--json")
     assert code == 0 and json.loads(out) == []  # one month: no history to deviate from
+
+
+def test_missing_is_what_pandas_calls_missing():
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    from vardfil.deviations import _missing
+
+    values = [
+        None,
+        math.nan,
+        np.nan,
+        pd.NA,
+        pd.NaT,
+        Decimal("NaN"),
+        "",
+        "x",
+        0,
+        0.0,
+        Decimal("1.5"),
+        dt.date(2026, 1, 1),
+    ]
+    assert [_missing(v) for v in values] == [bool(pd.isna(v)) for v in values]

