@@ -32,6 +32,7 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.base.error_handler import ErrorHandler
 from pandera.api.polars.types import PolarsData
+from pandera.backends.polars.components import ColumnBackend
 from pandera.backends.polars.container import DataFrameSchemaBackend
 from pandera.constants import CHECK_OUTPUT_KEY
 from pandera.errors import FailureCaseMetadata, SchemaError
@@ -542,37 +543,43 @@ def _schema(
         if field:
             per_field[field].append(_as_check(name, code))
         else:
-            row_rules[name] = pa.Column(pl.Boolean, checks=[_as_check(name, code)])
+            row_rules[name] = _RuleColumn(pl.Boolean, checks=[_as_check(name, code)])
     # Fields without a failing rule are left out: the reader already gives every spec field as
     # text (F04 refuses a file whose header differs), and each column costs pandera ~1 ms.
-    fields = {f: pa.Column(pl.Utf8, nullable=True, checks=c) for f, c in per_field.items() if c}
+    fields = {f: _RuleColumn(pl.Utf8, nullable=True, checks=c) for f, c in per_field.items() if c}
     return _RuleSchema(fields | row_rules, strict=False, name=version)
 
 
 class _RuleSchema(pa.DataFrameSchema):
-    """pandera's polars schema, reporting its failure cases with :class:`_RuleSchemaBackend`."""
+    """pandera's polars schema, reporting its failure cases with :class:`_LeanReport`."""
 
 
-class _RuleSchemaBackend(DataFrameSchemaBackend):
-    """pandera's polars backend, with the failure-case report the engine reads built in one go.
+class _RuleColumn(pa.Column):
+    """pandera's polars column, reporting its failure cases with :class:`_LeanReport`."""
+
+
+class _LeanReport:
+    """pandera's polars backends (the schema's and each column's: a column reports its own
+    failures before the schema gathers them), with the failure-case report the engine reads built
+    in one go.
 
     The engine needs each failure's column, check (the rule code) and row position; it takes the
     shown value from the rows itself. pandera builds its report with three small polars queries
-    for every failing check (renaming, labelling and casting the failing values): ~4 ms of a month
-    file's ~35 ms, more than the checks themselves. Here each check's failing rows come from its
-    boolean output by a Series operation and the labels are added once. The columns, their
-    types and the summary message are pandera's; the failing values (``failure_case``), which
-    nothing here reads, are left out. A report holding another kind of error (a missing column, a
-    wrong type) is pandera's own.
+    for every failing check (renaming, labelling and casting the failing values), once by the
+    column and again by the schema: ~4 ms of a month file's ~35 ms, more than the checks
+    themselves. Here each check's failing rows come from its boolean output by a Series operation
+    and the labels are added once. The columns, their types and the summary message are
+    pandera's; the failing values (``failure_case``), which nothing here reads, are left out. A
+    report holding another kind of error (a missing column, a wrong type) is pandera's own.
     """
 
     def failure_cases_metadata(self, schema_name: str, schema_errors: list[SchemaError]) -> FailureCaseMetadata:
         if not all(isinstance(e.failure_cases, pl.DataFrame) and e.check_output is not None for e in schema_errors):
-            return super().failure_cases_metadata(schema_name, schema_errors)
+            return super().failure_cases_metadata(schema_name, schema_errors)  # type: ignore[misc, no-any-return]
         rows = [cast(pl.DataFrame, e.check_output)[CHECK_OUTPUT_KEY].not_().arg_true() for e in schema_errors]
         labels = pl.DataFrame(
             {
-                "schema_context": [type(e.schema).__name__ for e in schema_errors],
+                "schema_context": [_pandera_kind(e.schema) for e in schema_errors],
                 "column": [e.schema.name for e in schema_errors],
                 "check": [_check_identifier(e) for e in schema_errors],
                 "check_number": [e.check_index for e in schema_errors],
@@ -590,6 +597,12 @@ class _RuleSchemaBackend(DataFrameSchemaBackend):
         )
 
 
+def _pandera_kind(schema: Any) -> str:
+    """The kind of schema pandera names in a report ("Column", "DataFrameSchema"): the first of
+    pandera's own classes the schema is, not this module's subclass."""
+    return next(c.__name__ for c in type(schema).__mro__ if c.__module__.startswith("pandera."))
+
+
 def _check_identifier(error: SchemaError) -> str | None:
     """How pandera names a failed check in its report: its error text, else its name."""
     check = error.check
@@ -603,5 +616,14 @@ def _plain(summary: Any) -> Any:
     return {k: _plain(v) for k, v in summary.items()} if isinstance(summary, dict) else summary
 
 
+class _RuleSchemaBackend(_LeanReport, DataFrameSchemaBackend):
+    """The rule schema's backend."""
+
+
+class _RuleColumnBackend(_LeanReport, ColumnBackend):
+    """The rule columns' backend."""
+
+
 _RuleSchema.register_backend(pl.LazyFrame, _RuleSchemaBackend)
 _RuleSchema.register_backend(pl.DataFrame, _RuleSchemaBackend)
+_RuleColumn.register_backend(pl.LazyFrame, _RuleColumnBackend)
