@@ -12,6 +12,7 @@ the environment; everything else is handed a :class:`Settings`.
 | ``VARDFIL_PSEUDONYM_KEY`` | a random key made once in ``$VARDFIL_HOME/pseudonym.key`` | the HMAC key of patient pseudonyms |
 | ``VARDFIL_WORKBOOK_WORKERS`` | the number of cores | processes that render unit workbooks (1: in process) |
 | ``VARDFIL_POOL_WORKERS`` | the number of cores | the server's validation processes (0: threads in the server process) |
+| ``VARDFIL_INTAKE_BATCH`` | 10 | inbox files one DAG intake task takes in one process (1: a task a file) |
 | ``VARDFIL_SMTP_URL`` | none: messages go to ``$VARDFIL_HOME/outbox/`` as ``.eml`` files | ``smtp://[user:password@]host:port`` (STARTTLS when the server offers it, login when given) |
 | ``VARDFIL_MAIL_FROM`` | ``vardfil@localhost`` | the sender of every message |
 | ``VARDFIL_BASE_URL`` | ``http://127.0.0.1:8000`` | the portal's address, for the links in messages |
@@ -78,7 +79,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pseudonym_key=env.get("VARDFIL_PSEUDONYM_KEY") or None,
         workbook_workers=_int(env.get("VARDFIL_WORKBOOK_WORKERS")),
         pool_workers=_int(env.get("VARDFIL_POOL_WORKERS")),
-        intake_batch=max(1, _int(env.get("VARDFIL_INTAKE_BATCH")) or 10),
+        intake_batch=max(1, batch) if (batch := _int(env.get("VARDFIL_INTAKE_BATCH"))) is not None else 10,
         smtp_url=env.get("VARDFIL_SMTP_URL") or None,
         mail_from=env.get("VARDFIL_MAIL_FROM") or "vardfil@localhost",
         base_url=(env.get("VARDFIL_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
