@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import polars as pl
 import pytest
@@ -186,3 +187,46 @@ def test_streamed_from_a_file_as_from_bytes(tmp_path):
     from_bytes = pl.concat(reader.stream_frames(data, reader.scan(data), 1000))
     from_file = pl.concat(reader.stream_frames(path, reader.scan(path, 4096), 1000))
     assert from_bytes.equals(from_file) and from_file.equals(split_records(data).frame)
+
+
+# --- the byte-level checks: numpy and memchr instead of ``bytes.count`` ------------------------------
+
+
+def _bare_cr_in(data: bytes) -> bool:
+    return re.search(b"\r(?!\n)", data) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40).map(lambda b: bytes(b"a;\r\n "[x % 5] for x in b)), st.integers(1, 9))
+def test_a_bare_cr_is_found_across_pieces(data, size):
+    """A CR not followed by LF is found whichever piece it or its LF falls in (a CR ending the
+    file is judged by the scan after its last piece)."""
+    found, before = False, b"\n"
+    for at in range(0, len(data), size):
+        piece = data[at : at + size]
+        found = found or reader._bare_cr(piece, before)
+        before = piece[-1:]
+    assert (found or data.endswith(b"\r")) == _bare_cr_in(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=60).map(lambda b: bytes(b"a;\n\r "[x % 5] for x in b)), st.integers(0, 3))
+def test_padding_and_counts_agree_with_plain_python(data, cut):
+    start, end = min(cut, len(data)), len(data) - min(cut, len(data) // 2)
+    end = max(start, end)
+    body = data[start:end]
+    padded = any(
+        body[i] == 0x20 and (i in (0, len(body) - 1) or body[i - 1] in b";\n" or body[i + 1] in b";\n\r")
+        for i in range(len(body))
+    )
+    assert reader._has_padding(data, start, end) == padded
+    for byte in b";\n\r ":
+        assert reader.count_byte(data, byte, start, end) == body.count(bytes([byte]))
+
+
+def test_counts_and_padding_over_many_windows_and_spaces(monkeypatch):
+    monkeypatch.setattr(reader, "_COUNT_WINDOW", 7)  # windows that cut values
+    data = b"a;b\n" + b"x y;1\n" * 20_001  # 20,001 inner spaces: past the memchr loop's limit
+    assert reader.count_byte(data, 0x3B, 4) == 20_001 and reader.count_byte(data, 0x0A) == 20_002
+    assert not reader._has_padding(data, 4, len(data) - 1)
+    assert reader._has_padding(data + b"x ;1\n", 4, len(data) + 4)
