@@ -54,6 +54,8 @@ VISIT = "__visit"
 AGE = "__age"
 FEE = "__fee"
 AVGIFT = "__avgift"
+# Fields read as whole numbers once per file, before the rules: their derived column.
+WHOLE_NUMBERS = {"patientavgift": AVGIFT}
 FILE_HSAID = "__file_hsaid"  # the unit of the file's name, beside every row (equals_file_hsaid)
 RULE_PREFIX = "__ok_"  # the per-row verdict column of a rule (RuleColumn.name)
 
@@ -150,7 +152,7 @@ def derived_stages(ctx: CheckContext) -> list[list[pl.Expr]]:
         dates.str.to_date("%Y-%m-%d", strict=False)
     )
     stages = [list(s) for s in pid.stages]
-    stages[0] += [visit.alias(VISIT), whole_number(pl.col("patientavgift")).alias(AVGIFT)]
+    stages[0] += [visit.alias(VISIT), *(whole_number(pl.col(f)).alias(d) for f, d in WHOLE_NUMBERS.items())]
     stages.append(
         [
             pid.form_ok.alias(PID_FORM),
@@ -396,7 +398,9 @@ def _group_participants(ctx: CheckContext, rule: RowRule, field: str | None) -> 
 @register("whole_number")
 def _whole_number(ctx: CheckContext, rule: RowRule, field: str | None) -> pl.Expr:
     field = field_of(rule, field)
-    value = whole_number(pl.col(field))
+    # The derived column when there is one: reading the number again was a quarter of the rules'
+    # time at 1 M rows (the regex and the string steps per row).
+    value = pl.col(WHOLE_NUMBERS[field]) if field in WHOLE_NUMBERS else whole_number(pl.col(field))
     return pl.col(field).is_null() | value.is_between(rule.params["min"], rule.params["max"]).fill_null(False)
 
 
