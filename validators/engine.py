@@ -362,6 +362,12 @@ def _validate(
 # whole million-row file were ~4× the file again (benchmarks/RESULTS.md).
 CHUNK_ROWS = 200_000
 
+# How the accepted rows are stored. Every reader (the close, the unit's views and workbook) reads
+# a file whole, so column statistics (min/max for filters) serve nobody and cost ~20 % of the
+# write; zstd at level 1 writes faster than polars' default level and, on these short repetitive
+# codes, no larger (benchmarks/RESULTS.md, round three, sixth part).
+ACCEPTED_PARQUET: dict[str, Any] = {"statistics": False, "compression": "zstd", "compression_level": 1}
+
 DERIVED = {"__visit": "besoksdatum_dat", "__age": "alder", "__pid_sex": "kon_enligt_id", "__fee": "forvantad_avgift"}
 
 
@@ -461,7 +467,7 @@ def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None, 
             for frame in itertools.chain([first], frames):
                 yield frame.select(with_columns) if with_columns else frame
 
-        register_io_source(io_source=source, schema=first.schema).sink_parquet(accepted_to)
+        register_io_source(io_source=source, schema=first.schema).sink_parquet(accepted_to, **ACCEPTED_PARQUET)
         accepted = pl.scan_parquet(accepted_to)
     elif keep:
         accepted = pl.concat([first, *frames], how="vertical").lazy()
@@ -501,7 +507,7 @@ def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None, 
         gone = ~pl.col("rad").is_in(late.implode())
         if accepted_to is not None:
             again = accepted_to.with_name(accepted_to.name + ".again")
-            pl.scan_parquet(accepted_to).filter(gone).sink_parquet(again)
+            pl.scan_parquet(accepted_to).filter(gone).sink_parquet(again, **ACCEPTED_PARQUET)
             os.replace(again, accepted_to)
             accepted = pl.scan_parquet(accepted_to)
         else:
