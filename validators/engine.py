@@ -563,18 +563,21 @@ def _cross_failing(keys: pl.DataFrame, cross: list[RuleColumn]) -> pl.DataFrame:
     passes. Grouping a million string keys directly held ~180 MB of groups at 1 M rows.
     """
     names = [c.name for c in cross]
-    if not names or keys.height == 0:
+    # Most files repeat no key at all: two sorted hash columns tell, and the query is not built
+    # (a small saving: 0.2 % of a month file's instructions, benchmarks/RESULTS.md).
+    if not names or keys.height == 0 or not any(_repeats(keys[n]) for n in names):
         return keys.clear().select(ROW_COL, *[pl.lit(True).alias(n) for n in names])
-    # Each rule's repeated hashes, found by sorting once (two copies of 8 bytes a row;
-    # ``is_duplicated`` held ~60 MB of hash table per rule at 1 M rows, and the allocator kept it
-    # after). Most files repeat no key at all, and the query is not built.
-    repeated = {n: _repeated(keys[n]) for n in names}
-    if not any(r.len() for r in repeated.values()):
-        return keys.clear().select(ROW_COL, *[pl.lit(True).alias(n) for n in names])
+
+    def repeats(name: str) -> pl.Expr:
+        # Repeated hashes found by sorting (two copies of 8 bytes a row); ``is_duplicated`` held
+        # ~60 MB of hash table per rule at 1 M rows, and the allocator kept it after.
+        ordered = pl.col(name).sort()
+        return pl.col(name).is_in(ordered.filter(ordered == ordered.shift(1)).unique().implode())
+
     # One query, not a dozen eager steps: each step's fixed cost was most of a small file's time.
     return (
         keys.lazy()
-        .filter(pl.any_horizontal([pl.col(n).is_in(r.implode()) for n, r in repeated.items()]))
+        .filter(pl.any_horizontal([repeats(n) for n in names]))
         .drop(names)
         .with_columns(c.passing for c in cross)
         .filter(~_all(names))
@@ -582,10 +585,12 @@ def _cross_failing(keys: pl.DataFrame, cross: list[RuleColumn]) -> pl.DataFrame:
     )
 
 
-def _repeated(hashes: pl.Series) -> pl.Series:
-    """The values that occur more than once (sorted: two copies of 8 bytes a row, no hash table)."""
+def _repeats(hashes: pl.Series) -> bool:
+    """Whether a value occurs twice (sorted: two copies of 8 bytes a row, no hash table)."""
+    if hashes.len() < 2:
+        return False
     ordered = hashes.sort()
-    return ordered.slice(1).filter(ordered.slice(1) == ordered.slice(0, max(ordered.len() - 1, 0))).unique()
+    return bool((ordered.slice(1) == ordered.slice(0, ordered.len() - 1)).any())
 
 
 def _key_hash(c: RuleColumn) -> pl.Expr:
