@@ -219,7 +219,27 @@ def prepare(frame: pl.DataFrame, ctx: CheckContext) -> pl.LazyFrame:
 
 
 def _prepare_stages(ctx: CheckContext) -> tuple[tuple[pl.Expr, ...], ...]:
-    return (*(tuple(s) for s in derived_stages(ctx)), (age_column(),), (fee_column(ctx),))
+    first, *rest = derived_stages(ctx)
+    return ((*first, *_normalised_codes(ctx)), *(tuple(s) for s in rest), (age_column(),), (fee_column(ctx),))
+
+
+NORMALISED = "__norm_"  # a code field without its dot, where its form is valid (no_repeated_diagnosis)
+
+
+def _normalised_codes(ctx: CheckContext) -> list[pl.Expr]:
+    """Each field a ``no_repeated_diagnosis`` rule compares, normalised once.
+
+    Every such rule compares its field with each earlier one; written out in each rule's
+    expression, the normalisations (a regex and a replace a field) were four rules' worth of
+    expression tree to plan: ~1 ms, a fifth of the rule query's fixed cost on a month file.
+    """
+    out = {}
+    for rule in ctx.spec.row_rules:
+        if rule.check == "no_repeated_diagnosis":
+            for f in ctx.spec.row_rule(rule.params["form_rule"]).fields:
+                valid = _form_ok(ctx, rule, f)
+                out[f] = pl.when(valid).then(pl.col(f).str.replace(".", "", literal=True)).alias(NORMALISED + f)
+    return list(out.values())
 
 
 # --- the registered checks ---------------------------------------------------------------------
@@ -358,12 +378,11 @@ def _no_repeated_diagnosis(ctx: CheckContext, rule: RowRule, field: str | None) 
     all_fields = list(ctx.spec.row_rule(rule.params["form_rule"]).fields)
     earlier = all_fields[: all_fields.index(field)]
 
-    def norm(f: str) -> pl.Expr:  # the code without its dot, only for values of a valid form
-        return pl.when(_form_ok(ctx, rule, f)).then(pl.col(f).str.replace(".", "", literal=True))
-
     if not earlier:
         return pl.lit(True)
-    repeated = pl.any_horizontal([(norm(field) == norm(e)).fill_null(False) for e in earlier])
+    # The codes without their dots, only for values of a valid form (``_normalised_codes``).
+    norm = pl.col(NORMALISED + field)
+    repeated = pl.any_horizontal([(norm == pl.col(NORMALISED + e)).fill_null(False) for e in earlier])
     return ~repeated
 
 
