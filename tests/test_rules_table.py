@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import ADULT_MAN, REH_UNIT, VGP_UNIT, file_name, make_file, triples
+from conftest import ADULT_MAN, ON_TIME, REH_UNIT, VGP_UNIT, file_name, make_file, triples
 
 from sample_data.generate import VGP_FIELDS
 from validators import make_personnummer, make_reservnummer
@@ -348,3 +348,47 @@ def test_history_rules_by_version(app, period, earlier, new, expect):
         assert not sub.new and sub.receipt_id == first[-1].receipt_id
     else:  # judged anew: a receipt of its own
         assert sub.new and sub.receipt_id != first[-1].receipt_id
+
+
+# --- membership in long code lists (an Enum instead of is_in) ------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import validators.rules as rules  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sets(st.text(alphabet="ABQ0129 .", min_size=1, max_size=4), min_size=1, max_size=30),
+    st.lists(st.none() | st.text(alphabet="ABQ0129 .", max_size=4), max_size=40),
+)
+def test_member_answers_as_is_in_on_either_path(codes, values):
+    import polars as pl
+
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.Utf8})
+    expected = frame.select(pl.col("v").is_in(list(codes)))["v"]
+    for threshold in (0, 10**9):  # the Enum's path and is_in's
+        old = rules.ENUM_FROM
+        rules.ENUM_FROM = threshold
+        try:
+            got = frame.select(rules.member(pl.col("v"), frozenset(codes)).alias("v"))["v"]
+        finally:
+            rules.ENUM_FROM = old
+        assert got.to_list() == expected.to_list(), threshold
+
+
+def test_r61_with_the_whole_kva_classification(reference, tmp_path):
+    """A year list as long as the KVÅ classification takes the Enum's path and judges as before:
+    a listed code passes, an unlisted one of the right form fails, an empty field is R61-free."""
+    import dataclasses
+
+    from filespec.calendar import parse_instant
+    from validators import validate_file
+
+    kva = {y: frozenset(c) | {f"ZZ{i:03d}" for i in range(rules.ENUM_FROM)} for y, c in reference.kva.items()}
+    long_lists = dataclasses.replace(reference, kva=kva)
+    assert all(len(c) >= rules.ENUM_FROM for c in kva.values())
+    data = make_file(rows=[{"kva_1": "ZZ007"}, {"kva_1": "QQ999"}, {"kva_2": "AW030"}, {"kva_1": "ZZ999"}])
+    result = validate_file(data, file_name=file_name(), received_at=parse_instant(ON_TIME), reference=long_lists)
+    assert {t for t in triples(result) if t[2] == "R61"} == {(3, "kva_1", "R61")}
