@@ -12,7 +12,7 @@ import os
 import uuid
 from urllib.parse import quote
 
-import pytest
+from optional import POSTGRES, missing
 from sqlalchemy import create_engine, text
 
 PG_URL = os.environ.get("VARDFIL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -36,9 +36,7 @@ def database_url(backend: str, tmp_path) -> str:
         return f"sqlite:///{(tmp_path / 'ledger.sqlite3').as_posix()}"
     reason = pg_available()
     if reason:
-        if os.environ.get("VARDFIL_REQUIRE_PG"):
-            pytest.fail(f"PostgreSQL required but not reachable at {PG_URL}: {reason}")
-        pytest.skip(f"PostgreSQL not reachable: {reason}")
+        missing(POSTGRES, f"PostgreSQL not reachable at {PG_URL}: {reason}")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     eng = create_engine(PG_URL)
     with eng.begin() as c:

@@ -9,7 +9,6 @@ alone (upload, approve, dispute, close), and the focused control must be visibly
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,12 +16,11 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from optional import BROWSER, need_chromium, optional_import
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists() and not os.environ.get("VARDFIL_REQUIRE_BROWSER"):
-    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
-axe_sync = pytest.importorskip("axe_playwright_python.sync_playwright")
+CHROMIUM = need_chromium()
+sync_api = optional_import("playwright.sync_api", BROWSER)
+axe_sync = optional_import("axe_playwright_python.sync_playwright", BROWSER)
 
 from server_support import running_server, server_env  # noqa: E402
 

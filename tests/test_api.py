@@ -9,8 +9,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("fastapi")
 from conftest import KVITTENS_KEYS, cli, web_env
 from fastapi.testclient import TestClient
 

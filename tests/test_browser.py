@@ -8,17 +8,15 @@ underlag. Screenshots of the main pages go to ``test-artifacts/``. Needs /usr/bi
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from optional import BROWSER, need_chromium, optional_import
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists() and not os.environ.get("VARDFIL_REQUIRE_BROWSER"):
-    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = need_chromium()
+sync_api = optional_import("playwright.sync_api", BROWSER)
 
 from server_support import running_server, server_env  # noqa: E402
 

@@ -11,13 +11,11 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from server_support import running_server, server_env
 
-httpx = pytest.importorskip("httpx")
-
-from server_support import running_server, server_env  # noqa: E402
-
-from sample_data.generate import generate_visits, kva_list, to_csv  # noqa: E402
+from sample_data.generate import generate_visits, kva_list, to_csv
 
 UNIT = "SE2321000131-E000000001001"
 

@@ -7,8 +7,6 @@ import json
 import re
 
 import pytest
-
-pytest.importorskip("fastapi")
 from conftest import cli, web_env
 from fastapi.testclient import TestClient
 

@@ -12,8 +12,6 @@ import stat
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("fastapi")
 from conftest import ADULT_MAN, cli, file_name, make_file, web_env
 from fastapi.testclient import TestClient
 from test_api import asgi_post

@@ -10,14 +10,12 @@ import re
 from email import policy
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Message
+from conftest import cli
+from server_support import free_port
 
-aiosmtpd = pytest.importorskip("aiosmtpd")
-from aiosmtpd.controller import Controller  # noqa: E402
-from aiosmtpd.handlers import Message  # noqa: E402
-from conftest import cli  # noqa: E402
-from server_support import free_port  # noqa: E402
-
-from sample_data import SAMPLE_DIR  # noqa: E402
+from sample_data import SAMPLE_DIR
 
 UNIT = "SE2321000131-E000000001001"
 FILE = SAMPLE_DIR / "files" / f"VGP_{UNIT}_202610_01.csv"

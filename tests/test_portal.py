@@ -7,8 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("fastapi")
 from conftest import web_env
 from fastapi.testclient import TestClient
 

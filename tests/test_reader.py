@@ -108,21 +108,43 @@ from hypothesis import strategies as st  # noqa: E402
 
 from validators.reader import _split_counted, _split_plain  # noqa: E402
 
+# Every record has the header's three fields, so the fast path has a file it may accept; a quarter
+# of the inputs also carry one thing it must decline (a short or long record, a bare CR, an empty
+# line), so both answers are tried. The first version generated fields and separators freely: the
+# fast path declined 893 of 900 inputs and ~2 a run reached the comparison.
+_FIELD = st.text(alphabet=["a", "b", " ", "å", "\u00a0"], max_size=4)
+_RECORD = st.lists(_FIELD, min_size=3, max_size=3).map(";".join)
+_SPOILERS = st.sampled_from([None] * 12 + ["a;b", "a;b;c;d", "a\rb;c;d", ""])
+_REACHED: list[bool] = []
+
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.text(alphabet=["a", "b", " ", ";", "\r", "å"], max_size=10), min_size=1, max_size=8),
+    st.lists(_RECORD, min_size=1, max_size=8),
+    _SPOILERS,
+    st.integers(0, 8),
     st.sampled_from(["", "\n", "\n\n", "\r\n", "\r\n\r\n", "\n\n\n"]),
     st.sampled_from(["\n", "\r\n"]),
 )
-def test_fast_path_agrees_with_exact_path(lines, ending, newline):
-    text = "h1;h2;h3" + newline + newline.join(lines) + ending
+def _fast_path_agrees(records, spoiler, where, ending, newline):
+    if spoiler is not None:
+        records = records[:where] + [spoiler] + records[where:]
+    text = "h1;h2;h3" + newline + newline.join(records) + ending
     fast = _split_counted(text.encode("utf-8"))
+    _REACHED.append(fast is not None)
     if fast is None:
-        return  # the fast path declined: the exact path is used
+        return  # the fast path declined: the exact path is used, and that is what it must do here
     header, frame = _split_plain(text)
     assert fast[0] == header
     assert fast[1].to_dicts() == frame.to_dicts()
+
+
+def test_fast_path_agrees_with_exact_path():
+    _REACHED.clear()
+    _fast_path_agrees()
+    # Most inputs must reach the comparison, or the property says nothing about the fast path.
+    assert len(_REACHED) >= 300 and sum(_REACHED) >= len(_REACHED) / 2, (sum(_REACHED), len(_REACHED))
+    assert not all(_REACHED)  # and the declining side was tried too
 
 
 STREAM_CASES = [

@@ -9,8 +9,6 @@ import re
 from email import policy
 
 import pytest
-
-pytest.importorskip("fastapi")
 from conftest import web_env
 from fastapi.testclient import TestClient
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import cli
 from openpyxl import load_workbook
+from optional import LIBREOFFICE, need_program
 
 from reports.workbooks import unit_workbook
 
@@ -162,11 +161,7 @@ def test_text_that_looks_like_a_formula_stays_text(tmp_path):
 
 
 def test_libreoffice_opens_every_workbook(closed_month, tmp_path):
-    office = shutil.which("libreoffice") or shutil.which("soffice")
-    if office is None:
-        if os.environ.get("VARDFIL_REQUIRE_LIBREOFFICE"):
-            pytest.fail("LibreOffice required but not installed")
-        pytest.skip("LibreOffice not installed (scripts/test.sh installs it)")
+    office = need_program(("libreoffice", "soffice"), LIBREOFFICE, "LibreOffice")
     _, paths = closed_month
     profile = tmp_path / "profile"
     result = subprocess.run(
@@ -185,6 +180,8 @@ def test_libreoffice_opens_every_workbook(closed_month, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
+    # Every workbook of the closed month, the region's and each unit's: none is quietly absent.
+    assert {p.name for p in paths} >= {"region_2026-10.xlsx", "SE2321000131-E000000000101_VGP_2026-10.xlsx"}
     for p in paths:
         pdf = tmp_path / (p.stem + ".pdf")
         assert pdf.exists() and pdf.read_bytes().startswith(b"%PDF")
@@ -204,11 +201,7 @@ def test_the_region_workbook_has_trends_with_native_charts(closed_month, tmp_pat
     assert totals == {p: Decimal(s["total"]) for p, s in summaries.items()}
     assert any(r[0] == "Avvikelser mot enhetens egna senaste 12 månader" for r in rows)
 
-    office = shutil.which("libreoffice") or shutil.which("soffice")
-    if office is None:
-        if os.environ.get("VARDFIL_REQUIRE_LIBREOFFICE"):
-            pytest.fail("LibreOffice required but not installed")
-        pytest.skip("LibreOffice not installed (scripts/test.sh installs it)")
+    office = need_program(("libreoffice", "soffice"), LIBREOFFICE, "LibreOffice")
     subprocess.run(
         [
             office,
@@ -272,11 +265,7 @@ def test_the_printed_workbooks_read_swedish(closed_month, tmp_path):
     header repeated on every page of the long visit sheet, the footer; first pages as artefacts."""
     import re
 
-    office = shutil.which("libreoffice") or shutil.which("soffice")
-    if office is None:
-        if os.environ.get("VARDFIL_REQUIRE_LIBREOFFICE"):
-            pytest.fail("LibreOffice required but not installed")
-        pytest.skip("LibreOffice not installed (scripts/test.sh installs it)")
+    office = need_program(("libreoffice", "soffice"), LIBREOFFICE, "LibreOffice")
     _, paths = closed_month
     books = [
         next(p for p in paths if p.name == n)
