@@ -6,8 +6,10 @@ the server's test clock (``VARDFIL_CLOCK_FILE`` with an anchor and a rate), so e
 ``received_at`` can be compared with the instant the client sent the request. Printed:
 
 - kvittens time of the small files, p50/p95/max, overall and **while the 200 MB file validates**;
-- the gap between each send and its ``received_at`` (in real milliseconds), and the files sent
-  before 15:00 but stamped at or after it;
+- the gap between each send (the instant the request's first bytes leave the client, from
+  httpcore's trace) and its ``received_at`` (in real milliseconds), and the files sent before
+  15:00 but stamped at or after it; the time each request waited in the client before it left is
+  printed on its own line (it is in neither figure);
 - ``/healthz`` p95 through the run;
 - what the ledger holds afterwards: every file once, nothing lost or doubled.
 
@@ -113,16 +115,34 @@ async def _replay(base: str, plan: list[dict[str, Any]], clock: Clock, concurren
             # Read off the client's event loop: a 200 MB read there would hold back the other sends
             # after their "sent" instant was taken, and charge the client's delay to the server.
             data = await asyncio.to_thread(job["path"].read_bytes)
+            leaves: list[float] = []
+
+            async def trace(event: str, info: dict[str, Any]) -> None:
+                # httpcore's trace: the instant the request's first bytes go onto the connection,
+                # after any wait for a client slot or a pooled connection.
+                if event == "http11.send_request_headers.started" and not leaves:
+                    leaves.append(time.time())
+
             async with sem:
-                sent = time.time()
                 resp = await client.post(
                     "/api/v1/filer",
                     headers={"Authorization": f"Bearer {job['token']}"},
                     files={"file": (job["path"].name, data, "text/csv")},
+                    extensions={"trace": trace},
                 )
                 answered = time.time()
             kv = resp.json()
-            results.append({**job, "sent": sent, "answered": answered, "status": resp.status_code, "kv": kv})
+            sent = leaves[0] if leaves else float("nan")
+            results.append(
+                {
+                    **job,
+                    "sent": sent,
+                    "queued": sent - job["at_real"],  # in the client: the slot, the pool, the read
+                    "answered": answered,
+                    "status": resp.status_code,
+                    "kv": kv,
+                }
+            )
 
         poller = asyncio.create_task(poll_health())
         await asyncio.gather(*(one(j) for j in plan))
@@ -254,6 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"send -> received_at: p50 {_pct(gaps, 50):.0f} ms, p95 {_pct(gaps, 95):.0f} ms, max {max(gaps, default=0):.0f} ms"
         f"   (target <= 100 ms)"
+    )
+    queued = [r["queued"] * 1000 for r in results]
+    print(
+        f"planned -> sent (queued in the client, not in either figure above): p50 {_pct(queued, 50):.0f} ms, "
+        f"p95 {_pct(queued, 95):.0f} ms, max {max(queued, default=0):.0f} ms"
     )
     worst = max(ok, key=lambda r: r["gap_ms"], default=None)
     if worst:
