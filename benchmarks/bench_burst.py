@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with open_app(load_settings(env)) as app:
         tokens = {
-            hsaid: create_token(app.ledger, app.reference, unit_hsaid=hsaid, name=f"bench-{hsaid}", actor="bench")
+            hsaid: create_token(app.ledger, app.reference, unit_hsaid=hsaid, name=f"bench-{hsaid}", actor="job:bench")
             for _, hsaid in units
         }
 

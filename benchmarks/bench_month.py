@@ -194,7 +194,12 @@ def _submit_one(app: Any, path: str, at: str) -> int:
     from vardfil.month.intake import submit
 
     sub = submit(
-        Path(path), file_name=Path(path).name, received_at=parse_instant(at), app=app, source_kind="dag", actor="bench"
+        Path(path),
+        file_name=Path(path).name,
+        received_at=parse_instant(at),
+        app=app,
+        source_kind="dag",
+        actor="job:bench",
     )
     return int(sub.kvittens["rows"]["total"])
 
@@ -308,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     total_rows = 0
     if args.workers <= 1:
         for (name, at), p in zip(arrivals, paths, strict=True):
-            sub = submit(p, file_name=name, received_at=parse_instant(at), app=app, source_kind="cli", actor="bench")
+            sub = submit(
+                p, file_name=name, received_at=parse_instant(at), app=app, source_kind="cli", actor="job:bench"
+            )
             total_rows += sub.kvittens["rows"]["total"]
     else:
         from concurrent.futures import ProcessPoolExecutor
@@ -340,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         else _maybe_profiled(
             args.profile == "close",
             args.out / "close.prof",
-            lambda: close_period(PERIOD, at=Period.parse(PERIOD).deadline, app=app, actor="bench"),
+            lambda: close_period(PERIOD, at=Period.parse(PERIOD).deadline, app=app, actor="job:bench"),
         )
     )
     if args.until != "intake":

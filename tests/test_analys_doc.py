@@ -82,7 +82,7 @@ def test_the_board_and_the_unit_page_draw_the_year(two_closes, monkeypatch):
             password="korrekt-hast-batteri",
             role=role,
             units=units,
-            actor="test",
+            actor="job:test",
         )
 
     def login(name: str) -> TestClient:

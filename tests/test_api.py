@@ -69,7 +69,7 @@ def test_a_file_in_its_kvittens_out(server):
     assert list(kv) == KVITTENS_KEYS and kv["status"] == "GODKAND" and kv["on_time"] is True
     assert kv["received_at"] == "2026-11-03T10:00:00+01:00"
     f = app.state.vardfil.ledger.file_by_receipt(kv["receipt_id"])
-    assert f is not None and f.source == "api" and f.actor == "api:cosmic-a"
+    assert f is not None and f.source == "api" and f.actor == "token:1"  # the token by its id
     # The same file again is the byte-identical copy: the same kvittens, nothing new recorded.
     assert send(client, tokens[UNIT_A], FILE_A).json() == kv
 

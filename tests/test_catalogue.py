@@ -66,7 +66,7 @@ def portal(tmp_path, monkeypatch):
         password=PASSWORD,
         role="unit",
         units=["SE2321000131-E000000001001"],
-        actor="test",
+        actor="job:test",
     )
     client = TestClient(app)
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)

@@ -58,7 +58,7 @@ def test_period_status_is_what_the_cli_prints_and_counts_dispens(app):
         period="2026-10",
         until=parse_instant("2026-11-06T15:00:00+01:00"),
         reason="systembyte",
-        actor="analytiker",
+        actor="job:analytiker",
     )
     submit(make_file(), file_name=file_name(), received_at=parse_instant("2026-11-05T09:00:00+01:00"), app=app)
     status = period_status(app.ledger, app.reference, "2026-10")
@@ -90,7 +90,7 @@ def test_a_dispens_is_refused_with_the_reason_in_swedish(app, unit, until, reaso
     from vardfil.month.dispens import grant_dispens
 
     with pytest.raises(DispensRefused, match=says):
-        grant_dispens(app, unit_hsaid=unit, period="2026-10", until=parse_instant(until), reason=reason, actor="a")
+        grant_dispens(app, unit_hsaid=unit, period="2026-10", until=parse_instant(until), reason=reason, actor="job:a")
     assert app.ledger.dispens_for_period("2026-10") == {}
 
 

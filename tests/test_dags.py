@@ -3,6 +3,7 @@ and run the sample month end to end with the same outputs as the CLI path."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import os
@@ -192,7 +193,13 @@ def test_dag_runs_the_sample_month_like_the_cli(tmp_path, cli_month, dag_id, ins
             check=True,
         ).stdout
     )
-    # Every unit that sent a sample file is in the status, each with a gällande file.
-    senders = {name.split("_")[1] for name in os.listdir(SAMPLE_DIR / "files") if name.endswith(".csv")}
-    assert {u["unit_hsaid"] for u in status["units"]} == senders
+    # Every unit of the register active in October is in the status (the register read here, not
+    # by the code under test), each with a gällande file.
+    with open(SAMPLE_DIR / "reference" / "enhetsregister.csv", encoding="utf-8") as fh:
+        active = {
+            r["hsaid"]
+            for r in csv.DictReader(fh, delimiter=";")
+            if r["giltig_tom"] in ("", None) or r["giltig_tom"] >= "2026-10-31"
+        }
+    assert len(active) == 5 and {u["unit_hsaid"] for u in status["units"]} == active
     assert all(u["gallande"] for u in status["units"])

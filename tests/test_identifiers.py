@@ -129,8 +129,13 @@ LEAP = make_personnummer(dt.date(2000, 2, 29), 121)  # 200002291219: ten digits 
         (f"{PNR}3", f"{PNR}3"),
         (f"2{PNR}", f"2{PNR}"),
         ("U102610-000269", "U102610-000269"),
-        ("19810829M071", "19810829M071"),  # a reservnummer is not looked for in text
-        ("191212121213", "191212121213"),  # wrong check digit
+        ("19810829M071", "19810829****"),  # a reservnummer in text is somebody's too
+        ("191212121213", "19121212****"),  # a wrong check digit: a mistyped personnummer is still one
+        ("1212121212", "121212****"),  # ten digits with nothing between date and number
+        ("19121212 1212", "19121212 ****"),  # or a space
+        ("121212 1212", "121212 ****"),
+        ("19851332-1234", "19851332-1234"),  # no such date: no person's number
+        ("0000000000", "0000000000"),
         (None, None),
         ("", ""),
     ],
@@ -144,32 +149,49 @@ def test_every_valid_person_number_in_a_value_is_masked(value, shown):
     assert got["other"].to_list() == [PNR, PNR]  # only the named column
 
 
+SEPARATORS = ["", "-", "+", " "]  # between the date and the last four, as the region writes them
+
+
 @st.composite
-def _written(draw):
-    """A person number as a unit might write it in text: 12 digits, 8-4 or 6-4 with a separator."""
+def written(draw, real_date: bool = True):
+    """A person number in one of the forms the region writes: twelve or ten digits (a reservnummer:
+    a letter and three digits), any separator, the check digit right or wrong; with
+    ``real_date=False`` the same shapes with a month that does not exist (never masked)."""
     birth = draw(st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2029, 12, 31)))
-    pid = make_personnummer(birth, draw(st.integers(1, 999)), samordning=draw(st.booleans()))
-    form = draw(st.sampled_from(["12", "8-4", "8+4", "6-4"]))
-    return {"12": pid, "8-4": f"{pid[:8]}-{pid[8:]}", "8+4": f"{pid[:8]}+{pid[8:]}", "6-4": f"{pid[2:8]}-{pid[8:]}"}[
-        form
-    ]
+    kind = draw(st.sampled_from(["person", "samordning", "reserv"]))
+    if kind == "reserv":
+        pid = make_reservnummer(birth, draw(st.sampled_from("KMX")), draw(st.integers(0, 99)))
+    else:
+        pid = make_personnummer(birth, draw(st.integers(1, 999)), samordning=kind == "samordning")
+    if draw(st.booleans()):
+        pid = pid[:-1] + str((int(pid[-1]) + draw(st.integers(1, 9))) % 10)  # a wrong check digit
+    if not real_date:
+        pid = pid[:4] + draw(st.sampled_from(["13", "19", "00"])) + pid[6:]
+    digits = draw(st.sampled_from([12, 10]))
+    date, rest = (pid[:8], pid[8:]) if digits == 12 else (pid[2:8], pid[8:])
+    return f"{date}{draw(st.sampled_from(SEPARATORS))}{rest}"
+
+
+def expected_mask(text: str) -> str:
+    return text[:-4] + "****"
 
 
 @given(
     st.lists(
         st.one_of(
-            _written().map(lambda w: (w, True)),
-            # One digit of the check changed: the same shape, never valid.
-            _written().map(lambda w: (w[:-1] + str((int(w[-1]) + 1) % 10), False)),
-            st.sampled_from(["ja", "KVÅ", "U102610-000269", "12", "19810829M071", "ÅÄÖ"]).map(lambda w: (w, False)),
+            written().map(lambda w: (w, True)),
+            written(real_date=False).map(lambda w: (w, False)),
+            st.sampled_from(["ja", "KVÅ", "U102610-000269", "12", "ÅÄÖ", "SE2321000131-E000000000101"]).map(
+                lambda w: (w, False)
+            ),
         ),
         max_size=6,
     ),
-    st.sampled_from([" ", ", ", "/", "x", "\n"]),
+    st.sampled_from([", ", "/", "x", "\n", "_", ";"]),
 )
-def test_masking_hides_each_valid_number_and_nothing_else(parts, sep):
+def test_masking_hides_every_form_of_a_number_and_nothing_else(parts, sep):
     from validators.identifiers import mask_identifiers
 
     value = sep.join(text for text, _ in parts)
-    expected = sep.join(mask(text) if valid else text for text, valid in parts)
+    expected = sep.join(expected_mask(text) if masked else text for text, masked in parts)
     assert mask_identifiers(pl.DataFrame({"v": [value]}), "v")["v"].to_list() == [expected]

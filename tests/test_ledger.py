@@ -107,12 +107,12 @@ def _all_files(ledger: Ledger) -> list[ReceivedFile]:
 def test_audit_log_is_append_only(app):
     ledger = app.ledger
     with ledger.transaction() as s:
-        ledger.audit(s, actor="t", action="test", subject="x")
+        ledger.audit(s, actor="job:t", action="test", subject="x")
     for stmt in ("UPDATE audit_log SET actor = 'y'", "DELETE FROM audit_log"):
         with pytest.raises(Exception, match="append-only"):
             with ledger.transaction() as s:
                 s.execute(text(stmt))
-    assert [e.actor for e in ledger.audit_entries()] == ["t"]
+    assert [e.actor for e in ledger.audit_entries()] == ["job:t"]
 
 
 def test_dispens_makes_a_late_file_on_time(app):
@@ -125,7 +125,7 @@ def test_dispens_makes_a_late_file_on_time(app):
         period="2026-10",
         until=parse_instant("2026-11-06T15:00:00+01:00"),
         reason="systembyte hos enheten",
-        actor="analytiker",
+        actor="job:analytiker",
     )
     sub = submit(data, file_name=file_name(), received_at=late, app=app)
     assert sub.kvittens["on_time"] is True

@@ -29,9 +29,9 @@ def portal(tmp_path, monkeypatch):
     clock = web_env(monkeypatch, tmp_path, "2026-11-02T10:00:00+01:00", pool_workers=None)
     app = create_app()
     ledger: Ledger = app.state.vardfil.ledger
-    create_account(ledger, username="anna", password=PASSWORD, role="unit", units=[UNIT_A], actor="test")
-    create_account(ledger, username="bertil", password=PASSWORD, role="unit", units=[UNIT_B], actor="test")
-    create_account(ledger, username="analytiker", password=PASSWORD, role="analyst", units=[], actor="test")
+    create_account(ledger, username="anna", password=PASSWORD, role="unit", units=[UNIT_A], actor="job:test")
+    create_account(ledger, username="bertil", password=PASSWORD, role="unit", units=[UNIT_B], actor="job:test")
+    create_account(ledger, username="analytiker", password=PASSWORD, role="analyst", units=[], actor="job:test")
     yield app, clock
     app.state.pool.shutdown()  # the worker processes of this app: not kept until the session ends
     ledger.dispose()
@@ -183,6 +183,9 @@ ISOLATION = {
     ("POST", "/enhet/{hsaid}/konton/{username}/aterstall"): f"/enhet/{UNIT_B}/konton/bertil/aterstall",
     ("POST", "/enhet/{hsaid}/nycklar"): f"/enhet/{UNIT_B}/nycklar",
     ("POST", "/enhet/{hsaid}/nycklar/{name}/aterkalla"): f"/enhet/{UNIT_B}/nycklar/x/aterkalla",
+    ("POST", "/enhet/{hsaid}/konto/{account_id}/inaktivera"): f"/enhet/{UNIT_B}/konto/2/inaktivera",
+    ("POST", "/enhet/{hsaid}/konto/{account_id}/aterstall"): f"/enhet/{UNIT_B}/konto/2/aterstall",
+    ("POST", "/enhet/{hsaid}/nyckel/{token_id}/aterkalla"): f"/enhet/{UNIT_B}/nyckel/1/aterkalla",
 }
 
 

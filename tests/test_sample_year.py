@@ -136,7 +136,7 @@ def _board_client(year: Path):
     app = create_app()
     ledger = app.state.vardfil.ledger
     if ledger.accounts.by_name("ana") is None:
-        create_account(ledger, username="ana", password=PASSWORD, role="analyst", units=[], actor="test")
+        create_account(ledger, username="ana", password=PASSWORD, role="analyst", units=[], actor="job:test")
     client = TestClient(app)
     token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
     client.post("/login", data={"username": "ana", "password": PASSWORD, "csrf": token})

@@ -30,7 +30,7 @@ app = open_app(load_settings({"VARDFIL_DATABASE_URL": url, "VARDFIL_STORE": stor
 out = []
 for path, at in jobs:
     sub = submit(Path(path), file_name=Path(path).name, received_at=parse_instant(at), app=app,
-                 source_kind="dag", actor="worker")
+                 source_kind="dag", actor="job:worker")
     out.append([Path(path).name, sub.receipt_id, sub.new])
 print(json.dumps(out))
 """

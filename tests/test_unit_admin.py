@@ -32,7 +32,13 @@ def portal(tmp_path, monkeypatch):
         ("cecilia", "unit_admin", UNIT_B),
     ):
         create_account(
-            ledger, username=name, password=PASSWORD, role=role, units=[unit], actor="test", email=f"{name}@exempel.se"
+            ledger,
+            username=name,
+            password=PASSWORD,
+            role=role,
+            units=[unit],
+            actor="job:test",
+            email=f"{name}@exempel.se",
         )
     yield app, tmp_path / "home"
     app.state.vardfil.close()

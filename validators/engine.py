@@ -56,7 +56,7 @@ from validators.rules import (
 FILE_NAME = re.compile(
     rf"^(?P<file_type>{'|'.join(FILE_TYPES)})_"
     r"(?P<hsaid>SE[0-9]{10}-[A-Za-z0-9]{1,18})_"
-    r"(?P<year>[0-9]{4})(?P<month>0[1-9]|1[0-2])_(?P<seq>0[1-9]|[1-9][0-9])\.csv$"
+    r"(?P<year>[0-9]{4})(?P<month>0[1-9]|1[0-2])_(?P<seq>0[1-9]|[1-9][0-9])\.csv"
 )
 
 
@@ -72,7 +72,8 @@ class FileName:
 
 def parse_file_name(name: str) -> FileName | None:
     """The parts of ``FILTYP_HSAID_YYYYMM_NN.csv``, or None (F01)."""
-    m = FILE_NAME.match(name)
+    # fullmatch: ``$`` also matches before a trailing line break, and "….csv\n" is no valid name.
+    m = FILE_NAME.fullmatch(name)
     if m is None:
         return None
     try:

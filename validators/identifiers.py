@@ -166,22 +166,24 @@ def make_reservnummer(birth: dt.date, letter: str, number: int) -> str:
     return body + luhn_check_digit(body[2:])
 
 
-# A personnummer or samordningsnummer inside any text: twelve digits (a separator allowed before
-# the last four) or ten with a separator, not next to another digit. polars' regex engine has no
-# look-around, so it only answers whether a value holds one; Python's ``re`` finds where each
-# stands in the (few) values that do. Whether a number is a valid id is decided by the vectorised
-# expressions above, as everywhere else.
-_ID = r"[0-9]{8}[-+]?[0-9]{4}|[0-9]{6}[-+][0-9]{4}"
+# A personnummer, samordningsnummer or reservnummer inside any text, in every form the region
+# writes one: twelve or ten digits, with ``-``, ``+``, a space or nothing between the date and the
+# last four (a reservnummer's letter and three digits), not next to another digit. polars' regex
+# engine has no look-around, so it only answers whether a value holds one; Python's ``re`` finds
+# where each stands in the (few) values that do. Whether a number's date is real is decided by the
+# vectorised expressions above, as everywhere else.
+_ID = r"(?:[0-9]{2})?[0-9]{6}[-+ ]?(?:[0-9]{4}|[KMX][0-9]{3})"
 _ID_SHAPED = rf"(?:^|[^0-9])(?:{_ID})(?:[^0-9]|$)"
 _ID_IN_TEXT = re.compile(rf"(?<![0-9])(?:{_ID})(?![0-9])")
 
 
 def mask_identifiers(frame: pl.DataFrame, column: str) -> pl.DataFrame:
-    """``column`` with every *valid* personnummer or samordningsnummer in its text masked (last
-    four digits ``****``), wherever in the value it stands and however many it holds: a person
-    number typed into a diagnosis field must not travel on into a kvittens, a findings list or a
-    workbook. Values without one, and number-like values that are not valid ids, are left as they
-    are."""
+    """``column`` with every person number in its text masked (last four characters ``****``),
+    wherever in the value it stands and however many it holds: a person number typed into a
+    diagnosis field or a file name must not travel on into a kvittens, a findings list, a workbook
+    or the audit log. A number counts when its date is a real date (a samordningsnummer's day
+    less 60), whatever its check digit: a mistyped personnummer is still somebody's. Values
+    without one, and number-like values whose date cannot be, are left as they are."""
     if frame.height == 0 or column not in frame.columns:
         return frame
     # The common case costs one scan: no value holds an id-shaped number, nothing to mask. (A
@@ -207,13 +209,22 @@ def mask_identifiers(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     )
 
 
+def mask_text(value: str) -> str:
+    """``mask_identifiers`` of one text (a file name, an audit entry's subject or detail)."""
+    if not _ID_IN_TEXT.search(value):
+        return value
+    masked = mask_identifiers(pl.DataFrame({"v": [value]}, schema={"v": pl.Utf8}), "v")["v"][0]
+    return str(masked)
+
+
 def _valid_ids(numbers: list[str]) -> list[bool]:
-    """Whether each id-shaped number is a valid personnummer or samordningsnummer. A ten-digit form
-    has no century: it is judged as 19YY and as 20YY and counts as valid when either is (the
-    century only matters for 29 February of a year 00, and masking too much is the safe side)."""
+    """Whether each id-shaped number has the date of a personnummer, samordningsnummer or
+    reservnummer (the check digit is not asked: masking a mistyped one is the point). A ten-digit
+    form has no century: it is judged as 19YY and as 20YY and counts when either is (the century
+    only matters for 29 February of a year 00, and masking too much is the safe side)."""
     if not numbers:
         return []
-    digits = [n.replace("-", "").replace("+", "") for n in numbers]
+    digits = [n.replace("-", "").replace("+", "").replace(" ", "") for n in numbers]
     full = [d if len(d) == 12 else c + d for d in digits for c in (("",) if len(d) == 12 else ("19", "20"))]
     stages, valid = _valid_query()
     lazy = pl.DataFrame({_MASK_VALUE: full}, schema={_MASK_VALUE: pl.Utf8}).lazy()
@@ -230,4 +241,4 @@ _MASK_VALUE = "__mask_value"
 def _valid_query() -> tuple[tuple[tuple[pl.Expr, ...], ...], pl.Expr]:
     """The validity query's stages and its result, built once (expressions are immutable)."""
     parts = patient_id_parts(pl.col(_MASK_VALUE), prefix="__mask")
-    return parts.stages, parts.valid.fill_null(False).alias(_MASK_VALUE)
+    return parts.stages, (parts.form_ok & parts.date_ok).fill_null(False).alias(_MASK_VALUE)

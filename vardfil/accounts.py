@@ -3,10 +3,16 @@
 
 Passwords are hashed with scrypt at OWASP's current recommendation (N=2**17, r=8, p=1, 16-byte
 salt, 128 MiB); a hash made at an older cost is replaced at the next successful sign-in. Sign-in
-is throttled per typed name (5 failures in 15 minutes lock it for 15 minutes) and per address
-(20 in 15 minutes), and an unknown name costs the same scrypt as a known one, so the answer time
-does not say whether an account exists. A new sign-in ends the account's earlier sessions, and
-expired sessions are purged.
+is throttled per typed name and per address, each attempt counted *before* it is checked (so
+parallel guesses are counted one by one): a name takes 3 attempts at once, then each next one
+waits twice as long (1 s, 2 s, 4 s … at most 15 minutes), an address 20; strangers' guesses slow a
+name down but never lock its owner out for long. An unknown name costs the same scrypt as a known
+one, so the answer time does not say whether an account exists. A new sign-in ends the account's
+earlier sessions; a session ends after 8 hours, or after 30 minutes without a request
+(``VARDFIL_SESSION_IDLE_MINUTES``); expired sessions are purged.
+
+Account and token names follow ``vardfil.names``; who did something is a typed actor
+(``vardfil.actors``): ``person:<account id>``, ``token:<token id>``.
 
 In the region's deployment the portal sits behind its SSO: the place to plug it in is
 ``vardfil.portal.access.current_user`` (map the SSO identity to an account and its units); the role
@@ -24,10 +30,12 @@ import secrets
 from dataclasses import dataclass
 
 from filespec import Reference
+from vardfil.actors import Actor, job, person
 from vardfil.app import App
 from vardfil.errors import AccountRefused
 from vardfil.ledger import Ledger, utcnow
 from vardfil.ledger.tables import Account, ApiToken
+from vardfil.names import check_name, name_key
 
 ROLES = ("unit", "unit_admin", "analyst", "admin")
 LINK_HOURS = 48  # a one-time link to set a password works this long
@@ -35,9 +43,11 @@ SESSION_HOURS = 8
 # OWASP Password Storage Cheat Sheet: scrypt N=2^17, r=8, p=1 (128 MiB of memory per hash).
 _N, _R, _P = 2**17, 8, 1
 _MAXMEM = 256 * 1024 * 1024  # hashlib's default (32 MiB) is below what N=2^17, r=8 needs
-THROTTLE_WINDOW = dt.timedelta(minutes=15)
-LOCK_FOR = dt.timedelta(minutes=15)
-NAME_LIMIT, ADDRESS_LIMIT = 5, 20
+QUIET = dt.timedelta(hours=1)  # a key left alone this long after its last wait is forgiven
+LONGEST_WAIT = dt.timedelta(minutes=15)
+NAME_FREE, ADDRESS_FREE = 3, 20  # attempts taken at once before each next one waits
+IDLE_MINUTES = 30
+TOUCH_EVERY = dt.timedelta(minutes=1)  # a session's last activity is written at most this often
 TOKEN_PREFIX = "vf_"
 # An address a mail server will take: one @, no spaces; the server decides the rest.
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -97,6 +107,11 @@ class User:
         return self.role == "admin" or (self.role == "unit_admin" and hsaid in self.units)
 
     @property
+    def actor(self) -> Actor:
+        """Who this user is in every record: ``person:<account id>``."""
+        return person(self.id)
+
+    @property
     def analyst(self) -> bool:
         """Analysts and admins run the month."""
         return self.role in ("analyst", "admin")
@@ -105,16 +120,16 @@ class User:
 def create_account(
     ledger: Ledger, *, username: str, password: str, role: str, units: list[str], actor: str, email: str | None = None
 ) -> None:
-    """Add an account; :class:`AccountRefused` for a duplicate name, an unknown role, a short
-    password, or a unit user without units."""
+    """Add an account; :class:`AccountRefused` for a name outside ``vardfil.names``' rules or
+    taken (in any case), an unknown role, a short password, or a unit user without units."""
+    username = checked_name(username, "användarnamnet")
     if role not in ROLES:
-        raise AccountRefused(f"role must be one of {ROLES}")
+        raise AccountRefused(f"rollen måste vara en av {', '.join(ROLES)}")
     if role in ("unit", "unit_admin") and not units:
-        raise AccountRefused("a unit user needs at least one HSA-id")
-    if len(password) < 12:
-        raise AccountRefused("a password needs at least 12 characters")
+        raise AccountRefused("ett konto för en vårdenhet behöver minst ett HSA-id")
+    _check_password(password)
     if email is not None and not EMAIL.fullmatch(email):
-        raise AccountRefused(f"not an e-mail address: {email!r}")
+        raise AccountRefused(f"inte en e-postadress: {email}")
     if (
         ledger.accounts.add(
             username=username,
@@ -127,7 +142,22 @@ def create_account(
         )
         is None
     ):
-        raise AccountRefused(f"account {username!r} exists")
+        # The name only: never whose it is, which unit it acts for or its role.
+        raise AccountRefused(f"användarnamnet {username} är redan taget: välj ett annat")
+
+
+def _check_password(password: str) -> None:
+    """The one password rule, for every way a password is set."""
+    if len(password) < 12:
+        raise AccountRefused("lösenordet behöver minst 12 tecken")
+
+
+def checked_name(name: str, what: str) -> str:
+    """``vardfil.names.check_name`` as a refusal (CLI exit 2, HTTP 400)."""
+    try:
+        return check_name(name, what)
+    except ValueError as e:
+        raise AccountRefused(str(e)) from None
 
 
 def _token_hash(token: str) -> str:
@@ -143,12 +173,28 @@ class SignIn:
 
 
 def sign_in(ledger: Ledger, username: str, password: str, *, address: str = "") -> SignIn:
-    """Check credentials under the throttle; a new session (ending the account's older ones)."""
+    """Check credentials under the throttle; a new session (ending the account's older ones).
+
+    Each attempt is counted under the typed name and the address before the password is checked;
+    one that must wait is refused without checking (``locked_until``: when it may try again)."""
     now = utcnow()
-    name_key, addr_key = f"user:{username.casefold()[:128]}", f"addr:{address[:64]}"
-    locked = ledger.accounts.locked_until([name_key, addr_key], now)
-    if locked is not None:
-        return SignIn(token=None, locked_until=locked)
+    name_k, addr_k = f"user:{name_key(username)[:128]}", f"addr:{address[:64]}"
+    for key, free in ((name_k, NAME_FREE), (addr_k, ADDRESS_FREE)):
+        attempt = ledger.accounts.claim_attempt(key, now=now, free=free, quiet=QUIET, longest=LONGEST_WAIT)
+        if not attempt.allowed:
+            return SignIn(token=None, locked_until=attempt.opens_at)
+        if attempt.waits and attempt.attempts in (free, free + 10):
+            # When a key starts to wait, and when it has waited ten times: enough for an analyst to
+            # see a guessing run, never a row per attempt.
+            ledger.add_audit(
+                actor=job("portal"),
+                action="sign_in_throttled",
+                subject=key[:255],
+                detail={
+                    "attempts": attempt.attempts,
+                    "next_at": attempt.opens_at.isoformat() if attempt.opens_at else None,
+                },
+            )
     acc = ledger.accounts.by_name(username)
     ok = verify_password(password, acc.password_hash if acc is not None else _DUMMY_HASH)
     # A disabled account answers as a wrong password would, after the same scrypt.
@@ -156,21 +202,14 @@ def sign_in(ledger: Ledger, username: str, password: str, *, address: str = "") 
         ok = False
     if acc is None or not ok:
         # Audited only for an existing account: a row per typed name would let anyone fill the
-        # audit log. Lock-outs are audited whatever the name, since they are what an analyst acts on.
+        # audit log. Throttling is audited whatever the name, since it is what an analyst acts on.
         if acc is not None:
-            ledger.add_audit(actor=acc.username, action="sign_in_failed", subject=acc.username)
-        for key, limit in ((name_key, NAME_LIMIT), (addr_key, ADDRESS_LIMIT)):
-            if ledger.accounts.count_failure(key, now=now, window=THROTTLE_WINDOW, limit=limit, lock_for=LOCK_FOR):
-                ledger.add_audit(
-                    actor="portal",
-                    action="sign_in_locked",
-                    subject=key[:255],
-                    detail={"until": (now + LOCK_FOR).isoformat()},
-                )
+            ledger.add_audit(actor=job("portal"), action="sign_in_failed", subject=person(acc.id))
         return SignIn(token=None)
     if _outdated(acc.password_hash):
         ledger.accounts.set_password_hash(acc.id, hash_password(password))
-    ledger.accounts.clear_failures(name_key)
+    ledger.accounts.forgive(name_k)
+    ledger.accounts.uncount(addr_k, now=now, free=ADDRESS_FREE, longest=LONGEST_WAIT)
     token = secrets.token_urlsafe(32)
     ledger.accounts.add_session(
         account_id=acc.id,
@@ -178,7 +217,6 @@ def sign_in(ledger: Ledger, username: str, password: str, *, address: str = "") 
         csrf=secrets.token_urlsafe(32),
         now=now,
         expires_at=now + dt.timedelta(hours=SESSION_HOURS),
-        username=acc.username,
     )
     # A sign-in rotates: the account's earlier sessions (a forgotten browser elsewhere) end here.
     ledger.accounts.end_other_sessions(acc.id, keep=_token_hash(token))
@@ -186,16 +224,25 @@ def sign_in(ledger: Ledger, username: str, password: str, *, address: str = "") 
     return SignIn(token=token)
 
 
-def user_for(ledger: Ledger, token: str | None) -> User | None:
-    """The user of a session token, if the session exists and has not expired."""
+def user_for(ledger: Ledger, token: str | None, *, idle_minutes: int = IDLE_MINUTES) -> User | None:
+    """The user of a session token, if the session exists, has not expired (8 hours) and has not
+    been idle longer than ``idle_minutes``; its last activity is now."""
     if not token:
         return None
-    found = ledger.accounts.session(_token_hash(token))
+    digest = _token_hash(token)
+    found = ledger.accounts.session(digest)
     if found is None:
         return None
     sess, acc, units = found
-    if sess.expires_at < utcnow() or acc.disabled_at is not None:
+    now = utcnow()
+    last = sess.last_seen_at or sess.created_at
+    if sess.expires_at < now or acc.disabled_at is not None:
         return None
+    if now - last > dt.timedelta(minutes=idle_minutes):
+        ledger.accounts.end_session(digest)
+        return None
+    if now - last >= TOUCH_EVERY:  # a write a minute at most, not one per request
+        ledger.accounts.touch_session(digest, now)
     return User(id=acc.id, username=acc.username, role=acc.role, units=units, csrf=sess.csrf)
 
 
@@ -212,14 +259,16 @@ def create_token(ledger: Ledger, reference: Reference, *, unit_hsaid: str, name:
     """A new token acting for one unit; returned once (only its SHA-256 is stored)."""
     if unit_hsaid not in reference.units:
         raise AccountRefused(f"vårdenheten {unit_hsaid} finns inte i enhetsregistret")
-    if not name.strip() or len(name) > 128:
-        raise AccountRefused("a token needs a name of 1–128 characters")
+    name = checked_name(name, "nyckelns namn")
     # 256 random bits; the prefix lets secret scanners and people recognise a leaked vardfil token.
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    if not ledger.accounts.add_token(
-        name=name.strip(), unit_hsaid=unit_hsaid, token_sha256=_token_hash(token), actor=actor, now=utcnow()
+    if (
+        ledger.accounts.add_token(
+            name=name, unit_hsaid=unit_hsaid, token_sha256=_token_hash(token), actor=actor, now=utcnow()
+        )
+        is None
     ):
-        raise AccountRefused(f"a token named {name!r} exists")
+        raise AccountRefused(f"nyckelnamnet {name} är redan taget: välj ett annat")
     return token
 
 
@@ -229,9 +278,11 @@ def list_tokens(ledger: Ledger) -> list[ApiToken]:
 
 
 def revoke_token(ledger: Ledger, *, name: str, actor: str) -> None:
-    """Revoke a token; AccountRefused when no live token has that name."""
-    if not ledger.accounts.revoke_token(name, actor=actor, now=utcnow()):
-        raise AccountRefused(f"no live token named {name!r}")
+    """Revoke a token by name (its exact text, or the same name without case); AccountRefused
+    when no live token has that name."""
+    tok = ledger.accounts.token_by_name(name)
+    if tok is None or not ledger.accounts.revoke_token(tok.id, actor=actor, now=utcnow()):
+        raise AccountRefused(f"ingen aktiv API-nyckel med namnet {name}")
 
 
 def token_unit(ledger: Ledger, token: str | None) -> ApiToken | None:
@@ -244,12 +295,14 @@ def token_unit(ledger: Ledger, token: str | None) -> ApiToken | None:
 # --- unit administrators -----------------------------------------------------------------------
 
 
-def _manageable(app: App, unit_hsaid: str, username: str) -> Account:
-    acc = app.ledger.accounts.by_name(username)
+def _manageable(app: App, unit_hsaid: str, account: int | str) -> Account:
+    """The account (by id, or by name for the older addresses) if a unit admin of ``unit_hsaid``
+    may manage it."""
+    acc = app.ledger.accounts.by_id(account) if isinstance(account, int) else app.ledger.accounts.by_name(account)
     # A unit admin manages the unit's own people: never an analyst or admin, never an account that
     # also acts for another unit (that unit's admin has a say too).
     if acc is None or acc.role not in ("unit", "unit_admin") or app.ledger.accounts.units_of(acc.id) != {unit_hsaid}:
-        raise AccountRefused(f"kontot {username} hör inte till vårdenheten {unit_hsaid}")
+        raise AccountRefused(f"kontot hör inte till vårdenheten {unit_hsaid}")
     return acc
 
 
@@ -307,24 +360,32 @@ def add_unit_account(app: App, *, unit_hsaid: str, username: str, email: str, ac
     send_password_link(app, acc, actor=actor, reset=False)
 
 
-def reset_unit_account(app: App, *, unit_hsaid: str, username: str, actor: str) -> None:
+def reset_unit_account(app: App, *, unit_hsaid: str, account: int | str, actor: str) -> None:
     """A new one-time link by mail; the old password and sessions stop working now."""
-    send_password_link(app, _manageable(app, unit_hsaid, username), actor=actor, reset=True)
+    send_password_link(app, _manageable(app, unit_hsaid, account), actor=actor, reset=True)
 
 
-def disable_unit_account(app: App, *, unit_hsaid: str, username: str, actor: str) -> None:
+def disable_unit_account(app: App, *, unit_hsaid: str, account: int | str, actor: str) -> None:
     """The person has left the unit: the account signs nobody in (a reset link enables it again)."""
-    if username == actor:
+    acc = _manageable(app, unit_hsaid, account)
+    if person(acc.id) == actor:
         raise AccountRefused("du kan inte inaktivera ditt eget konto")
-    acc = _manageable(app, unit_hsaid, username)
     app.ledger.accounts.disable(acc.id, actor=actor, now=utcnow())
+
+
+def disable_account(ledger: Ledger, *, name: str, actor: str) -> Account:
+    """Disable any account by name (``vardfil user disable``): it signs nobody in, its sessions end."""
+    acc = ledger.accounts.by_name(name)
+    if acc is None:
+        raise AccountRefused(f"inget konto med namnet {name}")
+    ledger.accounts.disable(acc.id, actor=actor, now=utcnow())
+    return acc
 
 
 def set_password_with_link(ledger: Ledger, token: str, password: str) -> str | None:
     """Set the password through a one-time link; the account's name, or None (used, expired,
     unknown). The password rules are those of every account."""
-    if len(password) < 12:
-        raise AccountRefused("lösenordet behöver minst 12 tecken")
+    _check_password(password)
     return ledger.accounts.use_link(_token_hash(token), password_hash=hash_password(password), now=utcnow())
 
 
@@ -338,8 +399,10 @@ def unit_tokens(ledger: Ledger, unit_hsaid: str) -> list[ApiToken]:
     return [t for t in ledger.accounts.tokens() if t.unit_hsaid == unit_hsaid]
 
 
-def revoke_unit_token(ledger: Ledger, *, unit_hsaid: str, name: str, actor: str) -> None:
-    """A unit admin revokes one of its unit's tokens (never another unit's)."""
-    if not any(t.name == name and t.revoked_at is None for t in unit_tokens(ledger, unit_hsaid)):
-        raise AccountRefused(f"ingen aktiv API-nyckel {name} för vårdenheten")
-    revoke_token(ledger, name=name, actor=actor)
+def revoke_unit_token(ledger: Ledger, *, unit_hsaid: str, token: int | str, actor: str) -> None:
+    """A unit admin revokes one of its unit's tokens (by id, or by name for the older addresses;
+    never another unit's)."""
+    live = [t for t in unit_tokens(ledger, unit_hsaid) if t.revoked_at is None]
+    found = next((t for t in live if (t.id == token if isinstance(token, int) else t.name == token)), None)
+    if found is None or not ledger.accounts.revoke_token(found.id, actor=actor, now=utcnow()):
+        raise AccountRefused("ingen aktiv API-nyckel med det namnet för vårdenheten")

@@ -28,6 +28,7 @@ from pathlib import Path
 from filespec.calendar import Period, parse_instant
 from filespec.errors import InvalidPeriod
 from filespec.reference import ReferenceDataError
+from vardfil.actors import Actor, is_typed, job
 from vardfil.app import App, open_app
 from vardfil.errors import Refused, Transient
 
@@ -62,10 +63,21 @@ def _app(args: argparse.Namespace) -> App:
     return open_app(reference=getattr(args, "reference", None))
 
 
-def _actor(args: argparse.Namespace, app: App) -> str:
-    import getpass
-
-    return getattr(args, "actor", None) or app.settings.actor or getpass.getuser()
+def _actor(args: argparse.Namespace, app: App) -> Actor:
+    """Who this command records as acting: ``--actor`` or ``$VARDFIL_ACTOR`` when given (a typed
+    actor, e.g. ``person:SE2321000131-P000000000001``), else the command itself
+    (``job:cli:close``). Never the login name: the audit log names actors by ids."""
+    given = getattr(args, "actor", None) or app.settings.actor
+    if given:
+        if not is_typed(given):
+            raise UsageError(
+                f"--actor/VARDFIL_ACTOR must be a typed actor such as person:HSA-ID or job:NAME, not {given[:40]!r}"
+            )
+        return Actor(given)
+    command = "-".join(
+        x for x in (args.command, getattr(args, "user_command", None), getattr(args, "token_command", None)) if x
+    )
+    return job(f"cli:{command}")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -246,7 +258,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers <= 1:
         from vardfil.portal.app import create_app
 
-        uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+        uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info", proxy_headers=False)
         return EXIT_OK
     # Each server process has its own validation workers: share the cores between them unless the
     # operator said otherwise (the setting reaches the spawned processes through the environment).
@@ -259,6 +271,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level="info",
+        # X-Forwarded-For is read by the app, from VARDFIL_TRUSTED_PROXIES only (uvicorn's own
+        # handling trusts any header from loopback).
+        proxy_headers=False,
     )
     return EXIT_OK
 
@@ -267,9 +282,10 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     """Add a portal account; the password comes from $VARDFIL_PASSWORD or is asked for."""
     import getpass
 
-    from vardfil.accounts import create_account
+    from vardfil.accounts import checked_name, create_account
     from vardfil.settings import password_from_env
 
+    checked_name(args.username, "användarnamnet")  # before a password is asked for a name that cannot be
     password = password_from_env() or getpass.getpass(f"Lösenord för {args.username}: ")
     with _app(args) as app:
         create_account(
@@ -281,7 +297,47 @@ def cmd_user_add(args: argparse.Namespace) -> int:
             actor=_actor(args, app),
             email=args.email,
         )
-    print(f"account {args.username} ({args.role}) created")
+    print(f"konto {args.username} ({args.role}) skapat")
+    return EXIT_OK
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    """Disable an account by name: it signs nobody in, its sessions end (a new password link, or
+    ``user add`` anew, is how it comes back)."""
+    from vardfil.accounts import disable_account
+
+    with _app(args) as app:
+        acc = disable_account(app.ledger, name=args.username, actor=_actor(args, app))
+    print(f"konto {acc.username} (person:{acc.id}) inaktiverat")
+    return EXIT_OK
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    """Every account: id, name, role, units, e-mail, created, disabled (never a password hash)."""
+    from vardfil import swedish
+
+    with _app(args) as app:
+        accounts = app.ledger.accounts.all()
+        units = app.ledger.accounts.units_by_account()
+    rows = [
+        {
+            "id": a.id,
+            "actor": f"person:{a.id}",
+            "username": a.username,
+            "role": a.role,
+            "units": units.get(a.id, []),
+            "email": a.email,
+            "created_at": a.created_at.isoformat(),
+            "disabled_at": a.disabled_at.isoformat() if a.disabled_at else None,
+        }
+        for a in accounts
+    ]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    for a in accounts:
+        state = f"inaktiverat {swedish.local_time(a.disabled_at)}" if a.disabled_at else "aktivt"
+        print(f"person:{a.id}\t{a.username}\t{swedish.role(a.role)}\t{','.join(units.get(a.id, [])) or '–'}\t{state}")
     return EXIT_OK
 
 
@@ -307,6 +363,8 @@ def cmd_token_list(args: argparse.Namespace) -> int:
         _print_json(
             [
                 {
+                    "id": t.id,
+                    "actor": f"token:{t.id}",
                     "name": t.name,
                     "unit_hsaid": t.unit_hsaid,
                     "created_at": t.created_at.isoformat(),
@@ -461,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
 
     sm = sub.add_parser("submit", parents=[file_args], help="record one file in the ledger and print its kvittens")
-    sm.add_argument("--actor", help="who submits (default: $VARDFIL_ACTOR or the login name)")
+    sm.add_argument("--actor", help="who submits, a typed actor (default: $VARDFIL_ACTOR, else job:cli:submit)")
     sm.set_defaults(func=cmd_submit)
 
     it = sub.add_parser("intake", help="take in every new file of an inbox folder")
@@ -525,6 +583,13 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--email", metavar="ADDRESS", help="where the account's mail goes (kvittenser, reminders)")
     ua.add_argument("--actor")
     ua.set_defaults(func=cmd_user_add)
+    ud = us_sub.add_parser("disable", help="disable an account by name (it signs nobody in)")
+    ud.add_argument("username", metavar="NAME")
+    ud.add_argument("--actor")
+    ud.set_defaults(func=cmd_user_disable)
+    ul = us_sub.add_parser("list", help="every account (never a password)")
+    ul.add_argument("--json", action="store_true", help="machine-readable output")
+    ul.set_defaults(func=cmd_user_list)
 
     tk = sub.add_parser("token", help="API tokens of the journal systems (one unit each)")
     tk_sub = tk.add_subparsers(dest="token_command", required=True)

@@ -15,6 +15,7 @@ the surroundings that is worth a retry::
     │   ├── ApprovalRefused            finalised period, missing comment, unknown action
     │   ├── DispensRefused             unknown unit, ends before the deadline, no reason
     │   ├── AccountRefused             duplicate name, short password, not the unit's account
+    │   ├── CopyOfAnotherUnit          the bytes of a file its sender may not read (HTTP 409)
     │   ├── UsageError                 (vardfil.cli) arguments a command cannot work with
     │   └── BadUpload                  (vardfil.web.body) a body that is no multipart form with a file
     ├── LedgerConfigError              the database URL or schema cannot be used
@@ -46,6 +47,7 @@ __all__ = [
     "AccountRefused",
     "ApprovalRefused",
     "CloseTooEarly",
+    "CopyOfAnotherUnit",
     "DatabaseBusy",
     "DispensRefused",
     "HistoryChanged",
@@ -82,6 +84,11 @@ class DispensRefused(Refused):
 
 class AccountRefused(Refused):
     """An account that cannot be created."""
+
+
+class CopyOfAnotherUnit(Refused):
+    """A byte-identical copy of a file its sender may not read: answered without a byte of that
+    file's kvittens (nothing recorded, the arrival audited)."""
 
 
 class LedgerConfigError(VardfilError):

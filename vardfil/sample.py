@@ -30,6 +30,7 @@ from typing import Any
 
 from filespec.calendar import Period, parse_instant
 from sample_data import SAMPLE_DIR
+from vardfil.actors import job
 from vardfil.app import App, open_app
 from vardfil.mail import outbox_of
 from vardfil.month.close import close_period
@@ -37,6 +38,8 @@ from vardfil.month.intake import Submission, submit
 from vardfil.publish.workbooks import write_workbooks
 from vardfil.settings import Settings, load_settings
 from vardfil.swedish import kronor, local_time, number, status
+
+SAMPLE = job("sample")  # who acts in the sample run
 
 
 def _demo_accounts(app: App) -> None:
@@ -56,7 +59,7 @@ def _demo_accounts(app: App) -> None:
                 password=secrets.token_urlsafe(16),
                 role="unit",
                 units=[unit.hsaid],
-                actor="sample",
+                actor=SAMPLE,
                 email=f"{name}@exempel.vgregion.se",
             )
 
@@ -123,9 +126,9 @@ def run_sample_year(app: App, folder: Path = YEAR_DIR) -> list[dict[str, Any]]:
     summaries = []
     for at, _, what in sorted(events, key=lambda e: (e[0], e[1])):
         if isinstance(what, Path):
-            submit(what, file_name=what.name, received_at=at, app=app, source_kind="cli", actor="sample")
+            submit(what, file_name=what.name, received_at=at, app=app, source_kind="cli", actor=SAMPLE)
         else:
-            summaries.append(close_period(what, at=at, app=app, actor="sample"))
+            summaries.append(close_period(what, at=at, app=app, actor=SAMPLE))
             write_workbooks(what, app=app, units=[])  # the region's; a unit's when first asked for
     return summaries
 
@@ -176,7 +179,7 @@ def run_sample_month(
                 received_at=parse_instant(received_at),
                 app=app,
                 source_kind="cli",
-                actor="sample",
+                actor=SAMPLE,
             )
         kv = sub.kvittens
         stem = path.name.removesuffix(".csv")
@@ -187,7 +190,7 @@ def run_sample_month(
             f"{path.name:<46} {status(kv['status']):<15} {'ja' if kv['on_time'] else 'nej':<7} "
             f"{number(kv['rows']['total']):>6} {number(kv['rows']['accepted']):>8}  {rules}"
         )
-    summary = close_period(period, at=deadline, app=app, actor="sample")
+    summary = close_period(period, at=deadline, app=app, actor=SAMPLE)
     # The demo writes every unit's workbook of its month at once, as `vardfil report` does; a close
     # publishes only the region's, and a unit's is written when the unit first downloads it.
     workbooks = write_workbooks(period, app=app)

@@ -16,9 +16,11 @@ the environment; everything else is handed a :class:`Settings`.
 | ``VARDFIL_SMTP_URL`` | none: messages go to ``$VARDFIL_HOME/outbox/`` as ``.eml`` files | ``smtp://[user:password@]host:port`` (STARTTLS when the server offers it, login when given) |
 | ``VARDFIL_MAIL_FROM`` | ``vardfil@localhost`` | the sender of every message |
 | ``VARDFIL_BASE_URL`` | ``http://127.0.0.1:8000`` | the portal's address, for the links in messages |
-| ``VARDFIL_SECURE_COOKIES`` | off | ``1``: the portal's cookies are ``Secure`` (behind TLS) |
+| ``VARDFIL_SECURE_COOKIES`` | off | ``1``: the portal is served over TLS: its cookies are ``Secure`` and every answer carries HSTS |
+| ``VARDFIL_SESSION_IDLE_MINUTES`` | 30 | a portal session with no request for this long signs nobody in (beside the 8-hour limit) |
+| ``VARDFIL_TRUSTED_PROXIES`` | none | addresses or networks (comma-separated, e.g. ``10.0.0.5,10.1.0.0/16``) whose ``X-Forwarded-For`` names the client; from any other peer the header is ignored |
 | ``VARDFIL_CLOCK_FILE`` | none | demos and tests only: a file holding the portal's "now" |
-| ``VARDFIL_ACTOR`` | the login name | who the CLI records as acting |
+| ``VARDFIL_ACTOR`` | ``job:cli:<command>`` | who the CLI records as acting: a typed actor (``person:<HSA-id>``, ``job:…``; ``vardfil.actors``) |
 | ``VARDFIL_PASSWORD`` | asked for | the password of ``vardfil user add`` (scripts) |
 
 The reference data has no default outside ``$VARDFIL_HOME``: production must never be judged
@@ -52,6 +54,8 @@ class Settings:
     mail_from: str = "vardfil@localhost"
     base_url: str = "http://127.0.0.1:8000"
     secure_cookies: bool = False
+    session_idle_minutes: int = 30
+    trusted_proxies: tuple[str, ...] = ()
     clock_file: Path | None = None
     actor: str | None = None
 
@@ -84,6 +88,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         mail_from=env.get("VARDFIL_MAIL_FROM") or "vardfil@localhost",
         base_url=(env.get("VARDFIL_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
         secure_cookies=env.get("VARDFIL_SECURE_COOKIES") == "1",
+        session_idle_minutes=max(1, idle) if (idle := _int(env.get("VARDFIL_SESSION_IDLE_MINUTES"))) else 30,
+        trusted_proxies=tuple(p.strip() for p in (env.get("VARDFIL_TRUSTED_PROXIES") or "").split(",") if p.strip()),
         clock_file=Path(clock) if clock else None,
         actor=env.get("VARDFIL_ACTOR") or None,
     )

@@ -49,12 +49,26 @@ def _app() -> App:
     return _worker_app
 
 
-def submit_job(path: str, file_name: str, received_at: dt.datetime, source_kind: str, actor: str) -> dict[str, Any]:
-    """In a worker: record one received file through the intake; the kvittens and receipt."""
+def submit_job(
+    path: str,
+    file_name: str,
+    received_at: dt.datetime,
+    source_kind: str,
+    actor: str,
+    units: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    """In a worker: record one received file through the intake; the kvittens and receipt
+    (``units``: what the sender acts for, ``vardfil.month.intake.submit``)."""
     from vardfil.month.intake import submit
 
     sub = submit(
-        Path(path), file_name=file_name, received_at=received_at, app=_app(), source_kind=source_kind, actor=actor
+        Path(path),
+        file_name=file_name,
+        received_at=received_at,
+        app=_app(),
+        source_kind=source_kind,
+        actor=actor,
+        units=units,
     )
     return {"kvittens": sub.kvittens, "receipt_id": sub.receipt_id, "new": sub.new}
 

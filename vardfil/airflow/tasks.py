@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from filespec.calendar import Period, deadline_before_or_at, parse_instant
+from vardfil.actors import Actor, job
 from vardfil.app import App, open_app
 from vardfil.errors import VardfilError
 from vardfil.mail import mail_pending, send_reminders
@@ -106,12 +107,12 @@ def intake_batch(paths: list[str]) -> list[dict[str, Any]]:
                 results.append({"name": p.name, "skipped": True})
                 continue
             try:
-                sub = submit(
-                    p, file_name=p.name, received_at=arrival_time(p), app=app, source_kind="dag", actor="airflow"
-                )
+                sub = submit(p, file_name=p.name, received_at=arrival_time(p), app=app, source_kind="dag", actor=_job())
             except Exception as e:  # noqa: BLE001 - the rest of the batch is still taken in
                 # The file name (unit, period) and the kind of fault; never the file's contents.
-                log.warning("intake of %s failed: %s", p.name, type(e).__name__)
+                from validators.identifiers import mask_text  # polars: not at the scheduler's import
+
+                log.warning("intake of %s failed: %s", mask_text(p.name), type(e).__name__)
                 failures.append(e)
                 continue
             p.unlink()
@@ -154,7 +155,7 @@ def close_one(period: str, at: str | None = None) -> dict[str, Any]:
 
     with _app() as app:
         instant = parse_instant(at) if at else Period.parse(period).deadline
-        summary = close_period(period, at=instant, app=app, actor="airflow")
+        summary = close_period(period, at=instant, app=app, actor=_job())
     return {
         k: summary[k]
         for k in (
@@ -205,7 +206,7 @@ def reminders(now: str) -> list[dict[str, Any]]:
         ]
         if due:
             app.ledger.add_audit(
-                actor="airflow",
+                actor=_job(),
                 action="reminders_due",
                 subject=str(period),
                 detail={"units": [d["unit_hsaid"] for d in due], "at": at.isoformat()},
@@ -229,8 +230,21 @@ def summarise(
         "reminders": len(due),
     }
     with _app() as app:
-        app.ledger.add_audit(actor="airflow", action="nightly_run", subject=summary["at"], detail=summary)
+        app.ledger.add_audit(actor=_job(), action="nightly_run", subject=summary["at"], detail=summary)
     return summary
+
+
+def _job() -> Actor:
+    """Who acts in a task: ``job:dag:<dag id>`` inside an Airflow task, else ``job:airflow``."""
+    try:
+        from airflow.sdk import get_current_context
+
+        dag = get_current_context().get("dag")
+        if dag is not None:
+            return job(f"dag:{dag.dag_id}")
+    except Exception:  # noqa: BLE001 - outside a running task (the tests call tasks directly)
+        pass
+    return job("airflow")
 
 
 def run_instant(logical_date: dt.datetime | None, run_after: dt.datetime | None) -> str:

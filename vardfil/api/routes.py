@@ -12,7 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vardfil.accounts import token_unit
+from vardfil.actors import may_read_file
+from vardfil.actors import token as token_actor
 from vardfil.app import App
+from vardfil.errors import CopyOfAnotherUnit
 from vardfil.ledger.tables import ApiToken, ReceivedFile
 from vardfil.month.intake import display_name, named_unit, sent_name
 from vardfil.web.body import BadUpload, read_upload
@@ -24,6 +27,7 @@ ERRORS = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "too_large",
     422: "bad_request",
     500: "internal",
@@ -60,9 +64,10 @@ def create_api(core: App, pool: WorkerPool) -> FastAPI:
 
     def _own_file(token: ApiToken, receipt_id: str) -> ReceivedFile:
         f = core.ledger.file_by_receipt(receipt_id)
-        # The token's unit, or a file with no valid name that this token sent: anything else is
-        # answered as if it did not exist (a receipt id must not confirm someone else's file).
-        if f is None or not (f.unit_hsaid == token.unit_hsaid or (f.unit_hsaid is None and f.actor == _actor(token))):
+        # The token's unit, or a file with no valid name that this very token sent (by its id):
+        # anything else is answered as if it did not exist (a receipt id must not confirm
+        # someone else's file).
+        if f is None or not may_read_file(TokenAsker(token), f):
             raise _error(404, "Kvittensen finns inte.")
         return f
 
@@ -87,7 +92,19 @@ def create_api(core: App, pool: WorkerPool) -> FastAPI:
                 kv = await pool.run(lane, validate_job, str(upload.path), name, received_at)
                 kv["file_name"] = display_name(name)
                 return JSONResponse(kv)
-            done = await pool.run(lane, submit_job, str(upload.path), name, received_at, "api", _actor(token))
+            try:
+                done = await pool.run(
+                    lane,
+                    submit_job,
+                    str(upload.path),
+                    name,
+                    received_at,
+                    "api",
+                    token_actor(token.id),
+                    frozenset({token.unit_hsaid}),
+                )
+            except CopyOfAnotherUnit as e:
+                raise _error(409, str(e)) from None
             return JSONResponse(done["kvittens"])
         finally:
             upload.discard()
@@ -114,5 +131,11 @@ def create_api(core: App, pool: WorkerPool) -> FastAPI:
     return api
 
 
-def _actor(token: ApiToken) -> str:
-    return f"api:{token.name}"[:128]
+class TokenAsker:
+    """A token as the one who asks to read a file: its unit, and its typed actor."""
+
+    def __init__(self, token: ApiToken):
+        self.unit, self.actor = token.unit_hsaid, token_actor(token.id)
+
+    def may_see_unit(self, hsaid: str | None) -> bool:
+        return hsaid is not None and hsaid == self.unit

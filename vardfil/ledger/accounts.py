@@ -7,11 +7,16 @@ copy of the database signs nobody in.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from vardfil.actors import person
 from vardfil.ledger.tables import Account, AccountLink, AccountUnit, ApiToken, SignInThrottle, WebSession
+from vardfil.names import name_key
 
 if TYPE_CHECKING:
     from vardfil.ledger.database import Ledger
@@ -24,9 +29,36 @@ class Accounts:
         self.ledger = ledger
 
     def by_name(self, username: str) -> Account | None:
-        """The account with this user name, if any."""
+        """The account with this user name (its exact text, or the same name without regard to
+        case and width: ``vardfil.names.name_key``), if any."""
         with self.ledger.reading() as s:
-            return s.scalars(select(Account).where(Account.username == username)).first()
+            found = s.scalars(select(Account).where(Account.username == username)).first()
+            return found or s.scalars(select(Account).where(Account.name_key == name_key(username)[:128])).first()
+
+    def by_id(self, account_id: int) -> Account | None:
+        """The account with this id, if any."""
+        with self.ledger.reading() as s:
+            return s.get(Account, account_id)
+
+    def all(self) -> list[Account]:
+        """Every account, oldest first, with the units each acts for."""
+        with self.ledger.reading() as s:
+            return list(s.scalars(select(Account).order_by(Account.id)))
+
+    def units_by_account(self) -> dict[int, list[str]]:
+        """The units of every account (``user list``)."""
+        found: dict[int, list[str]] = {}
+        with self.ledger.reading() as s:
+            for account_id, unit in s.execute(select(AccountUnit.account_id, AccountUnit.unit_hsaid)):
+                found.setdefault(account_id, []).append(unit)
+        return {k: sorted(v) for k, v in found.items()}
+
+    def names_of_actors(self) -> dict[str, str]:
+        """Typed actor → account or token name, for people reading the audit log."""
+        with self.ledger.reading() as s:
+            names = {f"person:{i}": n for i, n in s.execute(select(Account.id, Account.username))}
+            names.update({f"token:{i}": n for i, n in s.execute(select(ApiToken.id, ApiToken.name))})
+        return names
 
     def add(
         self,
@@ -39,32 +71,52 @@ class Accounts:
         now: dt.datetime,
         email: str | None = None,
     ) -> Account | None:
-        """Add an account with its units; None when the name is taken (checked in the same
-        transaction, so two concurrent adds cannot both win)."""
+        """Add an account with its units; None when the name is taken, in any case (checked in the
+        same transaction, and by the unique key, so two concurrent adds cannot both win)."""
+        key = name_key(username)[:128]
         with self.ledger.transaction() as s:
-            if s.scalars(select(Account).where(Account.username == username)).first():
+            taken = select(Account).where(or_(Account.username == username, Account.name_key == key))
+            if s.scalars(taken).first():
                 return None
-            acc = Account(username=username, password_hash=password_hash, role=role, created_at=now, email=email)
+            acc = Account(
+                username=username, name_key=key, password_hash=password_hash, role=role, created_at=now, email=email
+            )
             s.add(acc)
             s.flush()
             for h in units:
                 s.add(AccountUnit(account_id=acc.id, unit_hsaid=h))
             self.ledger.audit(
-                s, actor=actor, action="account_created", subject=username, detail={"role": role, "units": units}
+                s,
+                actor=actor,
+                action="account_created",
+                subject=person(acc.id),
+                detail={"username": username, "role": role, "units": units},
             )
         return acc
 
     def add_session(
-        self, *, account_id: int, token_sha256: str, csrf: str, now: dt.datetime, expires_at: dt.datetime, username: str
+        self, *, account_id: int, token_sha256: str, csrf: str, now: dt.datetime, expires_at: dt.datetime
     ) -> None:
         """Record a signed-in session (and the successful sign-in in the audit log)."""
         with self.ledger.transaction() as s:
             s.add(
                 WebSession(
-                    token_sha256=token_sha256, account_id=account_id, csrf=csrf, created_at=now, expires_at=expires_at
+                    token_sha256=token_sha256,
+                    account_id=account_id,
+                    csrf=csrf,
+                    created_at=now,
+                    expires_at=expires_at,
+                    last_seen_at=now,
                 )
             )
-            self.ledger.audit(s, actor=username, action="sign_in", subject=username)
+            self.ledger.audit(s, actor=person(account_id), action="sign_in", subject=person(account_id))
+
+    def touch_session(self, token_sha256: str, now: dt.datetime) -> None:
+        """The session was used now (the idle timeout counts from here)."""
+        with self.ledger.transaction() as s:
+            sess = s.get(WebSession, token_sha256)
+            if sess is not None:
+                sess.last_seen_at = now
 
     def session(self, token_sha256: str) -> tuple[WebSession, Account, frozenset[str]] | None:
         """A session with its account and the account's units, if the session exists."""
@@ -132,39 +184,48 @@ class Accounts:
 
     # --- the sign-in throttle --------------------------------------------------------------------
 
-    def locked_until(self, keys: list[str], now: dt.datetime) -> dt.datetime | None:
-        """The latest lock in force on any of the keys, if any."""
-        with self.ledger.reading() as s:
-            rows = s.scalars(select(SignInThrottle).where(SignInThrottle.key.in_(keys)))
-            locks = [r.locked_until for r in rows if r.locked_until is not None and r.locked_until > now]
-        return max(locks, default=None)
+    def claim_attempt(
+        self, key: str, *, now: dt.datetime, free: int, quiet: dt.timedelta, longest: dt.timedelta
+    ) -> Attempt:
+        """Count one sign-in attempt under ``key`` before it is checked.
 
-    def count_failure(
-        self, key: str, *, now: dt.datetime, window: dt.timedelta, limit: int, lock_for: dt.timedelta
-    ) -> bool:
-        """Count a failed sign-in under ``key``; True when this failure locks the key."""
+        Counted and decided in one write transaction holding the key's row (SQLite's write lock,
+        PostgreSQL's row lock), so parallel guesses are counted one after another and each sees
+        the others' counts. The first ``free`` attempts go ahead at once; each later one makes the
+        next wait twice as long as the one before (1 s, 2 s, 4 s … at most ``longest``). A key left
+        alone for ``quiet`` after its last wait is forgiven.
+        """
+        insert = pg_insert if self.ledger.dialect == "postgresql" else sqlite_insert
         with self.ledger.transaction() as s:
-            # Rows whose window has passed and whose lock has ended say nothing any more.
             s.execute(
-                delete(SignInThrottle).where(
-                    SignInThrottle.first_failure_at < now - window,
-                    (SignInThrottle.locked_until.is_(None)) | (SignInThrottle.locked_until < now),
-                )
+                insert(SignInThrottle)
+                .values(key=key, failures=0, first_failure_at=now, locked_until=None)
+                .on_conflict_do_nothing(index_elements=["key"])
             )
-            row = s.get(SignInThrottle, key)
-            if row is None:
-                row = SignInThrottle(key=key, failures=0, first_failure_at=now, locked_until=None)
-                s.add(row)
+            row = s.scalars(select(SignInThrottle).where(SignInThrottle.key == key).with_for_update()).one()
+            if row.locked_until is not None and row.locked_until + quiet <= now:
+                row.failures, row.first_failure_at, row.locked_until = 0, now, None
+            if row.locked_until is not None and row.locked_until > now:
+                return Attempt(allowed=False, attempts=row.failures, opens_at=row.locked_until)
             row.failures += 1
-            if row.failures >= limit:
-                row.locked_until, row.failures, row.first_failure_at = now + lock_for, 0, now
-                return True
-            return False
+            wait = _wait(row.failures, free, longest)
+            row.locked_until = now + wait
+            return Attempt(allowed=True, attempts=row.failures, opens_at=row.locked_until, waits=wait > dt.timedelta(0))
 
-    def clear_failures(self, key: str) -> None:
-        """A successful sign-in forgives the account's earlier failures."""
+    def forgive(self, key: str) -> None:
+        """A successful sign-in forgives the name's earlier attempts."""
         with self.ledger.transaction() as s:
             s.execute(delete(SignInThrottle).where(SignInThrottle.key == key))
+
+    def uncount(self, key: str, *, now: dt.datetime, free: int, longest: dt.timedelta) -> None:
+        """Take back one attempt that succeeded (an address is shared by a whole office: only its
+        failures should slow it down)."""
+        with self.ledger.transaction() as s:
+            row = s.scalars(select(SignInThrottle).where(SignInThrottle.key == key).with_for_update()).first()
+            if row is None:
+                return
+            row.failures = max(0, row.failures - 1)
+            row.locked_until = now + _wait(row.failures, free, longest) if row.failures else None
 
     def set_password_hash(self, account_id: int, password_hash: str) -> None:
         """Store a password hash made with the current scrypt cost (rehash on sign-in)."""
@@ -175,40 +236,58 @@ class Accounts:
 
     # --- API tokens ------------------------------------------------------------------------------
 
-    def add_token(self, *, name: str, unit_hsaid: str, token_sha256: str, actor: str, now: dt.datetime) -> bool:
-        """Record a token (its hash only); False when the name is taken."""
+    def add_token(
+        self, *, name: str, unit_hsaid: str, token_sha256: str, actor: str, now: dt.datetime
+    ) -> ApiToken | None:
+        """Record a token (its hash only); None when the name is taken, in any case."""
+        key = name_key(name)[:128]
         with self.ledger.transaction() as s:
-            if s.scalars(select(ApiToken).where(ApiToken.name == name)).first():
-                return False
-            s.add(
-                ApiToken(
-                    name=name,
-                    unit_hsaid=unit_hsaid,
-                    token_sha256=token_sha256,
-                    created_by=actor,
-                    created_at=now,
-                    revoked_at=None,
-                )
+            if s.scalars(select(ApiToken).where(or_(ApiToken.name == name, ApiToken.name_key == key))).first():
+                return None
+            tok = ApiToken(
+                name=name,
+                name_key=key,
+                unit_hsaid=unit_hsaid,
+                token_sha256=token_sha256,
+                created_by=actor,
+                created_at=now,
+                revoked_at=None,
             )
+            s.add(tok)
+            s.flush()
             self.ledger.audit(
-                s, actor=actor, action="api_token_created", subject=name, detail={"unit_hsaid": unit_hsaid}
+                s,
+                actor=actor,
+                action="api_token_created",
+                subject=f"token:{tok.id}",
+                detail={"name": name, "unit_hsaid": unit_hsaid},
             )
-        return True
+        return tok
 
     def tokens(self) -> list[ApiToken]:
         """Every token, oldest first (revoked ones included: they are the record)."""
         with self.ledger.reading() as s:
             return list(s.scalars(select(ApiToken).order_by(ApiToken.id)))
 
-    def revoke_token(self, name: str, *, actor: str, now: dt.datetime) -> bool:
-        """Revoke a token by name; False when there is no live token of that name."""
+    def token_by_name(self, name: str) -> ApiToken | None:
+        """The token with this name (its exact text, or the same name without case), if any."""
+        with self.ledger.reading() as s:
+            found = s.scalars(select(ApiToken).where(ApiToken.name == name)).first()
+            return found or s.scalars(select(ApiToken).where(ApiToken.name_key == name_key(name)[:128])).first()
+
+    def revoke_token(self, token_id: int, *, actor: str, now: dt.datetime) -> bool:
+        """Revoke a token by id; False when there is no live token with that id."""
         with self.ledger.transaction() as s:
-            tok = s.scalars(select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))).first()
-            if tok is None:
+            tok = s.get(ApiToken, token_id)
+            if tok is None or tok.revoked_at is not None:
                 return False
             tok.revoked_at = now
             self.ledger.audit(
-                s, actor=actor, action="api_token_revoked", subject=name, detail={"unit_hsaid": tok.unit_hsaid}
+                s,
+                actor=actor,
+                action="api_token_revoked",
+                subject=f"token:{tok.id}",
+                detail={"name": tok.name, "unit_hsaid": tok.unit_hsaid},
             )
         return True
 
@@ -245,7 +324,9 @@ class Accounts:
                 return
             acc.disabled_at = now
             s.execute(delete(WebSession).where(WebSession.account_id == account_id))
-            self.ledger.audit(s, actor=actor, action="account_disabled", subject=acc.username)
+            self.ledger.audit(
+                s, actor=actor, action="account_disabled", subject=person(acc.id), detail={"username": acc.username}
+            )
 
     def add_link(
         self,
@@ -276,7 +357,7 @@ class Accounts:
             if password_hash is not None:
                 acc.password_hash = password_hash
                 s.execute(delete(WebSession).where(WebSession.account_id == account_id))
-            self.ledger.audit(s, actor=actor, action=action, subject=acc.username)
+            self.ledger.audit(s, actor=actor, action=action, subject=person(acc.id), detail={"username": acc.username})
 
     def use_link(self, token_sha256: str, *, password_hash: str, now: dt.datetime) -> str | None:
         """Set the password through a live link (once); the account's name, or None."""
@@ -289,7 +370,7 @@ class Accounts:
                 return None
             link.used_at = now
             acc.password_hash, acc.disabled_at = password_hash, None
-            self.ledger.audit(s, actor=acc.username, action="password_set_by_link", subject=acc.username)
+            self.ledger.audit(s, actor=person(acc.id), action="password_set_by_link", subject=person(acc.id))
             return acc.username
 
     def link_is_live(self, token_sha256: str, now: dt.datetime) -> bool:
@@ -297,3 +378,22 @@ class Accounts:
         with self.ledger.reading() as s:
             link = s.get(AccountLink, token_sha256)
             return link is not None and link.used_at is None and link.expires_at >= now
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    """A counted sign-in attempt: whether it may be checked now, how many the key has counted, and
+    when the key takes its next attempt."""
+
+    allowed: bool
+    attempts: int
+    opens_at: dt.datetime | None
+    waits: bool = False  # this attempt made the next one wait
+
+
+def _wait(attempts: int, free: int, longest: dt.timedelta) -> dt.timedelta:
+    """How long the attempt after ``attempts`` waits: nothing for the first ``free``, then 1 s,
+    doubling, at most ``longest``."""
+    if attempts < free:
+        return dt.timedelta(0)
+    return min(dt.timedelta(seconds=2 ** min(attempts - free, 20)), longest)

@@ -30,6 +30,7 @@ from sqlalchemy.exc import InterfaceError as DBInterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 
 from validators.kvittens import NOT_REJECTED
+from vardfil.actors import is_typed
 from vardfil.errors import ApprovalRefused, DatabaseBusy, HistoryChanged, NotClosed
 from vardfil.ledger.tables import (
     Approval,
@@ -43,6 +44,7 @@ from vardfil.ledger.tables import (
     Settlement,
     UnderlagLineRow,
 )
+from vardfil.privacy import masked
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 ANSWERS = ("GODKANN", "INVAND")
@@ -230,14 +232,21 @@ class Ledger:
         detail: dict[str, Any] | None = None,
         at: dt.datetime | None = None,
     ) -> None:
-        """Append to the audit log inside a transaction (never patient data: ids, codes, counts)."""
+        """Append to the audit log inside a transaction (never patient data: ids, codes, counts).
+
+        The actor must be a typed actor (``vardfil.actors``): every decision names who made it by an
+        id the system issued, never by a typed name. A person number in the subject or the detail
+        (a file name, a comment) is masked before it is written: the log is append-only, so what is
+        written there stays."""
+        if not is_typed(actor):
+            raise ValueError(f"the audit log takes typed actors only (vardfil.actors), not {actor[:40]!r}")
         session.add(
             AuditLog(
                 at=at or utcnow(),
                 actor=actor,
                 action=action,
-                subject=subject,
-                detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None,
+                subject=masked(subject),
+                detail=json.dumps(masked(detail), ensure_ascii=False, sort_keys=True) if detail else None,
             )
         )
 

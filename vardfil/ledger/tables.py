@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -46,7 +57,7 @@ class ReceivedFile(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     source: Mapped[str] = mapped_column(String(16))  # cli | inbox | portal | dag
-    actor: Mapped[str] = mapped_column(String(128))
+    actor: Mapped[str] = mapped_column(String(128))  # a typed actor (vardfil.actors): who may read an F01 file
     file_type: Mapped[str | None] = mapped_column(String(3))
     unit_hsaid: Mapped[str | None] = mapped_column(String(31))
     period: Mapped[str | None] = mapped_column(String(7))
@@ -193,11 +204,14 @@ class Account(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(128), unique=True)
+    name_key: Mapped[str] = mapped_column(String(128))  # vardfil.names.name_key: unique without case
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))  # unit | unit_admin | analyst | admin
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     email: Mapped[str | None] = mapped_column(String(254))
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)  # set: signs nobody in
+
+    __table_args__ = (UniqueConstraint("name_key", name="uq_account_name_key"),)
 
 
 class AccountUnit(Base):
@@ -219,6 +233,7 @@ class WebSession(Base):
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)  # the idle timeout counts from it
 
 
 class ApiToken(Base):
@@ -228,16 +243,20 @@ class ApiToken(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
+    name_key: Mapped[str] = mapped_column(String(128))  # vardfil.names.name_key: unique without case
     unit_hsaid: Mapped[str] = mapped_column(String(31))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
+    __table_args__ = (UniqueConstraint("name_key", name="uq_api_token_name_key"),)
+
 
 class SignInThrottle(Base):
-    """Failed sign-ins per account (``user:NAME``) or per address (``addr:IP``) in the current
-    window, and until when further attempts are refused."""
+    """Sign-in attempts per typed name (``user:KEY``) or per address (``addr:IP``) since the key
+    was last forgiven, counted before each is checked, and the earliest instant the next attempt
+    is taken (``locked_until``: a growing delay, ``vardfil.accounts``)."""
 
     __tablename__ = "sign_in_throttle"
 

@@ -30,13 +30,16 @@ from filespec import Policy, policy_for
 from validators import findings_to_csv, parse_file_name, validate_file
 from validators.engine import FileName, ValidationResult
 from validators.engine import receipt_id as make_receipt_id
+from validators.identifiers import mask_text
 from validators.kvittens import NOT_REJECTED
+from vardfil.actors import Actor, job
 from vardfil.app import App
-from vardfil.errors import HistoryChanged
+from vardfil.errors import CopyOfAnotherUnit, HistoryChanged
 from vardfil.ledger import FileKey, Ledger, ReceivedFile, utcnow
 
 MAX_NAME = 255
 RETRIES = 5
+CLI_ACTOR, INBOX_ACTOR = job("cli"), job("intake")  # who acts when a caller names nobody
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,12 +53,13 @@ class Submission:
 
 
 def display_name(name: str) -> str:
-    """The received name made safe to show and store: control characters replaced, length capped.
+    """The received name made safe to show and store: control characters replaced, a person
+    number in it masked (a unit that names its file after a patient), length capped.
 
     It is only ever text: files are stored under their hash, never under this name.
     """
     cleaned = "".join("?" if unicodedata.category(c).startswith("C") else c for c in name)
-    return cleaned[:MAX_NAME] if cleaned else "?"
+    return mask_text(cleaned[:MAX_NAME]) if cleaned else "?"
 
 
 def sent_name(name: str) -> str:
@@ -81,9 +85,16 @@ def submit(
     received_at: dt.datetime,
     app: App,
     source_kind: str = "cli",
-    actor: str = "cli",
+    actor: str = CLI_ACTOR,
+    units: frozenset[str] | None = None,
 ) -> Submission:
-    """Receive one file: store it, validate it against the ledger's history, record it."""
+    """Receive one file: store it, validate it against the ledger's history, record it.
+
+    ``units``: the units the sender acts for (a unit user, a token), None for the region's own
+    doors (CLI, inbox, DAG). A byte-identical copy of a file the sender may not read (another
+    unit's, or an F01 file somebody else sent) is never answered with that file's kvittens: under
+    2026.1 it is still no submission (nothing recorded, the arrival audited) and the sender gets
+    :class:`CopyOfAnotherUnit`."""
     if received_at.tzinfo is None:
         raise ValueError("received_at must be aware")
     ledger, store, reference = app.ledger, app.store, app.reference
@@ -100,6 +111,7 @@ def submit(
     earlier = original(ledger.files_by_sha(sha))
     if earlier is not None:
         _audit_copy(ledger, earlier, shown, received_at, source_kind, actor)
+        _own_or_refuse(earlier, units, actor)
         return Submission(
             kvittens=json.loads(earlier.kvittens_json), receipt_id=earlier.receipt_id, new=False, file=earlier
         )
@@ -168,6 +180,7 @@ def submit(
             continue
         if not new:
             _audit_copy(ledger, recorded, shown, received_at, source_kind, actor)
+            _own_or_refuse(recorded, units, actor)
         else:
             # The unit's people get the kvittens by mail (once per receipt; a failure is logged and
             # never fails the submission). A copy sends nothing: it is not a submission.
@@ -198,6 +211,18 @@ def original_of(policy: Policy, name: FileName | None) -> Callable[[list[Receive
         return next((f for f in files if f.status in NOT_REJECTED and f.unit_hsaid == unit), None)
 
     return same_unit_usable
+
+
+def _own_or_refuse(earlier: ReceivedFile, units: frozenset[str] | None, actor: str) -> None:
+    """Refuse to answer a copy with a kvittens its sender may not read (``vardfil.actors``' rule)."""
+    if units is None:
+        return
+    own = earlier.unit_hsaid in units if earlier.unit_hsaid is not None else earlier.actor == actor
+    if not own:
+        raise CopyOfAnotherUnit(
+            "Filen är en byte-identisk kopia av en fil som redan tagits emot från en annan avsändare. "
+            "En kopia är ingen ny inlämning och har inte registrerats; skicka enhetens egen fil."
+        )
 
 
 def _severity(result: ValidationResult, rule: str) -> str:
@@ -246,7 +271,7 @@ def arrival_time(path: Path) -> dt.datetime:
 
 
 def intake_folder(
-    inbox: Path, *, app: App, actor: str = "intake", on_result: Callable[[InboxResult], None] | None = None
+    inbox: Path, *, app: App, actor: Actor = INBOX_ACTOR, on_result: Callable[[InboxResult], None] | None = None
 ) -> list[InboxResult]:
     """Take in every new file of an inbox folder, oldest first; remove each once it is recorded.
 

@@ -15,6 +15,7 @@ import polars as pl
 from filespec import Unit, load_listing, price_list_for
 from filespec.calendar import Period
 from reports import UnderlagLine, total, underlag_for
+from validators.identifiers import mask_identifiers
 from vardfil.app import App
 from vardfil.ledger import Approval, FileKey, ReceivedFile, UnderlagLineRow, UnitStatus, period_status
 from vardfil.month.close import read_accepted, reh_history
@@ -46,7 +47,13 @@ def record_diff(app: App, new: ReceivedFile, old: ReceivedFile) -> dict[str, Any
         pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"{c}__old")) for c in common]) if common else pl.lit(False)
     )
     changed = joined.filter(changed_mask)["besok_id"].to_list()
-    return {"old": old, "added": added, "removed": removed, "changed": changed}
+    # A besok_id is the unit's own text: a person number used as one is masked on the page.
+    return {"old": old, "added": _masked_ids(added), "removed": _masked_ids(removed), "changed": _masked_ids(changed)}
+
+
+def _masked_ids(ids: list[str]) -> list[str]:
+    shown = mask_identifiers(pl.DataFrame({"besok_id": ids}, schema={"besok_id": pl.Utf8}), "besok_id")
+    return [str(v) for v in shown["besok_id"].to_list()]
 
 
 def preview(app: App, f: ReceivedFile, now: dt.datetime) -> dict[str, Any] | None:

@@ -17,9 +17,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from filespec import Unit
+from filespec import Unit, price_list_for
+from filespec.calendar import Period
 from vardfil import swedish
 from vardfil.accounts import User, user_for
+from vardfil.actors import may_read_file
 from vardfil.app import App
 from vardfil.ledger import ReceivedFile
 
@@ -55,7 +57,8 @@ def now(request: Request) -> dt.datetime:
 
 def current_user(request: Request) -> User | None:
     """The signed-in user (the place for the region's SSO: map its identity to an account here)."""
-    return user_for(vardfil(request).ledger, request.cookies.get(COOKIE))
+    app = vardfil(request)
+    return user_for(app.ledger, request.cookies.get(COOKIE), idle_minutes=app.settings.session_idle_minutes)
 
 
 def require_user(request: Request) -> User:
@@ -96,11 +99,24 @@ def file_of(request: Request, receipt_id: str) -> tuple[User, ReceivedFile]:
     """The user and the received file a route names; 404 when it is not the user's to see."""
     user = require_user(request)
     f = vardfil(request).ledger.file_by_receipt(receipt_id)
-    # A file with no valid name has no unit: only the user who sent it may read its kvittens.
-    # 404, not 403, for someone else's file: a receipt id must not confirm that a file exists.
-    if f is None or not (user.may_see_unit(f.unit_hsaid) or (f.unit_hsaid is None and f.actor == user.username)):
+    # A file with no valid name has no unit: only the account that sent it may read its kvittens
+    # (by its typed actor, never by a name). 404, not 403, for someone else's file: a receipt id
+    # must not confirm that a file exists.
+    if f is None or not may_read_file(user, f):
         raise HTTPException(status_code=404, detail="Kvittensen finns inte")
     return user, f
+
+
+def served_period(text: str) -> Period:
+    """The period an address names, if the portal serves it: a real period with a price list and
+    a deadline the calendar can compute; the 404 page otherwise (never a traceback)."""
+    try:
+        p = Period.parse(text)
+        price_list_for(str(p))
+        p.deadline  # noqa: B018 - a deadline past the calendar's years raises here, not in a page
+    except (ValueError, OverflowError, LookupError, KeyError):
+        raise HTTPException(status_code=404, detail=f"Perioden {text[:20]} finns inte") from None
+    return p
 
 
 def check_csrf(sent: object, user: User) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, HTTPException, Request
@@ -14,13 +15,15 @@ from starlette.datastructures import FormData
 from filespec.calendar import Period, parse_wall_time
 from reports.workbooks import Trends
 from vardfil.accounts import User
+from vardfil.actors import describe
 from vardfil.app import App
 from vardfil.errors import Refused
 from vardfil.month.approval import finalise
 from vardfil.month.dispens import grant_dispens
 from vardfil.month.views import month_board
 from vardfil.portal import charts
-from vardfil.portal.access import checked_form, now, page, require_analyst, vardfil
+from vardfil.portal.access import checked_form, now, page, require_analyst, served_period, vardfil
+from vardfil.privacy import masked
 from vardfil.publish.workbooks import trends
 from vardfil.swedish import kronor, percent
 from vardfil.workers import close_job
@@ -28,18 +31,11 @@ from vardfil.workers import close_job
 router = APIRouter()
 
 
-def _period(text: str) -> Period:
-    try:
-        return Period.parse(text)
-    except ValueError:
-        raise HTTPException(status_code=404, detail=f"Perioden {text[:20]} finns inte") from None
-
-
 @router.get("/analys/{period}", response_class=HTMLResponse)
 def month_board_page(request: Request, period: str) -> Response:
     """Every unit of the period: delivery, rejected share, amounts once closed."""
     user = require_analyst(request)
-    p, app = _period(period), vardfil(request)
+    p, app = served_period(period), vardfil(request)
     state = app.ledger.period_state(str(p))
     closed = app.ledger.period_closed(str(p))
     t = trends(app, str(p)) if closed else None
@@ -83,7 +79,7 @@ async def _act(request: Request, period: str, action: Action) -> Response:
     board again; a request the application refuses is a 400 with its reason."""
     at = now(request)
     user = await run_in_threadpool(require_analyst, request)
-    p = _period(period)
+    p = served_period(period)
     form = await checked_form(request, user)
     try:
         await action(vardfil(request), p, user, form, at)
@@ -114,7 +110,7 @@ async def grant(request: Request, period: str) -> Response:
                 period=str(p),
                 until=until,
                 reason=str(form.get("reason") or ""),
-                actor=user.username,
+                actor=user.actor,
             )
         )
 
@@ -128,7 +124,7 @@ async def close(request: Request, period: str) -> Response:
     async def action(app: App, p: Period, user: User, _form: FormData, at: dt.datetime) -> object:
         if at < p.deadline:  # answered here at once rather than after a wait for the lane
             raise Refused(f"perioden {p} kan stängas först efter tidsgränsen {p.deadline:%Y-%m-%d %H:%M}")
-        return await request.app.state.pool.run("large", close_job, str(p), at, user.username)
+        return await request.app.state.pool.run("large", close_job, str(p), at, user.actor)
 
     return await _act(request, period, action)
 
@@ -138,7 +134,7 @@ async def finalise_period(request: Request, period: str) -> Response:
     """Finalise the period: its underlag never changes again."""
 
     async def action(app: App, p: Period, user: User, _form: FormData, _at: dt.datetime) -> object:
-        return await run_in_threadpool(lambda: finalise(app.ledger, period=str(p), actor=user.username))
+        return await run_in_threadpool(lambda: finalise(app.ledger, period=str(p), actor=user.actor))
 
     return await _act(request, period, action)
 
@@ -147,7 +143,7 @@ async def finalise_period(request: Request, period: str) -> Response:
 def download(request: Request, period: str, name: str) -> Response:
     """One of the period's published files, by its fixed name (never a path from the request)."""
     require_analyst(request)
-    p = _period(period)
+    p = served_period(period)
     # The name is looked up, never joined onto a path: nothing from the request reaches the file system.
     allowed = {"underlag.parquet", "besok.parquet", "acg.parquet", f"region_{p}.xlsx"}
     if name not in allowed:
@@ -158,8 +154,32 @@ def download(request: Request, period: str, name: str) -> Response:
     return FileResponse(path, filename=name)
 
 
+def _shown_detail(detail: str | None) -> str:
+    """An audit entry's detail (JSON) as shown: masked value by value, so digests stay whole."""
+    if not detail:
+        return ""
+    try:
+        return json.dumps(masked(json.loads(detail)), ensure_ascii=False, sort_keys=True)
+    except ValueError:
+        return str(masked(detail))
+
+
 @router.get("/analys/audit/log", response_class=HTMLResponse)
 def audit(request: Request) -> Response:
     """The newest entries of the audit log."""
     user = require_analyst(request)
-    return page(request, "audit.html", user, entries=vardfil(request).ledger.audit_entries(limit=300))
+    ledger = vardfil(request).ledger
+    names = ledger.accounts.names_of_actors()
+    # Shown masked whatever was written: entries from before every form of a personnummer was
+    # masked at the write stay as they are in the log (it is append-only), never on this page.
+    entries = [
+        {
+            "at": e.at,
+            "actor": describe(e.actor, names),
+            "action": e.action,
+            "subject": masked(e.subject) or "",
+            "detail": _shown_detail(e.detail)[:300],
+        }
+        for e in ledger.audit_entries(limit=300)
+    ]
+    return page(request, "audit.html", user, entries=entries)

@@ -22,6 +22,7 @@ region's SSO plugs in at ``access.current_user``.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +33,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from filespec import max_file_bytes
 from filespec.calendar import STOCKHOLM, parse_instant
@@ -90,8 +92,14 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
         upload_limit=max_file_bytes() + 64 * 1024,
         is_upload=lambda path: UPLOAD_PATHS.match(path) is not None,
     )
-    web.add_middleware(SecurityHeaders)
+    web.add_middleware(SecurityHeaders, hsts=core.settings.secure_cookies)
     web.add_middleware(ArrivalStamp, clock=clock)
+    # The client's address (the sign-in throttle's per-address key) from X-Forwarded-For only when
+    # the peer is one of the operator's proxies; uvicorn's own handling (which trusts loopback) is
+    # off in ``vardfil serve``. Outermost, so every layer sees the same client.
+    if core.settings.trusted_proxies:
+        web.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(core.settings.trusted_proxies))
+    _redact_access_log()
 
     @web.exception_handler(StarletteHTTPException)
     async def _errors(request: Request, exc: StarletteHTTPException) -> Response:
@@ -117,6 +125,25 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
     web.mount("/api/v1", create_api(core, pool))
     web.mount("/static", StaticFiles(directory=STATIC), name="static")
     return web
+
+
+class _RedactLinks(logging.Filter):
+    """Keeps a set-password link's token out of the access log: the token is the proof of the
+    link, and a log is read by more people than the account's owner."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
+            record.args = (*record.args[:2], LINK_PATH.sub(r"\1…", record.args[2]), *record.args[3:])
+        return True
+
+
+LINK_PATH = re.compile(r"(/konto/losenord/)[^/?#\s]+")
+
+
+def _redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactLinks) for f in access.filters):
+        access.addFilter(_RedactLinks())
 
 
 async def _user_or_none(request: Request) -> User | None:

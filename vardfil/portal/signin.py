@@ -3,7 +3,9 @@ accessibility statement every page links to (public: the law wants it reachable 
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
+import math
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -56,8 +58,15 @@ async def login(request: Request) -> Response:
         address=address,
     )
     if result.locked_until is not None:
-        until = result.locked_until.astimezone(STOCKHOLM).strftime("%H:%M")
-        return _login_page(request, f"För många misslyckade inloggningar. Försök igen efter kl. {until}.", 429)
+        wait = (result.locked_until - dt.datetime.now(dt.UTC)).total_seconds()
+        when = (
+            f"om {max(1, math.ceil(wait))} sekunder"
+            if wait < 60
+            else f"efter kl. {result.locked_until.astimezone(STOCKHOLM):%H:%M}"
+        )
+        resp = _login_page(request, f"För många inloggningsförsök på kort tid. Försök igen {when}.", 429)
+        resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return resp
     if result.token is None:
         return _login_page(request, "Fel användarnamn eller lösenord", 401)
     redirect = RedirectResponse("/", status_code=303)

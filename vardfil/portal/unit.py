@@ -13,12 +13,12 @@ from filespec import Unit, file_rule_messages, spec_for
 from filespec.calendar import Period
 from filespec.catalogue import versions
 from vardfil.app import App
-from vardfil.errors import Refused
+from vardfil.errors import CopyOfAnotherUnit, Refused
 from vardfil.month.approval import answer
 from vardfil.month.intake import named_unit, sent_name
 from vardfil.month.views import preview, record_diff, replaced_by, unit_months, unit_underlag_overview
 from vardfil.portal import charts
-from vardfil.portal.access import check_csrf, checked_form, file_of, now, page, unit_of, vardfil
+from vardfil.portal.access import check_csrf, checked_form, file_of, now, page, served_period, unit_of, vardfil
 from vardfil.publish.workbooks import unit_workbook_path
 from vardfil.swedish import kronor
 from vardfil.web.body import read_upload
@@ -77,9 +77,19 @@ async def upload(request: Request, hsaid: str) -> Response:
         if named_unit(name) not in (None, hsaid):
             raise HTTPException(status_code=403, detail="Filnamnet anger en annan vårdenhet än din")
         pool = request.app.state.pool
-        done = await pool.run(
-            pool.lane_for(received.size), submit_job, str(received.path), name, received_at, "portal", user.username
-        )
+        try:
+            done = await pool.run(
+                pool.lane_for(received.size),
+                submit_job,
+                str(received.path),
+                name,
+                received_at,
+                "portal",
+                user.actor,
+                None if user.analyst else user.units,
+            )
+        except CopyOfAnotherUnit as e:
+            raise HTTPException(status_code=409, detail=str(e)) from None
     finally:
         received.discard()
     return RedirectResponse(f"/kvittens/{done['receipt_id']}", status_code=303)
@@ -140,10 +150,7 @@ async def unit_workbook(request: Request, hsaid: str, period: str) -> Response:
     """The unit's workbook of a closed period, written in the large lane the first time it is asked
     for (the close publishes the underlag; the workbook follows on demand)."""
     _, unit = await run_in_threadpool(unit_of, request, hsaid)
-    try:
-        p = Period.parse(period)
-    except ValueError:
-        raise HTTPException(status_code=404, detail="Underlaget är inte publicerat") from None
+    p = served_period(period)
     app = vardfil(request)
     path = unit_workbook_path(app, str(p), unit)
     if not path.is_file():
@@ -169,7 +176,7 @@ async def respond(request: Request, hsaid: str, period: str) -> Response:
                 period=period,
                 action="INVAND" if form.get("action") == "INVAND" else "GODKANN",
                 comment=str(form.get("comment") or ""),
-                actor=user.username,
+                actor=user.actor,
             )
         )
     except Refused as e:

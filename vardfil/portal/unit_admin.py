@@ -47,7 +47,7 @@ async def _act(request: Request, hsaid: str, action: Callable[..., object], **fi
     user, _ = await run_in_threadpool(admin_of, request, hsaid)
     form = await checked_form(request, user)
     try:
-        await run_in_threadpool(lambda: action(vardfil(request), form, user.username, **fixed))
+        await run_in_threadpool(lambda: action(vardfil(request), form, user.actor, **fixed))
     except Refused as e:
         raise HTTPException(status_code=400, detail=str(e)) from None
     return RedirectResponse(f"/enhet/{hsaid}/konton", status_code=303)
@@ -69,23 +69,48 @@ async def add_account(request: Request, hsaid: str) -> Response:
     )
 
 
-@router.post("/enhet/{hsaid}/konton/{username}/inaktivera")
-async def disable_account(request: Request, hsaid: str, username: str) -> Response:
+# Accounts and tokens are addressed by their ids: a name is text a person typed, and one with a
+# "/", a "?" or nothing in it made an address that did not reach its route. The older addresses by
+# name stay for bookmarks and scripts.
+
+
+@router.post("/enhet/{hsaid}/konto/{account_id}/inaktivera")
+async def disable_account(request: Request, hsaid: str, account_id: int) -> Response:
     """The person has left: the account signs nobody in."""
     return await _act(
         request,
         hsaid,
-        lambda app, form, actor: disable_unit_account(app, unit_hsaid=hsaid, username=username, actor=actor),
+        lambda app, form, actor: disable_unit_account(app, unit_hsaid=hsaid, account=account_id, actor=actor),
     )
 
 
-@router.post("/enhet/{hsaid}/konton/{username}/aterstall")
-async def reset_account(request: Request, hsaid: str, username: str) -> Response:
+@router.post("/enhet/{hsaid}/konto/{account_id}/aterstall")
+async def reset_account(request: Request, hsaid: str, account_id: int) -> Response:
     """A new one-time link by mail; the old password stops working now."""
     return await _act(
         request,
         hsaid,
-        lambda app, form, actor: reset_unit_account(app, unit_hsaid=hsaid, username=username, actor=actor),
+        lambda app, form, actor: reset_unit_account(app, unit_hsaid=hsaid, account=account_id, actor=actor),
+    )
+
+
+@router.post("/enhet/{hsaid}/konton/{username}/inaktivera")
+async def disable_account_by_name(request: Request, hsaid: str, username: str) -> Response:
+    """The older address of ``disable_account``."""
+    return await _act(
+        request,
+        hsaid,
+        lambda app, form, actor: disable_unit_account(app, unit_hsaid=hsaid, account=username, actor=actor),
+    )
+
+
+@router.post("/enhet/{hsaid}/konton/{username}/aterstall")
+async def reset_account_by_name(request: Request, hsaid: str, username: str) -> Response:
+    """The older address of ``reset_account``."""
+    return await _act(
+        request,
+        hsaid,
+        lambda app, form, actor: reset_unit_account(app, unit_hsaid=hsaid, account=username, actor=actor),
     )
 
 
@@ -98,11 +123,7 @@ async def add_token(request: Request, hsaid: str) -> Response:
     try:
         token = await run_in_threadpool(
             lambda: create_token(
-                app.ledger,
-                app.reference,
-                unit_hsaid=hsaid,
-                name=str(form.get("name") or "").strip(),
-                actor=user.username,
+                app.ledger, app.reference, unit_hsaid=hsaid, name=str(form.get("name") or "").strip(), actor=user.actor
             )
         )
     except Refused as e:
@@ -120,11 +141,23 @@ async def add_token(request: Request, hsaid: str) -> Response:
     )
 
 
-@router.post("/enhet/{hsaid}/nycklar/{name}/aterkalla")
-async def revoke_token(request: Request, hsaid: str, name: str) -> Response:
+@router.post("/enhet/{hsaid}/nyckel/{token_id}/aterkalla")
+async def revoke_token(request: Request, hsaid: str, token_id: int) -> Response:
     """Revoke one of the unit's tokens; it stops working at once."""
     return await _act(
-        request, hsaid, lambda app, form, actor: revoke_unit_token(app.ledger, unit_hsaid=hsaid, name=name, actor=actor)
+        request,
+        hsaid,
+        lambda app, form, actor: revoke_unit_token(app.ledger, unit_hsaid=hsaid, token=token_id, actor=actor),
+    )
+
+
+@router.post("/enhet/{hsaid}/nycklar/{name}/aterkalla")
+async def revoke_token_by_name(request: Request, hsaid: str, name: str) -> Response:
+    """The older address of ``revoke_token``."""
+    return await _act(
+        request,
+        hsaid,
+        lambda app, form, actor: revoke_unit_token(app.ledger, unit_hsaid=hsaid, token=name, actor=actor),
     )
 
 

@@ -31,6 +31,9 @@ SECURITY_HEADERS = [
 ]
 
 
+HSTS = b"max-age=31536000; includeSubDomains"
+
+
 class ArrivalStamp:
     """Stamps every request with the instant it arrived, before anything else runs.
 
@@ -126,8 +129,11 @@ class SecurityHeaders:
     but the static files: pages, kvittenser and downloads carry health data, and a shared or
     back-button cache must not keep them."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, *, hsts: bool = False):
+        # Served over TLS (VARDFIL_SECURE_COOKIES=1): browsers are told to use nothing else for a
+        # year, so a later visit cannot be stripped to plain HTTP on the way.
         self.app = app
+        self.headers = SECURITY_HEADERS + ([(b"strict-transport-security", HSTS)] if hsts else [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -138,7 +144,7 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
-                headers += SECURITY_HEADERS
+                headers += self.headers
                 headers.append((b"cache-control", b"public, max-age=3600" if static else b"no-store"))
                 message["headers"] = headers
             await send(message)
