@@ -17,5 +17,10 @@ if bash scripts/ensure-tools.sh; then
 elif [ "${CI:-}" = "true" ]; then
   echo "test.sh: CI needs LibreOffice and chromium" >&2; exit 1
 fi
+if bash scripts/ensure-node.sh; then
+  export VARDFIL_REQUIRE_OIDC=1  # the test IdP (node oidc-provider) can run: its tests must
+elif [ "${CI:-}" = "true" ]; then
+  echo "test.sh: CI needs Node.js for the test IdP" >&2; exit 1
+fi
 export VARDFIL_REQUIRE_AIRFLOW=1  # bootstrap installed it: the DAG tests must run
 exec .venv/bin/python -m pytest "$@"

@@ -20,6 +20,7 @@ BROWSER = "VARDFIL_REQUIRE_BROWSER"  # Debian's chromium, playwright driving it,
 LIBREOFFICE = "VARDFIL_REQUIRE_LIBREOFFICE"
 POSTGRES = "VARDFIL_REQUIRE_PG"
 AIRFLOW = "VARDFIL_REQUIRE_AIRFLOW"
+OIDC = "VARDFIL_REQUIRE_OIDC"  # Node.js and the test IdP (node oidc-provider, tests/oidc)
 
 CHROMIUM = Path("/usr/bin/chromium")
 

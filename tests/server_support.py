@@ -40,10 +40,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(env: dict[str, str], *args: str) -> Iterator[str]:
+def running_server(env: dict[str, str], *args: str, port: int | None = None) -> Iterator[str]:
     """``vardfil serve`` in its own process until the block ends; its base URL, once it answers
-    (its workers import pandera and polars first)."""
-    port = free_port()
+    (its workers import pandera and polars first). ``port``: when the address must be known first
+    (the IdP is told vardfil's callback before vardfil starts)."""
+    port = port or free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "vardfil.cli", "serve", "--port", str(port), *args],
         env=env,

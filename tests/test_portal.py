@@ -160,6 +160,11 @@ PUBLIC = {
     # A one-time link is its own proof (its token is the secret); tested in test_unit_admin.
     ("GET", "/konto/losenord/{token}"),
     ("POST", "/konto/losenord/{token}"),
+    # Signing in through the IdP: no session yet (the state and the IdP's signatures are the
+    # proof; tested in test_identity).
+    ("GET", "/oidc/login"),
+    ("GET", "/oidc/callback"),
+    ("POST", "/oidc/backchannel-logout"),
 }
 # Readable by anyone signed in (the rule catalogue): nothing in them belongs to a unit.
 SHARED = {("GET", "/regler"), ("GET", "/regler/{version}"), ("GET", "/regler/{version}/{code}")}
@@ -186,6 +191,7 @@ ISOLATION = {
     ("POST", "/enhet/{hsaid}/konto/{account_id}/inaktivera"): f"/enhet/{UNIT_B}/konto/2/inaktivera",
     ("POST", "/enhet/{hsaid}/konto/{account_id}/aterstall"): f"/enhet/{UNIT_B}/konto/2/aterstall",
     ("POST", "/enhet/{hsaid}/nyckel/{token_id}/aterkalla"): f"/enhet/{UNIT_B}/nyckel/1/aterkalla",
+    ("POST", "/enhet/{hsaid}/konto/{account_id}/admin"): f"/enhet/{UNIT_B}/konto/2/admin",
 }
 
 

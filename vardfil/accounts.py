@@ -14,9 +14,9 @@ earlier sessions; a session ends after 8 hours, or after 30 minutes without a re
 Account and token names follow ``vardfil.names``; who did something is a typed actor
 (``vardfil.actors``): ``person:<account id>``, ``token:<token id>``.
 
-In the region's deployment the portal sits behind its SSO: the place to plug it in is
-``vardfil.portal.access.current_user`` (map the SSO identity to an account and its units); the role
-and unit checks stay as they are.
+In the region's deployment people sign in through its IdP instead (``vardfil.oidc``,
+``vardfil.rights``, :func:`sign_in_person`): their account is their HSA-id and their units come
+from their commissions; the role and unit checks are the same for both kinds of account.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from vardfil.errors import AccountRefused
 from vardfil.ledger import Ledger, utcnow
 from vardfil.ledger.tables import Account, ApiToken
 from vardfil.names import check_name, name_key
+from vardfil.rights import Person
 
 ROLES = ("unit", "unit_admin", "analyst", "admin")
 LINK_HOURS = 48  # a one-time link to set a password works this long
@@ -97,19 +98,25 @@ class User:
     role: str
     units: frozenset[str]
     csrf: str
+    admin_units: frozenset[str] = frozenset()  # the units this user administers
+    hsa_id: str | None = None  # a person from the IdP
+    display_name: str | None = None
+    signed_in_with_idp: bool = False
 
     def may_see_unit(self, hsaid: str | None) -> bool:
         """Analysts and admins see every unit; a unit user (or unit admin) only its own."""
         return self.role in ("analyst", "admin") or (hsaid is not None and hsaid in self.units)
 
     def may_admin_unit(self, hsaid: str) -> bool:
-        """A unit admin runs the accounts and API tokens of its own units; an admin of every unit."""
-        return self.role == "admin" or (self.role == "unit_admin" and hsaid in self.units)
+        """A unit admin runs the accounts and API tokens of the units it administers; an admin of
+        every unit."""
+        return self.role == "admin" or (hsaid in self.units and hsaid in self.admin_units)
 
     @property
     def actor(self) -> Actor:
-        """Who this user is in every record: ``person:<account id>``."""
-        return person(self.id)
+        """Who this user is in every record: ``person:<HSA-id>`` for a person from the IdP,
+        ``person:<account id>`` for a password account."""
+        return person(self.hsa_id) if self.hsa_id else person(self.id)
 
     @property
     def analyst(self) -> bool:
@@ -172,7 +179,9 @@ class SignIn:
     locked_until: dt.datetime | None = None  # refused without checking: too many failures
 
 
-def sign_in(ledger: Ledger, username: str, password: str, *, address: str = "") -> SignIn:
+def sign_in(
+    ledger: Ledger, username: str, password: str, *, address: str = "", roles: tuple[str, ...] | None = None
+) -> SignIn:
     """Check credentials under the throttle; a new session (ending the account's older ones).
 
     Each attempt is counted under the typed name and the address before the password is checked;
@@ -197,8 +206,9 @@ def sign_in(ledger: Ledger, username: str, password: str, *, address: str = "") 
             )
     acc = ledger.accounts.by_name(username)
     ok = verify_password(password, acc.password_hash if acc is not None else _DUMMY_HASH)
-    # A disabled account answers as a wrong password would, after the same scrypt.
-    if acc is not None and acc.disabled_at is not None:
+    # A disabled account, a person from the IdP (no password) and, with ``roles`` (password
+    # sign-in for admins only), any other role answer as a wrong password would, after the same scrypt.
+    if acc is not None and (acc.disabled_at is not None or acc.hsa_id is not None or (roles and acc.role not in roles)):
         ok = False
     if acc is None or not ok:
         # Audited only for an existing account: a row per typed name would let anyone fill the
@@ -233,7 +243,7 @@ def user_for(ledger: Ledger, token: str | None, *, idle_minutes: int = IDLE_MINU
     found = ledger.accounts.session(digest)
     if found is None:
         return None
-    sess, acc, units = found
+    sess, acc, units, admin_units = found
     now = utcnow()
     last = sess.last_seen_at or sess.created_at
     if sess.expires_at < now or acc.disabled_at is not None:
@@ -243,7 +253,71 @@ def user_for(ledger: Ledger, token: str | None, *, idle_minutes: int = IDLE_MINU
         return None
     if now - last >= TOUCH_EVERY:  # a write a minute at most, not one per request
         ledger.accounts.touch_session(digest, now)
-    return User(id=acc.id, username=acc.username, role=acc.role, units=units, csrf=sess.csrf)
+    return User(
+        id=acc.id,
+        username=acc.username,
+        role=acc.role,
+        units=units,
+        csrf=sess.csrf,
+        admin_units=admin_units,
+        hsa_id=acc.hsa_id,
+        display_name=acc.display_name,
+        signed_in_with_idp=sess.id_token is not None,
+    )
+
+
+def id_token_of(ledger: Ledger, token: str | None) -> str | None:
+    """The id token behind a session (the hint of an RP-initiated logout), if it came from the IdP."""
+    found = ledger.accounts.session(_token_hash(token)) if token else None
+    return found[0].id_token if found else None
+
+
+def sign_in_person(ledger: Ledger, who: Person, *, id_token: str, sid: str | None, sub: str) -> SignIn:
+    """A session for a person the IdP vouched for (``vardfil.rights.decide`` let them in): their
+    account made or brought up to date with this sign-in's rights, the commission, ``acr`` and
+    ``amr`` in the audit log. A person disabled in vardfil is refused here."""
+    now = utcnow()
+    existing = ledger.accounts.by_hsa_id(who.hsa_id)
+    if existing is not None and existing.disabled_at is not None:
+        ledger.add_audit(
+            actor=person(who.hsa_id),
+            action="sign_in_refused",
+            subject=person(who.hsa_id),
+            detail={"reason": "disabled"},
+        )
+        return SignIn(token=None)
+    acc = ledger.accounts.upsert_person(
+        hsa_id=who.hsa_id,
+        display_name=who.name,
+        email=who.email,
+        role=who.role,
+        units=who.units,
+        admin_units=who.admin_units,
+        now=now,
+    )
+    token = secrets.token_urlsafe(32)
+    ledger.accounts.add_session(
+        account_id=acc.id,
+        token_sha256=_token_hash(token),
+        csrf=secrets.token_urlsafe(32),
+        now=now,
+        expires_at=now + dt.timedelta(hours=SESSION_HOURS),
+        actor=person(who.hsa_id),
+        detail={
+            "hsa_id": who.hsa_id,
+            "role": who.role,
+            "units": sorted(who.units),
+            "commissions": [c.as_dict() for c in who.commissions],
+            "acr": who.acr,
+            "amr": list(who.amr),
+        },
+        oidc_sid=sid,
+        oidc_sub=sub,
+        id_token=id_token,
+    )
+    ledger.accounts.end_other_sessions(acc.id, keep=_token_hash(token))
+    ledger.accounts.purge_expired_sessions(now)
+    return SignIn(token=token)
 
 
 def sign_out(ledger: Ledger, token: str | None) -> None:
@@ -406,3 +480,52 @@ def revoke_unit_token(ledger: Ledger, *, unit_hsaid: str, token: int | str, acto
     found = next((t for t in live if (t.id == token if isinstance(token, int) else t.name == token)), None)
     if found is None or not ledger.accounts.revoke_token(found.id, actor=actor, now=utcnow()):
         raise AccountRefused("ingen aktiv API-nyckel med det namnet för vårdenheten")
+
+
+# --- roles granted inside vardfil ------------------------------------------------------------
+
+GRANTABLE = ("analyst", "unit_admin")
+
+
+def grant_role(app: App, *, person_hsaid: str, role: str, unit_hsaid: str | None, actor: str) -> None:
+    """Grant ``analyst`` or ``unit_admin`` of a unit to an HSA-id (``vardfil grant``). It gives
+    something only beside a commission, at the person's next sign-in (``vardfil.rights``)."""
+    from vardfil.rights import HSAID
+
+    if not HSAID.fullmatch(person_hsaid):
+        raise AccountRefused(f"inte ett HSA-id för en person: {person_hsaid}")
+    if role not in GRANTABLE:
+        raise AccountRefused(f"rollen måste vara en av {', '.join(GRANTABLE)}")
+    if role == "unit_admin":
+        if not unit_hsaid or unit_hsaid not in app.reference.units:
+            raise AccountRefused("unit_admin gäller en vårdenhet i enhetsregistret: ange --unit HSAID")
+    elif unit_hsaid:
+        raise AccountRefused("analyst gäller hela regionen: ingen --unit")
+    app.ledger.accounts.add_grant(
+        person_hsaid=person_hsaid, role=role, unit_hsaid=unit_hsaid, actor=actor, now=utcnow()
+    )
+
+
+def revoke_role(app: App, *, person_hsaid: str, role: str, unit_hsaid: str | None, actor: str) -> None:
+    """Revoke a grant; its rights end at once (the person's account loses them now)."""
+    if not app.ledger.accounts.revoke_grant(
+        person_hsaid=person_hsaid, role=role, unit_hsaid=unit_hsaid, actor=actor, now=utcnow()
+    ):
+        raise AccountRefused(
+            f"ingen gällande {role}-roll för {person_hsaid}" + (f" på {unit_hsaid}" if unit_hsaid else "")
+        )
+
+
+def grant_unit_admin(app: App, *, unit_hsaid: str, account_id: int, actor: str, revoke: bool = False) -> None:
+    """A unit's admin makes one of the unit's people an admin too (or takes it back): a person who
+    signs in through the IdP and holds a commission on the unit (their account acts for it)."""
+    acc = app.ledger.accounts.by_id(account_id)
+    if acc is None or acc.hsa_id is None or unit_hsaid not in app.ledger.accounts.units_of(acc.id):
+        raise AccountRefused("personen har inget medarbetaruppdrag på vårdenheten")
+    if person(acc.hsa_id) == actor:
+        raise AccountRefused("du kan inte ändra din egen roll")
+    if revoke:
+        revoke_role(app, person_hsaid=acc.hsa_id, role="unit_admin", unit_hsaid=unit_hsaid, actor=actor)
+        return
+    grant_role(app, person_hsaid=acc.hsa_id, role="unit_admin", unit_hsaid=unit_hsaid, actor=actor)
+    app.ledger.accounts.set_unit_admin(acc.id, unit_hsaid)

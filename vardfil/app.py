@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from filespec import Reference, load_reference
 from vardfil.ledger import Ledger
 from vardfil.settings import Settings, load_settings
 from vardfil.store import RawStore
+
+if TYPE_CHECKING:
+    from vardfil.oidc import RelyingParty
 
 
 @dataclass(eq=False)
@@ -44,6 +48,28 @@ class App:
     def reference(self) -> Reference:
         """The reference data (unit register, KVÅ lists); ReferenceDataError when unusable."""
         return load_reference(self.settings.reference)
+
+    @cached_property
+    def oidc(self) -> RelyingParty | None:
+        """The relying party of the region's IdP, when ``VARDFIL_OIDC_ISSUER`` names one."""
+        s = self.settings
+        if not s.oidc_issuer:
+            return None
+        from vardfil.oidc import OidcSettings, RelyingParty
+
+        return RelyingParty(
+            OidcSettings(
+                issuer=s.oidc_issuer,
+                client_id=s.oidc_client_id,
+                client_secret=s.oidc_client_secret,
+                private_key=s.oidc_private_key,
+                acr_values=s.oidc_acr_values,
+                purposes=s.oidc_purposes,
+                claim_names=dict(s.oidc_claims),
+                redirect_uri=f"{s.base_url}/oidc/callback",
+                post_logout_redirect_uri=f"{s.base_url}/login?utloggad=1",
+            )
+        )
 
     @property
     def output(self) -> Path:

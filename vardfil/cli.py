@@ -341,6 +341,49 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_grant(args: argparse.Namespace) -> int:
+    """Roles inside vardfil for people from the IdP: ``grant HSAID --role R [--unit U]``,
+    ``grant list [--json]``, ``grant revoke HSAID --role R [--unit U]``."""
+    from vardfil import swedish
+    from vardfil.accounts import grant_role, revoke_role
+
+    with _app(args) as app:
+        if args.target == "list":
+            grants = app.ledger.accounts.grants()
+            rows = [
+                {
+                    "person_hsaid": g.person_hsaid,
+                    "role": g.role,
+                    "unit_hsaid": g.unit_hsaid,
+                    "granted_by": g.granted_by,
+                    "granted_at": g.granted_at.isoformat(),
+                }
+                for g in grants
+            ]
+            if args.json:
+                _print_json(rows)
+            else:
+                for g in grants:
+                    print(
+                        f"{g.person_hsaid}\t{swedish.role(g.role)}\t{g.unit_hsaid or 'hela regionen'}\t"
+                        f"{swedish.local_time(g.granted_at)}\t{g.granted_by}"
+                    )
+            return EXIT_OK
+        if not args.role:
+            raise UsageError("--role analyst|unit_admin is needed")
+        if args.target == "revoke":
+            if not args.person:
+                raise UsageError("grant revoke PERSON_HSAID --role ROLE [--unit HSAID]")
+            revoke_role(app, person_hsaid=args.person, role=args.role, unit_hsaid=args.unit, actor=_actor(args, app))
+            print(f"rollen {args.role} för {args.person} återkallad")
+            return EXIT_OK
+        if args.person:
+            raise UsageError("grant PERSON_HSAID --role ROLE [--unit HSAID] takes one HSA-id")
+        grant_role(app, person_hsaid=args.target, role=args.role, unit_hsaid=args.unit, actor=_actor(args, app))
+    print(f"rollen {args.role} beviljad {args.target}" + (f" på {args.unit}" if args.unit else ""))
+    return EXIT_OK
+
+
 def cmd_token_create(args: argparse.Namespace) -> int:
     """A new API token for one unit, printed once: only its hash is kept."""
     from vardfil.accounts import create_token
@@ -590,6 +633,19 @@ def build_parser() -> argparse.ArgumentParser:
     ul = us_sub.add_parser("list", help="every account (never a password)")
     ul.add_argument("--json", action="store_true", help="machine-readable output")
     ul.set_defaults(func=cmd_user_list)
+
+    gr = sub.add_parser(
+        "grant",
+        help="roles for people from the IdP: grant PERSON_HSAID --role R [--unit U] | list | revoke PERSON_HSAID --role R",
+    )
+    gr.add_argument("target", metavar="PERSON_HSAID|list|revoke")
+    gr.add_argument("person", nargs="?", metavar="PERSON_HSAID", help="with revoke: whose role")
+    gr.add_argument("--role", choices=["analyst", "unit_admin"])
+    gr.add_argument("--unit", metavar="HSAID", help="the unit of a unit_admin role")
+    gr.add_argument("--json", action="store_true", help="machine-readable output (list)")
+    gr.add_argument("--reference", type=Path, metavar="DIR")
+    gr.add_argument("--actor")
+    gr.set_defaults(func=cmd_grant)
 
     tk = sub.add_parser("token", help="API tokens of the journal systems (one unit each)")
     tk_sub = tk.add_subparsers(dest="token_command", required=True)

@@ -10,6 +10,7 @@ read it in the audit log, in addresses and in mails, so it must not be able to p
   row) and ``. - _ @ '``; so no control character, no line break, none of ``/ ? # % :``, and no
   letter of another script that looks like a Latin one (Cyrillic ``а`` in ``аnalytiker``);
 - not the name of one of vardfil's own runs (``airflow``, ``sample``, ``portal`` …);
+- not shaped like an HSA-id (``SE…-…``): a person who signs in through the IdP is named by theirs;
 - unique without regard to case: ``Anna`` and ``anna`` are one name (``name_key``).
 
 Names made before these rules keep working (they are looked up by their exact text or their key)
@@ -55,4 +56,6 @@ def check_name(name: str, what: str = "namnet") -> str:
         raise ValueError(f"{what} behöver minst en bokstav eller siffra")
     if name_key(n) in RESERVED:
         raise ValueError(f"{what} {n} är reserverat för vardfils egna körningar")
+    if re.match(r"se[0-9]{10}-", name_key(n)):
+        raise ValueError(f"{what} får inte se ut som ett HSA-id: den som loggar in med SITHS heter sitt HSA-id")
     return n

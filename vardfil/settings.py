@@ -19,6 +19,14 @@ the environment; everything else is handed a :class:`Settings`.
 | ``VARDFIL_SECURE_COOKIES`` | off | ``1``: the portal is served over TLS: its cookies are ``Secure`` and every answer carries HSTS |
 | ``VARDFIL_SESSION_IDLE_MINUTES`` | 30 | a portal session with no request for this long signs nobody in (beside the 8-hour limit) |
 | ``VARDFIL_TRUSTED_PROXIES`` | none | addresses or networks (comma-separated, e.g. ``10.0.0.5,10.1.0.0/16``) whose ``X-Forwarded-For`` names the client; from any other peer the header is ignored |
+| ``VARDFIL_OIDC_ISSUER`` | none: passwords only | the region's IdP (``https://``; ``http://`` only on a loopback address); with it people sign in with SITHS (``docs/identity.md``) |
+| ``VARDFIL_OIDC_CLIENT_ID`` | ``vardfil`` | vardfil's client id at the IdP |
+| ``VARDFIL_OIDC_CLIENT_SECRET`` | none | the client secret (``client_secret_basic``) … |
+| ``VARDFIL_OIDC_PRIVATE_KEY`` | none | … or the client's private key (PEM or JWK, the text or a file's path: ``private_key_jwt``, the Swedish profile's default) |
+| ``VARDFIL_OIDC_ACR_VALUES`` | ``http://id.sambi.se/loa/loa3`` | the levels of assurance accepted, space-separated (the IdP matches exactly: list every one) |
+| ``VARDFIL_OIDC_PURPOSES`` | ``Vård och behandling,Administration`` | the commission purposes (ändamål) that give rights, comma-separated |
+| ``VARDFIL_OIDC_CLAIMS`` | Inera's names | claim names of an IdP that names them differently: ``employeeHsaId=hsaPersonId,…`` |
+| ``VARDFIL_PASSWORD_SIGNIN`` | ``on`` | ``admin-only``: only role ``admin`` signs in with a password (break-glass); ``off``: nobody does |
 | ``VARDFIL_CLOCK_FILE`` | none | demos and tests only: a file holding the portal's "now" |
 | ``VARDFIL_ACTOR`` | ``job:cli:<command>`` | who the CLI records as acting: a typed actor (``person:<HSA-id>``, ``job:…``; ``vardfil.actors``) |
 | ``VARDFIL_PASSWORD`` | asked for | the password of ``vardfil user add`` (scripts) |
@@ -58,6 +66,14 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     clock_file: Path | None = None
     actor: str | None = None
+    oidc_issuer: str | None = None
+    oidc_client_id: str = "vardfil"
+    oidc_client_secret: str | None = None
+    oidc_private_key: str | None = None
+    oidc_acr_values: tuple[str, ...] = ("http://id.sambi.se/loa/loa3",)
+    oidc_purposes: tuple[str, ...] = ("Vård och behandling", "Administration")
+    oidc_claims: tuple[tuple[str, str], ...] = ()
+    password_signin: str = "on"  # on | admin-only | off
 
     def with_reference(self, reference: Path | None) -> Settings:
         """The same settings with another reference folder (``--reference``); None: unchanged."""
@@ -92,7 +108,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=tuple(p.strip() for p in (env.get("VARDFIL_TRUSTED_PROXIES") or "").split(",") if p.strip()),
         clock_file=Path(clock) if clock else None,
         actor=env.get("VARDFIL_ACTOR") or None,
+        oidc_issuer=env.get("VARDFIL_OIDC_ISSUER") or None,
+        oidc_client_id=env.get("VARDFIL_OIDC_CLIENT_ID") or "vardfil",
+        oidc_client_secret=env.get("VARDFIL_OIDC_CLIENT_SECRET") or None,
+        oidc_private_key=env.get("VARDFIL_OIDC_PRIVATE_KEY") or None,
+        oidc_acr_values=tuple((env.get("VARDFIL_OIDC_ACR_VALUES") or "http://id.sambi.se/loa/loa3").split()),
+        oidc_purposes=_list(env.get("VARDFIL_OIDC_PURPOSES")) or ("Vård och behandling", "Administration"),
+        oidc_claims=tuple(
+            (k.strip(), v.strip()) for k, _, v in (p.partition("=") for p in _list(env.get("VARDFIL_OIDC_CLAIMS"))) if v
+        ),
+        password_signin=_choice(
+            env.get("VARDFIL_PASSWORD_SIGNIN"), ("on", "admin-only", "off"), "VARDFIL_PASSWORD_SIGNIN"
+        ),
     )
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (value or "").split(",") if p.strip())
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], name: str) -> str:
+    if not value:
+        return allowed[0]
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
 
 
 def password_from_env(environ: Mapping[str, str] | None = None) -> str | None:

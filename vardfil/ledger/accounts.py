@@ -15,7 +15,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from vardfil.actors import person
-from vardfil.ledger.tables import Account, AccountLink, AccountUnit, ApiToken, SignInThrottle, WebSession
+from vardfil.ledger.tables import (
+    Account,
+    AccountLink,
+    AccountUnit,
+    ApiToken,
+    OidcLogin,
+    OidcSeenToken,
+    RoleGrant,
+    SignInThrottle,
+    WebSession,
+)
 from vardfil.names import name_key
 
 if TYPE_CHECKING:
@@ -84,7 +94,7 @@ class Accounts:
             s.add(acc)
             s.flush()
             for h in units:
-                s.add(AccountUnit(account_id=acc.id, unit_hsaid=h))
+                s.add(AccountUnit(account_id=acc.id, unit_hsaid=h, admin=role == "unit_admin"))
             self.ledger.audit(
                 s,
                 actor=actor,
@@ -95,9 +105,22 @@ class Accounts:
         return acc
 
     def add_session(
-        self, *, account_id: int, token_sha256: str, csrf: str, now: dt.datetime, expires_at: dt.datetime
+        self,
+        *,
+        account_id: int,
+        token_sha256: str,
+        csrf: str,
+        now: dt.datetime,
+        expires_at: dt.datetime,
+        actor: str | None = None,
+        detail: dict[str, object] | None = None,
+        oidc_sid: str | None = None,
+        oidc_sub: str | None = None,
+        id_token: str | None = None,
     ) -> None:
-        """Record a signed-in session (and the successful sign-in in the audit log)."""
+        """Record a signed-in session (and the successful sign-in in the audit log: for a person
+        from the IdP with the commission, ``acr`` and ``amr`` in ``detail``)."""
+        who = actor or person(account_id)
         with self.ledger.transaction() as s:
             s.add(
                 WebSession(
@@ -107,9 +130,12 @@ class Accounts:
                     created_at=now,
                     expires_at=expires_at,
                     last_seen_at=now,
+                    oidc_sid=oidc_sid,
+                    oidc_sub=oidc_sub,
+                    id_token=id_token,
                 )
             )
-            self.ledger.audit(s, actor=person(account_id), action="sign_in", subject=person(account_id))
+            self.ledger.audit(s, actor=who, action="sign_in", subject=who, detail=detail)
 
     def touch_session(self, token_sha256: str, now: dt.datetime) -> None:
         """The session was used now (the idle timeout counts from here)."""
@@ -118,8 +144,8 @@ class Accounts:
             if sess is not None:
                 sess.last_seen_at = now
 
-    def session(self, token_sha256: str) -> tuple[WebSession, Account, frozenset[str]] | None:
-        """A session with its account and the account's units, if the session exists."""
+    def session(self, token_sha256: str) -> tuple[WebSession, Account, frozenset[str], frozenset[str]] | None:
+        """A session with its account, the account's units and the units it administers."""
         with self.ledger.reading() as s:
             sess = s.get(WebSession, token_sha256)
             if sess is None:
@@ -127,8 +153,199 @@ class Accounts:
             acc = s.get(Account, sess.account_id)
             if acc is None:
                 return None
-            units = frozenset(s.scalars(select(AccountUnit.unit_hsaid).where(AccountUnit.account_id == acc.id)))
-            return sess, acc, units
+            rows = list(
+                s.execute(select(AccountUnit.unit_hsaid, AccountUnit.admin).where(AccountUnit.account_id == acc.id))
+            )
+            units = frozenset(u for u, _ in rows)
+            return sess, acc, units, frozenset(u for u, admin in rows if admin)
+
+    # --- people from the IdP ---------------------------------------------------------------------
+
+    def by_hsa_id(self, hsa_id: str) -> Account | None:
+        """The account of a person by their HSA-id, if they signed in before."""
+        with self.ledger.reading() as s:
+            return s.scalars(select(Account).where(Account.hsa_id == hsa_id)).first()
+
+    def upsert_person(
+        self,
+        *,
+        hsa_id: str,
+        display_name: str,
+        email: str | None,
+        role: str,
+        units: frozenset[str],
+        admin_units: frozenset[str],
+        now: dt.datetime,
+    ) -> Account:
+        """The person's account with the rights of this sign-in (created at the first one): their
+        role, and their units exactly as their commissions give them now."""
+        with self.ledger.transaction() as s:
+            acc = s.scalars(select(Account).where(Account.hsa_id == hsa_id)).first()
+            created = acc is None
+            if acc is None:
+                acc = Account(
+                    username=hsa_id,
+                    name_key=name_key(hsa_id)[:128],
+                    password_hash="!",  # no password: this account signs in through the IdP only
+                    role=role,
+                    created_at=now,
+                    hsa_id=hsa_id,
+                )
+                s.add(acc)
+                s.flush()
+            acc.display_name, acc.role = display_name[:200], role
+            if email:
+                acc.email = email
+            s.execute(delete(AccountUnit).where(AccountUnit.account_id == acc.id))
+            for u in sorted(units):
+                s.add(AccountUnit(account_id=acc.id, unit_hsaid=u, admin=u in admin_units))
+            if created:
+                self.ledger.audit(
+                    s,
+                    actor=person(hsa_id),
+                    action="account_created",
+                    subject=person(hsa_id),
+                    detail={"role": role, "units": sorted(units), "source": "idp"},
+                )
+        return acc
+
+    def set_unit_admin(self, account_id: int, unit_hsaid: str) -> None:
+        """The account administers the unit from now (a grant beside a commission it holds)."""
+        with self.ledger.transaction() as s:
+            au = s.get(AccountUnit, (account_id, unit_hsaid))
+            acc = s.get(Account, account_id)
+            if au is None or acc is None:
+                return
+            au.admin = True
+            if acc.role == "unit":
+                acc.role = "unit_admin"
+
+    def end_idp_sessions(self, *, sid: str | None, sub: str | None) -> int:
+        """End the sessions of an IdP session (``sid``), or of a subject at the IdP (``sub``)."""
+        with self.ledger.transaction() as s:
+            q = delete(WebSession)
+            q = q.where(WebSession.oidc_sid == sid) if sid else q.where(WebSession.oidc_sub == sub)
+            return int(getattr(s.execute(q), "rowcount", 0) or 0)
+
+    def add_pending_login(
+        self, *, state_sha256: str, binding_sha256: str, nonce: str, code_verifier: str, now: dt.datetime
+    ) -> None:
+        """Remember a sign-in sent to the IdP (and forget those older than an hour)."""
+        with self.ledger.transaction() as s:
+            s.execute(delete(OidcLogin).where(OidcLogin.created_at < now - dt.timedelta(hours=1)))
+            s.add(
+                OidcLogin(
+                    state_sha256=state_sha256,
+                    binding_sha256=binding_sha256,
+                    nonce=nonce,
+                    code_verifier=code_verifier,
+                    created_at=now,
+                )
+            )
+
+    def take_pending_login(
+        self, *, state_sha256: str, binding_sha256: str, now: dt.datetime, max_age: dt.timedelta
+    ) -> OidcLogin | None:
+        """The sign-in a callback answers, once: None when it is unknown, used, too old, or was
+        started by another browser."""
+        with self.ledger.transaction() as s:
+            row = s.scalars(select(OidcLogin).where(OidcLogin.state_sha256 == state_sha256).with_for_update()).first()
+            if row is None or row.used_at is not None or row.created_at < now - max_age:
+                return None
+            row.used_at = now  # spent whatever follows: a replay finds it used
+            if row.binding_sha256 != binding_sha256:
+                return None
+            return row
+
+    def first_sight_of(self, jti_sha256: str, now: dt.datetime) -> bool:
+        """Whether a logout token's ``jti`` is new (then it is remembered for a day)."""
+        with self.ledger.transaction() as s:
+            s.execute(delete(OidcSeenToken).where(OidcSeenToken.seen_at < now - dt.timedelta(days=1)))
+            if s.get(OidcSeenToken, jti_sha256) is not None:
+                return False
+            s.add(OidcSeenToken(jti_sha256=jti_sha256, seen_at=now))
+            return True
+
+    # --- roles granted inside vardfil ---------------------------------------------------------
+
+    def add_grant(
+        self, *, person_hsaid: str, role: str, unit_hsaid: str | None, actor: str, now: dt.datetime
+    ) -> RoleGrant:
+        """Grant a role (a live grant of the same role and unit is kept, not doubled)."""
+        with self.ledger.transaction() as s:
+            live = s.scalars(
+                select(RoleGrant).where(
+                    RoleGrant.person_hsaid == person_hsaid,
+                    RoleGrant.role == role,
+                    RoleGrant.unit_hsaid.is_(None) if unit_hsaid is None else RoleGrant.unit_hsaid == unit_hsaid,
+                    RoleGrant.revoked_at.is_(None),
+                )
+            ).first()
+            if live is not None:
+                return live
+            row = RoleGrant(
+                person_hsaid=person_hsaid, role=role, unit_hsaid=unit_hsaid, granted_by=actor, granted_at=now
+            )
+            s.add(row)
+            s.flush()
+            self.ledger.audit(
+                s,
+                actor=actor,
+                action="role_granted",
+                subject=person(person_hsaid),
+                detail={"role": role, "unit": unit_hsaid},
+            )
+            return row
+
+    def revoke_grant(
+        self, *, person_hsaid: str, role: str, unit_hsaid: str | None, actor: str, now: dt.datetime
+    ) -> bool:
+        """Revoke a live grant; False when there is none. The person's current sessions lose it
+        at their next request (their rights are read from the account)."""
+        with self.ledger.transaction() as s:
+            rows = list(
+                s.scalars(
+                    select(RoleGrant).where(
+                        RoleGrant.person_hsaid == person_hsaid,
+                        RoleGrant.role == role,
+                        RoleGrant.unit_hsaid.is_(None) if unit_hsaid is None else RoleGrant.unit_hsaid == unit_hsaid,
+                        RoleGrant.revoked_at.is_(None),
+                    )
+                )
+            )
+            for row in rows:
+                row.revoked_at, row.revoked_by = now, actor
+            acc = s.scalars(select(Account).where(Account.hsa_id == person_hsaid)).first()
+            if rows and acc is not None:
+                if role == "unit_admin":
+                    for au in s.scalars(select(AccountUnit).where(AccountUnit.account_id == acc.id)):
+                        if unit_hsaid is None or au.unit_hsaid == unit_hsaid:
+                            au.admin = False
+                    if acc.role == "unit_admin" and not any(
+                        au.admin for au in s.scalars(select(AccountUnit).where(AccountUnit.account_id == acc.id))
+                    ):
+                        acc.role = "unit"
+                elif role == "analyst" and acc.role == "analyst":
+                    acc.role = "unit"
+            if rows:
+                self.ledger.audit(
+                    s,
+                    actor=actor,
+                    action="role_revoked",
+                    subject=person(person_hsaid),
+                    detail={"role": role, "unit": unit_hsaid},
+                )
+            return bool(rows)
+
+    def grants(self, person_hsaid: str | None = None, *, live_only: bool = True) -> list[RoleGrant]:
+        """The grants (of one person), oldest first."""
+        with self.ledger.reading() as s:
+            q = select(RoleGrant).order_by(RoleGrant.id)
+            if person_hsaid is not None:
+                q = q.where(RoleGrant.person_hsaid == person_hsaid)
+            if live_only:
+                q = q.where(RoleGrant.revoked_at.is_(None))
+            return list(s.scalars(q))
 
     def end_session(self, token_sha256: str) -> None:
         """Remove a session."""
@@ -310,6 +527,12 @@ class Accounts:
                 .order_by(Account.id)
             )
             return list(s.scalars(q))
+
+    def admins_of_unit(self, unit_hsaid: str) -> frozenset[int]:
+        """The ids of the accounts that administer a unit."""
+        with self.ledger.reading() as s:
+            q = select(AccountUnit.account_id).where(AccountUnit.unit_hsaid == unit_hsaid, AccountUnit.admin.is_(True))
+            return frozenset(s.scalars(q))
 
     def units_of(self, account_id: int) -> frozenset[str]:
         """The units an account acts for."""

@@ -210,17 +210,66 @@ class Account(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     email: Mapped[str | None] = mapped_column(String(254))
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)  # set: signs nobody in
+    # A person who signs in through the region's IdP is their HSA-id (the user name is the same);
+    # a password account has none.
+    hsa_id: Mapped[str | None] = mapped_column(String(31))
+    display_name: Mapped[str | None] = mapped_column(String(200))
 
-    __table_args__ = (UniqueConstraint("name_key", name="uq_account_name_key"),)
+    __table_args__ = (
+        UniqueConstraint("name_key", name="uq_account_name_key"),
+        UniqueConstraint("hsa_id", name="uq_account_hsa_id"),
+    )
 
 
 class AccountUnit(Base):
-    """The units a unit user acts for."""
+    """The units a unit user acts for (for a person from the IdP: the units of their commissions
+    at their last sign-in), and whether they administer it there."""
 
     __tablename__ = "account_unit"
 
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), primary_key=True)
     unit_hsaid: Mapped[str] = mapped_column(String(31), primary_key=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RoleGrant(Base):
+    """A role the region (or a unit's admin) granted a person inside vardfil: ``analyst``, or
+    ``unit_admin`` of one unit. It gives something only beside a commission (``vardfil.rights``)."""
+
+    __tablename__ = "role_grant"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_hsaid: Mapped[str] = mapped_column(String(31))
+    role: Mapped[str] = mapped_column(String(16))  # analyst | unit_admin
+    unit_hsaid: Mapped[str | None] = mapped_column(String(31))
+    granted_by: Mapped[str] = mapped_column(String(128))
+    granted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(128))
+    __table_args__ = (Index("ix_role_grant_person", "person_hsaid"),)
+
+
+class OidcLogin(Base):
+    """A sign-in under way at the IdP: its state (only a hash), nonce and PKCE verifier, bound to
+    the browser that started it by a cookie (only its hash); used once."""
+
+    __tablename__ = "oidc_login"
+
+    state_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    binding_sha256: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class OidcSeenToken(Base):
+    """The ``jti`` of every logout token taken (only a hash): a replayed one is refused."""
+
+    __tablename__ = "oidc_seen_token"
+
+    jti_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
 class WebSession(Base):
@@ -234,6 +283,11 @@ class WebSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     last_seen_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)  # the idle timeout counts from it
+    # Signed in through the IdP: its session (``sid``) and subject, for back-channel logout, and the
+    # id token, the hint of an RP-initiated logout.
+    oidc_sid: Mapped[str | None] = mapped_column(String(255))
+    oidc_sub: Mapped[str | None] = mapped_column(String(255))
+    id_token: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiToken(Base):

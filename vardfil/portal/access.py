@@ -2,7 +2,8 @@
 
 Access rules live here once: a unit user is bound to its HSA-ids, and every route that names a
 unit or a file goes through :func:`unit_of` or :func:`file_of`; someone else's file is answered as
-if it did not exist. The region's SSO plugs in at :func:`current_user`.
+if it did not exist. Sessions come from a password or from the region's IdP (``oidc``); either way
+:func:`current_user` gives the same :class:`User`.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def now(request: Request) -> dt.datetime:
 
 
 def current_user(request: Request) -> User | None:
-    """The signed-in user (the place for the region's SSO: map its identity to an account here)."""
+    """The signed-in user of this request's session (password or IdP), if any."""
     app = vardfil(request)
     return user_for(app.ledger, request.cookies.get(COOKIE), idle_minutes=app.settings.session_idle_minutes)
 

@@ -16,7 +16,7 @@ form carries the session's CSRF token and every POST checks it; a unit user is b
 HSA-ids and every route that names a unit or a file checks it (``access.unit_of``/``file_of``);
 upload names are only ever text (files are stored under their hash); every response carries a
 strict Content-Security-Policy, ``nosniff``, ``DENY`` framing, no referrer and ``no-store``. The
-region's SSO plugs in at ``access.current_user``.
+region's IdP signs people in with SITHS (``oidc``, ``docs/identity.md``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -40,7 +41,7 @@ from filespec.calendar import STOCKHOLM, parse_instant
 from vardfil.accounts import User
 from vardfil.api import create_api
 from vardfil.app import App, open_app
-from vardfil.portal import analyst, rules, signin, unit, unit_admin
+from vardfil.portal import analyst, oidc, rules, signin, unit, unit_admin
 from vardfil.portal.access import current_user, page
 from vardfil.web.body import BadUpload
 from vardfil.web.middleware import ArrivalStamp, BodyLimit, SecurityHeaders
@@ -92,7 +93,9 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
         upload_limit=max_file_bytes() + 64 * 1024,
         is_upload=lambda path: UPLOAD_PATHS.match(path) is not None,
     )
-    web.add_middleware(SecurityHeaders, hsts=core.settings.secure_cookies)
+    web.add_middleware(
+        SecurityHeaders, hsts=core.settings.secure_cookies, form_targets=_origins(core.settings.oidc_issuer)
+    )
     web.add_middleware(ArrivalStamp, clock=clock)
     # The client's address (the sign-in throttle's per-address key) from X-Forwarded-For only when
     # the peer is one of the operator's proxies; uvicorn's own handling (which trusts loopback) is
@@ -120,7 +123,7 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
 
-    for router in (signin.router, unit.router, unit_admin.router, analyst.router, rules.router):
+    for router in (signin.router, oidc.router, unit.router, unit_admin.router, analyst.router, rules.router):
         web.include_router(router)
     web.mount("/api/v1", create_api(core, pool))
     web.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -138,6 +141,13 @@ class _RedactLinks(logging.Filter):
 
 
 LINK_PATH = re.compile(r"(/konto/losenord/)[^/?#\s]+")
+
+
+def _origins(url: str | None) -> tuple[str, ...]:
+    if not url:
+        return ()
+    u = urlparse(url)
+    return (f"{u.scheme}://{u.netloc}",)
 
 
 def _redact_access_log() -> None:

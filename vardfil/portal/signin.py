@@ -17,7 +17,8 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from filespec.calendar import STOCKHOLM, period_of_window
-from vardfil.accounts import SESSION_HOURS, sign_in, sign_out
+from vardfil.accounts import SESSION_HOURS, id_token_of, sign_in, sign_out
+from vardfil.oidc import OidcError
 from vardfil.portal.access import COOKIE, PRE_COOKIE, checked_form, current_user, now, page, require_user, vardfil
 
 router = APIRouter()
@@ -26,7 +27,17 @@ router = APIRouter()
 def _login_page(request: Request, error: str | None, status: int = 200) -> HTMLResponse:
     # A pre-session CSRF token in its own cookie: the sign-in form is posted before any session.
     token = secrets.token_urlsafe(32)
-    resp = page(request, "login.html", None, csrf=token, error=error)
+    settings = vardfil(request).settings
+    resp = page(
+        request,
+        "login.html",
+        None,
+        csrf=token,
+        error=error,
+        idp=vardfil(request).oidc is not None,
+        passwords=settings.password_signin,
+        signed_out=request.query_params.get("utloggad") == "1",
+    )
     resp.status_code = status
     resp.set_cookie(
         PRE_COOKIE, token, httponly=True, samesite="strict", secure=vardfil(request).settings.secure_cookies
@@ -43,6 +54,9 @@ def login_page(request: Request) -> Response:
 @router.post("/login")
 async def login(request: Request) -> Response:
     """Check the credentials; a session cookie and the start page, or the form again."""
+    mode = vardfil(request).settings.password_signin
+    if mode == "off":
+        raise HTTPException(status_code=403, detail="Inloggning med lösenord är avstängd: logga in med SITHS eID")
     form = await request.form()  # a few kilobytes at most: BodyLimit
     pre = request.cookies.get(PRE_COOKIE, "")
     if not pre or not hmac.compare_digest(str(form.get("csrf", "")), pre):
@@ -56,6 +70,7 @@ async def login(request: Request) -> Response:
         str(form.get("username", ""))[:128],
         str(form.get("password", "")),
         address=address,
+        roles=("admin",) if mode == "admin-only" else None,
     )
     if result.locked_until is not None:
         wait = (result.locked_until - dt.datetime.now(dt.UTC)).total_seconds()
@@ -84,11 +99,25 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    """End the session."""
+    """End the session; a session from the IdP is ended there too (RP-initiated logout with the
+    id token as the hint), and the IdP sends the browser back to the sign-in page."""
     user = await run_in_threadpool(require_user, request)
     await checked_form(request, user)
-    await run_in_threadpool(sign_out, vardfil(request).ledger, request.cookies.get(COOKIE))
-    resp = RedirectResponse("/login", status_code=303)
+    app = vardfil(request)
+    token = request.cookies.get(COOKIE)
+    id_token = await run_in_threadpool(id_token_of, app.ledger, token)
+    await run_in_threadpool(sign_out, app.ledger, token)
+    target = "/login?utloggad=1"
+    rp = app.oidc
+    if id_token and rp is not None:
+        try:
+            at_idp = await run_in_threadpool(
+                lambda: rp.end_session_url(id_token=id_token, state=secrets.token_urlsafe(16))
+            )
+        except OidcError:
+            at_idp = None  # signed out here; the IdP's session ends with its own lifetime
+        target = at_idp or target
+    resp = RedirectResponse(target, status_code=303)
     resp.delete_cookie(COOKIE)
     return resp
 

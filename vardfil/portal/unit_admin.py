@@ -15,6 +15,7 @@ from vardfil.accounts import (
     add_unit_account,
     create_token,
     disable_unit_account,
+    grant_unit_admin,
     link_is_live,
     reset_unit_account,
     revoke_unit_token,
@@ -38,6 +39,7 @@ def unit_accounts(request: Request, hsaid: str) -> Response:
         user,
         unit=unit,
         accounts=ledger.accounts.of_unit(hsaid),
+        admins=ledger.accounts.admins_of_unit(hsaid),
         tokens=unit_tokens(ledger, hsaid),
         new_token=None,
     )
@@ -94,6 +96,18 @@ async def reset_account(request: Request, hsaid: str, account_id: int) -> Respon
     )
 
 
+@router.post("/enhet/{hsaid}/konto/{account_id}/admin")
+async def make_admin(request: Request, hsaid: str, account_id: int) -> Response:
+    """Make one of the unit's people (with a commission on it) an administrator of the unit."""
+    return await _act(
+        request,
+        hsaid,
+        lambda app, form, actor: grant_unit_admin(
+            app, unit_hsaid=hsaid, account_id=account_id, actor=actor, revoke=form.get("action") == "revoke"
+        ),
+    )
+
+
 @router.post("/enhet/{hsaid}/konton/{username}/inaktivera")
 async def disable_account_by_name(request: Request, hsaid: str, username: str) -> Response:
     """The older address of ``disable_account``."""
@@ -135,6 +149,7 @@ async def add_token(request: Request, hsaid: str) -> Response:
             user,
             unit=unit,
             accounts=app.ledger.accounts.of_unit(hsaid),
+            admins=app.ledger.accounts.admins_of_unit(hsaid),
             tokens=unit_tokens(app.ledger, hsaid),
             new_token=token,
         )

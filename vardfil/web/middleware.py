@@ -16,14 +16,21 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+
 # Content-Security-Policy: only this origin's own styles and scripts (no inline code), never
 # framed, forms posted only here. The pages carry health data; a third-party script is a leak.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
-)
+def csp(form_targets: tuple[str, ...] = ()) -> str:
+    """The policy; ``form_targets``: other origins a form may lead to (the IdP: signing out posts
+    to vardfil, which redirects there, and a redirect after a form is held to ``form-action``)."""
+    actions = " ".join(("'self'", *form_targets))
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"frame-ancestors 'none'; form-action {actions}; base-uri 'none'; object-src 'none'"
+    )
+
+
+CSP = csp()
 SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
@@ -129,11 +136,15 @@ class SecurityHeaders:
     but the static files: pages, kvittenser and downloads carry health data, and a shared or
     back-button cache must not keep them."""
 
-    def __init__(self, app: ASGIApp, *, hsts: bool = False):
+    def __init__(self, app: ASGIApp, *, hsts: bool = False, form_targets: tuple[str, ...] = ()):
         # Served over TLS (VARDFIL_SECURE_COOKIES=1): browsers are told to use nothing else for a
         # year, so a later visit cannot be stripped to plain HTTP on the way.
         self.app = app
-        self.headers = SECURITY_HEADERS + ([(b"strict-transport-security", HSTS)] if hsts else [])
+        self.headers = (
+            [(b"content-security-policy", csp(form_targets).encode())]
+            + SECURITY_HEADERS
+            + ([(b"strict-transport-security", HSTS)] if hsts else [])
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
