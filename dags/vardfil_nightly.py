@@ -1,7 +1,8 @@
 """vardfil_nightly: every night, take in what arrived, close what is due, remind who is missing.
 
 intake (one mapped task per batch of inbox files) → the period whose deadline passed, if not closed → close
-→ unit workbooks in batches (mapped) → region workbook; reminders while a window is open; a run summary. Every task is idempotent: a rerun or
+→ unit workbooks in batches (mapped) → region workbook; reminders while a window is open; the catalogue sync
+(KIV/HSA: who still works where, when ``VARDFIL_DIRECTORY_URL`` is set); a run summary. Every task is idempotent: a rerun or
 backfill finds files already taken and periods already closed. Wiring only: each task calls one
 ``vardfil.airflow.tasks`` function (imported inside the task, so parsing this file stays light).
 """
@@ -49,8 +50,16 @@ def vardfil_nightly():
 
         return due_reminders(current_instant())
 
+    @task(retries=RETRIES, retry_delay=RETRY_DELAY)
+    def directory_sync() -> dict:
+        from vardfil.airflow.tasks import directory_sync as sync
+
+        return sync()
+
     @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
-    def summary(intakes: list[list[dict]], closes: list[dict], due: list[dict], books: list[str]) -> dict:
+    def summary(
+        intakes: list[list[dict]], closes: list[dict], due: list[dict], books: list[str], catalogue: dict
+    ) -> dict:
         from vardfil.airflow.tasks import current_instant, summarise
 
         return summarise(current_instant(), intake_results(intakes), list(closes or []), list(due or []))
@@ -58,7 +67,7 @@ def vardfil_nightly():
     taken = inbox_intake()
     closes = close.expand(period=due_periods(taken))
     books = publish_workbooks(closes, many=True)
-    summary(taken, closes, reminders(taken), books)
+    summary(taken, closes, reminders(taken), books, directory_sync())
 
 
 vardfil_nightly()

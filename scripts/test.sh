@@ -22,5 +22,10 @@ if bash scripts/ensure-node.sh; then
 elif [ "${CI:-}" = "true" ]; then
   echo "test.sh: CI needs Node.js for the test IdP" >&2; exit 1
 fi
+if bash scripts/ensure-daemons.sh; then
+  export VARDFIL_REQUIRE_SLAPD=1 VARDFIL_REQUIRE_NGINX=1
+elif [ "${CI:-}" = "true" ]; then
+  echo "test.sh: CI needs slapd and nginx" >&2; exit 1
+fi
 export VARDFIL_REQUIRE_AIRFLOW=1  # bootstrap installed it: the DAG tests must run
 exec .venv/bin/python -m pytest "$@"

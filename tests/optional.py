@@ -21,6 +21,8 @@ LIBREOFFICE = "VARDFIL_REQUIRE_LIBREOFFICE"
 POSTGRES = "VARDFIL_REQUIRE_PG"
 AIRFLOW = "VARDFIL_REQUIRE_AIRFLOW"
 OIDC = "VARDFIL_REQUIRE_OIDC"  # Node.js and the test IdP (node oidc-provider, tests/oidc)
+SLAPD = "VARDFIL_REQUIRE_SLAPD"  # Debian's slapd and ldap-utils (the catalogue)
+NGINX = "VARDFIL_REQUIRE_NGINX"  # Debian's nginx (mutual TLS in front of vardfil)
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -96,6 +96,7 @@ def test_task_graphs_are_as_designed(dagbag):
         ("close", "summary"),
         ("workbooks", "summary"),
         ("reminders", "summary"),
+        ("directory_sync", "summary"),  # the catalogue (KIV/HSA), when one is configured
     }
     close = dagbag.dags["vardfil_close"]
     assert _edges(close) == {("list_new_files", "intake"), ("intake", "close"), ("close", "workbooks")}

@@ -384,6 +384,67 @@ def cmd_grant(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_system(args: argparse.Namespace) -> int:
+    """Journal systems by their SITHS function certificate: add, list, revoke."""
+    from vardfil import swedish
+    from vardfil.systems import register_system, revoke_system
+
+    with _app(args) as app:
+        if args.system_command == "add":
+            register_system(app, hsa_id=args.hsaid, units=args.unit or [], name=args.name, actor=_actor(args, app))
+            print(f"journalsystem {args.hsaid} får skicka för {', '.join(sorted(set(args.unit)))}")
+            return EXIT_OK
+        if args.system_command == "revoke":
+            revoke_system(app, hsa_id=args.hsaid, actor=_actor(args, app))
+            print(f"journalsystem {args.hsaid} återkallat")
+            return EXIT_OK
+        systems = app.ledger.systems.all()
+    rows = [
+        {
+            "hsa_id": r.hsa_id,
+            "actor": f"system:{r.hsa_id}",
+            "name": r.name,
+            "units": units,
+            "created_at": r.created_at.isoformat(),
+            "created_by": r.created_by,
+            "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+        }
+        for r, units in systems
+    ]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    for r, units in systems:
+        state = f"återkallat {swedish.local_time(r.revoked_at)}" if r.revoked_at else "aktivt"
+        print(f"{r.hsa_id}\t{r.name or '–'}\t{','.join(units)}\t{state}")
+    return EXIT_OK
+
+
+def cmd_directory(args: argparse.Namespace) -> int:
+    """Bring vardfil's rights into line with the region's catalogue (``--dry-run``: only say what
+    would change)."""
+    from vardfil.directory import run
+
+    with _app(args) as app:
+        report = run(app, actor=_actor(args, app), dry_run=args.dry_run, confirm=args.confirm)
+    if args.json:
+        _print_json(report)
+        return EXIT_OK
+    verb = "skulle" if args.dry_run else "har"
+    print(
+        f"Katalogen: {report['counts']['units']} enheter, {report['counts']['persons']} personer, "
+        f"{report['counts']['commissions']} uppdrag"
+    )
+    print(f"Behörigheter som {verb} upphört: {len(report['removals'])}")
+    for r in report["removals"]:
+        print(f"  {r['person']} på {r['unit']}: {r['reason']}")
+    print(f"Roller som {verb} vilandeförklarats: {len(report['suspend'])}, åter i kraft: {len(report['restore'])}")
+    print(f"E-postadresser från katalogen: {len(report['emails'])}")
+    for d in report["unit_deviations"]:
+        print(f"  Avvikelse: {d['unit']} ({d['name'] or '–'}): {d['kind']}")
+    return EXIT_OK
+
+
 def cmd_token_create(args: argparse.Namespace) -> int:
     """A new API token for one unit, printed once: only its hash is kept."""
     from vardfil.accounts import create_token
@@ -504,22 +565,36 @@ def cmd_deviations(args: argparse.Namespace) -> int:
     """The deviation flags of a closed period, against each unit's own last 12 months."""
     from vardfil import swedish
     from vardfil.deviations import deviations
+    from vardfil.directory import catalogue_flags
 
     with _app(args) as app:
         if not app.ledger.period_closed(args.period):
             raise UsageError(f"period {args.period} is not closed")
         flags = deviations(args.period)
         names = {h: u.namn for h, u in app.reference.units.items()}
+        catalogue = catalogue_flags(app)
     if args.json:
         _print_json(
             [
                 {"unit_hsaid": f.unit_hsaid, "what": f.what, "value": f.value, "median": f.median, "reason": f.reason}
                 for f in flags
             ]
+            + [
+                {
+                    "unit_hsaid": c["unit_hsaid"],
+                    "what": f"katalog:{c['kind']}",
+                    "value": None,
+                    "median": None,
+                    "reason": c["reason"],
+                }
+                for c in catalogue
+            ]
         )
         return EXIT_OK
     for f in flags:
         print(f"{names.get(f.unit_hsaid, f.unit_hsaid)} ({f.unit_hsaid})\t{swedish.component(f.what)}\t{f.reason}")
+    for c in catalogue:  # the catalogue's view of the units, from the last sync
+        print(f"{c['name']} ({c['unit_hsaid']})\tkatalogen\t{c['reason']}")
     print(f"{len(flags)} avvikelse(r) i {args.period}", file=sys.stderr)
     return EXIT_OK
 
@@ -646,6 +721,32 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--reference", type=Path, metavar="DIR")
     gr.add_argument("--actor")
     gr.set_defaults(func=cmd_grant)
+
+    sy = sub.add_parser("system", help="journal systems by their SITHS function certificate (mutual TLS)")
+    sy_sub = sy.add_subparsers(dest="system_command", required=True)
+    sa = sy_sub.add_parser("add", help="register a system's certificate HSA-id for its units")
+    sa.add_argument("hsaid", metavar="HSAID", help="the HSA-id in the certificate subject's serialNumber")
+    sa.add_argument("--unit", action="append", metavar="HSAID", help="a unit it may send for (repeatable)")
+    sa.add_argument("--name", metavar="TEXT", help="what it is, e.g. Cosmic hos Närhälsan")
+    sa.add_argument("--reference", type=Path, metavar="DIR")
+    sa.add_argument("--actor")
+    sl = sy_sub.add_parser("list", help="every registered system")
+    sl.add_argument("--json", action="store_true", help="machine-readable output")
+    sr = sy_sub.add_parser("revoke", help="its certificate sends nothing from now")
+    sr.add_argument("hsaid", metavar="HSAID")
+    sr.add_argument("--actor")
+    for p_ in (sa, sl, sr):
+        p_.set_defaults(func=cmd_system)
+
+    di = sub.add_parser("directory", help="the region's LDAP catalogue (KIV/HSA)")
+    di_sub = di.add_subparsers(dest="directory_command", required=True)
+    ds = di_sub.add_parser("sync", help="bring rights and e-mail addresses into line with the catalogue")
+    ds.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    ds.add_argument("--confirm", action="store_true", help="carry out a sync that takes away many rights at once")
+    ds.add_argument("--json", action="store_true", help="machine-readable output")
+    ds.add_argument("--reference", type=Path, metavar="DIR")
+    ds.add_argument("--actor")
+    ds.set_defaults(func=cmd_directory)
 
     tk = sub.add_parser("token", help="API tokens of the journal systems (one unit each)")
     tk_sub = tk.add_subparsers(dest="token_command", required=True)

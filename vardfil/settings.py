@@ -27,6 +27,12 @@ the environment; everything else is handed a :class:`Settings`.
 | ``VARDFIL_OIDC_PURPOSES`` | ``Vård och behandling,Administration`` | the commission purposes (ändamål) that give rights, comma-separated |
 | ``VARDFIL_OIDC_CLAIMS`` | Inera's names | claim names of an IdP that names them differently: ``employeeHsaId=hsaPersonId,…`` |
 | ``VARDFIL_PASSWORD_SIGNIN`` | ``on`` | ``admin-only``: only role ``admin`` signs in with a password (break-glass); ``off``: nobody does |
+| ``VARDFIL_DIRECTORY_URL`` | none: no catalogue sync | the region's LDAP catalogue: ``ldaps://host:636`` or ``ldap://host:389`` (StartTLS, always) |
+| ``VARDFIL_DIRECTORY_BIND_DN`` / ``VARDFIL_DIRECTORY_PASSWORD`` | anonymous | the read-only account vardfil binds as |
+| ``VARDFIL_DIRECTORY_CA`` | the system's CAs | the CA bundle (PEM) the catalogue's certificate is checked against |
+| ``VARDFIL_DIRECTORY_UNITS_BASE`` / ``…_PERSONS_BASE`` / ``…_COMMISSIONS_BASE`` | — / — / the units' | the base DNs of the three searches |
+| ``VARDFIL_DIRECTORY_MAPPING`` | HSA's names (``vardfil.directory.Mapping``) | a TOML file naming another catalogue's object classes and attributes |
+| ``VARDFIL_DIRECTORY_MAX_REMOVAL`` | 0.2 | the share of known rights one sync may take away without ``--confirm`` |
 | ``VARDFIL_CLOCK_FILE`` | none | demos and tests only: a file holding the portal's "now" |
 | ``VARDFIL_ACTOR`` | ``job:cli:<command>`` | who the CLI records as acting: a typed actor (``person:<HSA-id>``, ``job:…``; ``vardfil.actors``) |
 | ``VARDFIL_PASSWORD`` | asked for | the password of ``vardfil user add`` (scripts) |
@@ -74,6 +80,15 @@ class Settings:
     oidc_purposes: tuple[str, ...] = ("Vård och behandling", "Administration")
     oidc_claims: tuple[tuple[str, str], ...] = ()
     password_signin: str = "on"  # on | admin-only | off
+    directory_url: str | None = None
+    directory_bind_dn: str | None = None
+    directory_password: str | None = None
+    directory_ca: Path | None = None
+    directory_units_base: str = ""
+    directory_persons_base: str = ""
+    directory_commissions_base: str = ""
+    directory_mapping: Path | None = None
+    directory_max_removal: float = 0.2
 
     def with_reference(self, reference: Path | None) -> Settings:
         """The same settings with another reference folder (``--reference``); None: unchanged."""
@@ -117,6 +132,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         oidc_claims=tuple(
             (k.strip(), v.strip()) for k, _, v in (p.partition("=") for p in _list(env.get("VARDFIL_OIDC_CLAIMS"))) if v
         ),
+        directory_url=env.get("VARDFIL_DIRECTORY_URL") or None,
+        directory_bind_dn=env.get("VARDFIL_DIRECTORY_BIND_DN") or None,
+        directory_password=env.get("VARDFIL_DIRECTORY_PASSWORD") or None,
+        directory_ca=Path(ca) if (ca := env.get("VARDFIL_DIRECTORY_CA")) else None,
+        directory_units_base=env.get("VARDFIL_DIRECTORY_UNITS_BASE") or "",
+        directory_persons_base=env.get("VARDFIL_DIRECTORY_PERSONS_BASE") or "",
+        directory_commissions_base=env.get("VARDFIL_DIRECTORY_COMMISSIONS_BASE")
+        or env.get("VARDFIL_DIRECTORY_UNITS_BASE")
+        or "",
+        directory_mapping=Path(mp) if (mp := env.get("VARDFIL_DIRECTORY_MAPPING")) else None,
+        directory_max_removal=float(env.get("VARDFIL_DIRECTORY_MAX_REMOVAL") or 0.2),
         password_signin=_choice(
             env.get("VARDFIL_PASSWORD_SIGNIN"), ("on", "admin-only", "off"), "VARDFIL_PASSWORD_SIGNIN"
         ),

@@ -234,6 +234,25 @@ def summarise(
     return summary
 
 
+@retry_only_transient
+def directory_sync() -> dict[str, Any]:
+    """The catalogue sync (``vardfil.directory``), when a catalogue is configured: a short report.
+
+    A catalogue that cannot be read is a passing fault (retried, nothing changed); a sync that
+    would take away too many rights at once fails the task for a person to look at (it is not
+    retried: ``vardfil directory sync --confirm`` after checking)."""
+    from vardfil.directory import run, settings_of
+
+    with _app() as app:
+        if settings_of(app) is None:
+            return {"skipped": "VARDFIL_DIRECTORY_URL is not set"}
+        report = run(app, actor=_job())
+    return {
+        k: report[k] if not isinstance(report[k], list) else len(report[k])
+        for k in ("at", "removals", "suspend", "restore", "emails", "unit_deviations")
+    }
+
+
 def _job() -> Actor:
     """Who acts in a task: ``job:dag:<dag id>`` inside an Airflow task, else ``job:airflow``."""
     try:

@@ -3,7 +3,9 @@ without a valid token is answered before a byte of its body is read."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -12,12 +14,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vardfil.accounts import token_unit
-from vardfil.actors import may_read_file
+from vardfil.actors import Actor, may_read_file
+from vardfil.actors import system as system_actor
 from vardfil.actors import token as token_actor
 from vardfil.app import App
 from vardfil.errors import CopyOfAnotherUnit
-from vardfil.ledger.tables import ApiToken, ReceivedFile
+from vardfil.ledger.tables import ReceivedFile
 from vardfil.month.intake import display_name, named_unit, sent_name
+from vardfil.systems import certificate_of, trusted_peer
 from vardfil.web.body import BadUpload, read_upload
 from vardfil.workers import WorkerPool, submit_job, validate_job
 
@@ -55,19 +59,28 @@ def create_api(core: App, pool: WorkerPool) -> FastAPI:
         body = {"error": ERRORS.get(exc.status_code, "error"), "detail": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    async def _token(request: Request) -> ApiToken:
+    async def _sender(request: Request) -> Sender:
+        """Who sends: a bearer token (one unit), or a journal system's SITHS function certificate
+        as the trusted proxy verified it (its registered units); 401 for anything else."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        found = await run_in_threadpool(token_unit, core.ledger, token.strip()) if scheme.lower() == "bearer" else None
-        if found is None:
-            raise _error(401, "Saknar giltig API-nyckel (Authorization: Bearer …).")
-        return found
+        if scheme.lower() == "bearer":
+            found = await run_in_threadpool(token_unit, core.ledger, token.strip())
+            if found is not None:
+                return Sender(actor=token_actor(found.id), units=frozenset({found.unit_hsaid}))
+        elif trusted_peer(request.state.peer, core.settings.trusted_proxies):
+            cert = certificate_of(request.headers.get("x-client-verify"), request.headers.get("x-client-cert"))
+            if cert is not None and cert.valid_at(dt.datetime.now(dt.UTC)):
+                live = await run_in_threadpool(core.ledger.systems.live, cert.hsa_id)
+                if live is not None:
+                    return Sender(actor=system_actor(cert.hsa_id), units=live[1])
+        raise _error(401, "Saknar giltig API-nyckel (Authorization: Bearer …) eller giltigt funktionscertifikat.")
 
-    def _own_file(token: ApiToken, receipt_id: str) -> ReceivedFile:
+    def _own_file(sender: Sender, receipt_id: str) -> ReceivedFile:
         f = core.ledger.file_by_receipt(receipt_id)
-        # The token's unit, or a file with no valid name that this very token sent (by its id):
-        # anything else is answered as if it did not exist (a receipt id must not confirm
+        # The sender's units, or a file with no valid name that this very sender sent (by its
+        # id): anything else is answered as if it did not exist (a receipt id must not confirm
         # someone else's file).
-        if f is None or not may_read_file(TokenAsker(token), f):
+        if f is None or not may_read_file(sender, f):
             raise _error(404, "Kvittensen finns inte.")
         return f
 
@@ -75,7 +88,7 @@ def create_api(core: App, pool: WorkerPool) -> FastAPI:
     async def send_file(request: Request, test: Annotated[bool, Query()] = False) -> Response:
         """Record a file (or with ``test=true`` only judge it) and answer with its kvittens."""
         received_at = request.state.received_at  # the instant the request arrived (ArrivalStamp)
-        token = await _token(request)
+        sender = await _sender(request)
         try:
             upload = await read_upload(request, staging=core.store.root / "incoming")
         except BadUpload as e:
@@ -85,8 +98,8 @@ def create_api(core: App, pool: WorkerPool) -> FastAPI:
                 raise _error(400, "Fältet 'file' med filen och dess namn saknas.")
             name = sent_name(upload.filename)
             claimed = named_unit(name)
-            if claimed is not None and claimed != token.unit_hsaid:
-                raise _error(403, "Filnamnet anger en annan vårdenhet än API-nyckelns.")
+            if claimed is not None and claimed not in sender.units:
+                raise _error(403, "Filnamnet anger en vårdenhet som avsändaren inte får skicka för.")
             lane = pool.lane_for(upload.size)
             if test:
                 kv = await pool.run(lane, validate_job, str(upload.path), name, received_at)
@@ -94,14 +107,7 @@ def create_api(core: App, pool: WorkerPool) -> FastAPI:
                 return JSONResponse(kv)
             try:
                 done = await pool.run(
-                    lane,
-                    submit_job,
-                    str(upload.path),
-                    name,
-                    received_at,
-                    "api",
-                    token_actor(token.id),
-                    frozenset({token.unit_hsaid}),
+                    lane, submit_job, str(upload.path), name, received_at, "api", sender.actor, sender.units
                 )
             except CopyOfAnotherUnit as e:
                 raise _error(409, str(e)) from None
@@ -112,16 +118,16 @@ def create_api(core: App, pool: WorkerPool) -> FastAPI:
     @api.get("/kvittenser/{receipt_id}", summary="En kvittens")
     async def kvittens(request: Request, receipt_id: str) -> Response:
         """The kvittens of one of the token's unit's files."""
-        token = await _token(request)
-        f = await run_in_threadpool(_own_file, token, receipt_id)
+        sender = await _sender(request)
+        f = await run_in_threadpool(_own_file, sender, receipt_id)
         body: dict[str, Any] = json.loads(f.kvittens_json)
         return JSONResponse(body)
 
     @api.get("/kvittenser/{receipt_id}/findings.csv", summary="Hela fellistan (CSV)")
     async def findings(request: Request, receipt_id: str) -> Response:
         """The full findings list of one of the token's unit's files."""
-        token = await _token(request)
-        f = await run_in_threadpool(_own_file, token, receipt_id)
+        sender = await _sender(request)
+        f = await run_in_threadpool(_own_file, sender, receipt_id)
         return FileResponse(
             core.store.resolve(f.findings_path),
             media_type="text/csv; charset=utf-8",
@@ -131,11 +137,13 @@ def create_api(core: App, pool: WorkerPool) -> FastAPI:
     return api
 
 
-class TokenAsker:
-    """A token as the one who asks to read a file: its unit, and its typed actor."""
+@dataclass(frozen=True, kw_only=True)
+class Sender:
+    """Who sends or asks through the API: a token (``token:<id>``, one unit) or a journal system
+    (``system:<HSA-id>``, its registered units)."""
 
-    def __init__(self, token: ApiToken):
-        self.unit, self.actor = token.unit_hsaid, token_actor(token.id)
+    actor: Actor
+    units: frozenset[str]
 
     def may_see_unit(self, hsaid: str | None) -> bool:
-        return hsaid is not None and hsaid == self.unit
+        return hsaid is not None and hsaid in self.units

@@ -7,6 +7,7 @@ copy of the database signs nobody in.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -219,6 +220,111 @@ class Accounts:
             au.admin = True
             if acc.role == "unit":
                 acc.role = "unit_admin"
+
+    # --- the catalogue's word --------------------------------------------------------------------
+
+    def remove_person_units(
+        self, hsa_id: str, units: list[str], *, actor: str, reasons: list[dict[str, str]], now: dt.datetime
+    ) -> None:
+        """The catalogue says the person no longer works there: the units go from their account and
+        every session of theirs ends now."""
+        with self.ledger.transaction() as s:
+            acc = s.scalars(select(Account).where(Account.hsa_id == hsa_id)).first()
+            if acc is None:
+                return
+            s.execute(delete(AccountUnit).where(AccountUnit.account_id == acc.id, AccountUnit.unit_hsaid.in_(units)))
+            s.execute(delete(WebSession).where(WebSession.account_id == acc.id))
+            left = list(s.scalars(select(AccountUnit).where(AccountUnit.account_id == acc.id)))
+            if acc.role == "unit_admin" and not any(a.admin for a in left):
+                acc.role = "unit"
+            self.ledger.audit(
+                s,
+                actor=actor,
+                action="directory_rights_removed",
+                subject=person(hsa_id),
+                detail={"units": sorted(units), "reasons": [r["reason"] for r in reasons], "sessions_ended": True},
+                at=now,
+            )
+
+    def suspend_grant(self, grant_id: int, *, actor: str, reason: str, now: dt.datetime) -> None:
+        """Suspend a grant whose commission is gone (kept, to be lifted when it returns): its rights
+        end now, and so do the person's sessions."""
+        with self.ledger.transaction() as s:
+            g = s.get(RoleGrant, grant_id)
+            if g is None or g.suspended_at is not None:
+                return
+            g.suspended_at = now
+            acc = s.scalars(select(Account).where(Account.hsa_id == g.person_hsaid)).first()
+            if acc is not None:
+                if g.role == "unit_admin":
+                    au = s.get(AccountUnit, (acc.id, g.unit_hsaid)) if g.unit_hsaid else None
+                    if au is not None:
+                        au.admin = False
+                    if acc.role == "unit_admin" and not any(
+                        a.admin for a in s.scalars(select(AccountUnit).where(AccountUnit.account_id == acc.id))
+                    ):
+                        acc.role = "unit"
+                elif acc.role == "analyst":
+                    acc.role = "unit"
+                s.execute(delete(WebSession).where(WebSession.account_id == acc.id))
+            self.ledger.audit(
+                s,
+                actor=actor,
+                action="role_suspended",
+                subject=person(g.person_hsaid),
+                detail={"role": g.role, "unit": g.unit_hsaid, "reason": reason},
+                at=now,
+            )
+
+    def restore_grant(self, grant_id: int, *, actor: str, now: dt.datetime) -> None:
+        """Lift a suspension: the commission is back (the role counts again from the person's next
+        sign-in, and at once where the account still acts for the unit)."""
+        with self.ledger.transaction() as s:
+            g = s.get(RoleGrant, grant_id)
+            if g is None or g.suspended_at is None:
+                return
+            g.suspended_at = None
+            acc = s.scalars(select(Account).where(Account.hsa_id == g.person_hsaid)).first()
+            if acc is not None and g.role == "unit_admin" and g.unit_hsaid:
+                au = s.get(AccountUnit, (acc.id, g.unit_hsaid))
+                if au is not None:
+                    au.admin = True
+                    acc.role = "unit_admin" if acc.role == "unit" else acc.role
+            self.ledger.audit(
+                s,
+                actor=actor,
+                action="role_restored",
+                subject=person(g.person_hsaid),
+                detail={"role": g.role, "unit": g.unit_hsaid},
+                at=now,
+            )
+
+    def set_person_email(self, hsa_id: str, email: str | None, *, actor: str) -> None:
+        """The e-mail address the catalogue holds for the person (their unit's mail goes there)."""
+        with self.ledger.transaction() as s:
+            acc = s.scalars(select(Account).where(Account.hsa_id == hsa_id)).first()
+            if acc is None or acc.email == email:
+                return
+            acc.email = email
+            # No address in the log: the catalogue is where it is kept.
+            self.ledger.audit(s, actor=actor, action="email_from_directory", subject=person(hsa_id))
+
+    def admin_emails_of_unit(self, unit_hsaid: str, *, excluding: Collection[str] = ()) -> list[str]:
+        """Where a unit's administrators get their mail (persons in ``excluding`` left out)."""
+        with self.ledger.reading() as s:
+            q = (
+                select(Account.email, Account.hsa_id)
+                .join(AccountUnit, AccountUnit.account_id == Account.id)
+                .where(AccountUnit.unit_hsaid == unit_hsaid, AccountUnit.admin.is_(True), Account.email.is_not(None))
+                .order_by(Account.id)
+            )
+            return [e for e, h in s.execute(q) if e and h not in excluding]
+
+    def display_names(self, hsa_ids: list[str]) -> dict[str, str]:
+        """HSA-id -> the name shown, for the people who signed in before."""
+        with self.ledger.reading() as s:
+            q = select(Account.hsa_id, Account.display_name).where(Account.hsa_id.in_(hsa_ids))
+            return {h: n for h, n in s.execute(q) if h and n}
 
     def end_idp_sessions(self, *, sid: str | None, sub: str | None) -> int:
         """End the sessions of an IdP session (``sid``), or of a subject at the IdP (``sub``)."""

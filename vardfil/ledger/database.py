@@ -155,8 +155,10 @@ class Ledger:
         if migrate:
             self.migrate()
         from vardfil.ledger.accounts import Accounts
+        from vardfil.ledger.systems import Systems
 
         self.accounts = Accounts(self)
+        self.systems = Systems(self)
 
     @property
     def dialect(self) -> str:

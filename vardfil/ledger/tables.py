@@ -246,7 +246,45 @@ class RoleGrant(Base):
     granted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     revoked_by: Mapped[str | None] = mapped_column(String(128))
+    # Suspended by the catalogue sync while the commission behind it is gone; a returning
+    # commission lifts it (``vardfil.directory``).
+    suspended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
     __table_args__ = (Index("ix_role_grant_person", "person_hsaid"),)
+
+
+class JournalSystem(Base):
+    """A journal system that sends files itself, known by the HSA-id of its SITHS function
+    certificate, and the units it may send for (``journal_system_unit``)."""
+
+    __tablename__ = "journal_system"
+
+    hsa_id: Mapped[str] = mapped_column(String(31), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(128))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class JournalSystemUnit(Base):
+    """A unit a journal system may send files for."""
+
+    __tablename__ = "journal_system_unit"
+
+    system_hsaid: Mapped[str] = mapped_column(ForeignKey("journal_system.hsa_id"), primary_key=True)
+    unit_hsaid: Mapped[str] = mapped_column(String(31), primary_key=True)
+
+
+class DirectorySync(Base):
+    """One run of the catalogue sync: when, by whom, whether it changed anything, what it found."""
+
+    __tablename__ = "directory_sync"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    applied: Mapped[bool] = mapped_column(Boolean)
+    result: Mapped[str] = mapped_column(Text)  # JSON: the sync's report
 
 
 class OidcLogin(Base):

@@ -17,6 +17,7 @@ from reports.workbooks import Trends
 from vardfil.accounts import User
 from vardfil.actors import describe
 from vardfil.app import App
+from vardfil.directory import catalogue_flags
 from vardfil.errors import Refused
 from vardfil.month.approval import finalise
 from vardfil.month.dispens import grant_dispens
@@ -51,6 +52,7 @@ def month_board_page(request: Request, period: str) -> Response:
         can_close=now(request) >= p.deadline,
         charts=_board_charts(t) if t else None,
         flags=t.flags if t else [],
+        catalogue=catalogue_flags(app),
     )
 
 

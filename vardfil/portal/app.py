@@ -44,7 +44,7 @@ from vardfil.app import App, open_app
 from vardfil.portal import analyst, oidc, rules, signin, unit, unit_admin
 from vardfil.portal.access import current_user, page
 from vardfil.web.body import BadUpload
-from vardfil.web.middleware import ArrivalStamp, BodyLimit, SecurityHeaders
+from vardfil.web.middleware import ArrivalStamp, BodyLimit, PeerStamp, SecurityHeaders
 from vardfil.workers import WorkerPool
 
 STATIC = Path(__file__).parent / "static"
@@ -102,6 +102,7 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
     # off in ``vardfil serve``. Outermost, so every layer sees the same client.
     if core.settings.trusted_proxies:
         web.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(core.settings.trusted_proxies))
+    web.add_middleware(PeerStamp)  # outermost: the peer as it connected
     _redact_access_log()
 
     @web.exception_handler(StarletteHTTPException)

@@ -128,9 +128,9 @@ async def callback(request: Request) -> Response:
     grants_of = app.ledger.accounts.grants
     claims = tokens.claims
     hsa = str(claims.get(rp.settings.claim("employeeHsaId")) or "")
-    grants = (
-        [Grant(role=g.role, unit_hsaid=g.unit_hsaid) for g in await run_in_threadpool(grants_of, hsa)] if hsa else []
-    )
+    # A grant the catalogue suspended (its commission gone) gives nothing until it is lifted.
+    found = await run_in_threadpool(grants_of, hsa) if hsa else []
+    grants = [Grant(role=g.role, unit_hsaid=g.unit_hsaid) for g in found if g.suspended_at is None]
     verdict = decide(
         claims,
         accepted_acr=rp.settings.acr_values,

@@ -58,6 +58,21 @@ class ArrivalStamp:
         await self.app(scope, receive, send)
 
 
+class PeerStamp:
+    """Keeps the request's own TCP peer (``state["peer"]``) before any proxy header is read: the
+    client-certificate headers count only when that peer is a trusted proxy (``vardfil.systems``),
+    whatever X-Forwarded-For says the client was."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            client = scope.get("client")
+            scope.setdefault("state", {})["peer"] = client[0] if client else None
+        await self.app(scope, receive, send)
+
+
 class BodyTooLarge(Exception):
     """Raised from ``receive`` when a request body passes its limit."""
 
