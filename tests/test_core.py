@@ -11,8 +11,9 @@ import pytest
 from conftest import file_name, make_file
 
 from filespec.calendar import parse_instant
+from vardfil.delivery import period_status
 from vardfil.errors import DispensRefused, Refused, StoreError, Transient, VardfilError
-from vardfil.ledger import newest_usable, period_status
+from vardfil.ledger import newest_usable
 
 T0 = parse_instant("2026-11-03T10:00:00+01:00")
 

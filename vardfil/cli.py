@@ -25,6 +25,7 @@ import os
 import sys
 from pathlib import Path
 
+from filespec import FILE_TYPES
 from filespec.calendar import Period, parse_instant
 from filespec.errors import InvalidPeriod
 from filespec.reference import ReferenceDataError
@@ -149,7 +150,7 @@ def cmd_intake(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Per unit and filtyp: the gällande file, its status and on_time; units with no file."""
     from vardfil import swedish
-    from vardfil.ledger import period_status
+    from vardfil.delivery import period_status
 
     with _app(args) as app:
         status = period_status(app.ledger, app.reference, args.period)
@@ -516,7 +517,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     chosen = (
         [args.version]
         if args.version
-        else [max((v for v in known if v.startswith(ft)), default="") for ft in ("VGP", "REH")]
+        else [max((v for v in known if v.startswith(ft)), default="") for ft in FILE_TYPES]
     )
     out = []
     for v in chosen:
@@ -675,7 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap_ = sub.add_parser("approve", help="a unit approves (or with --dispute, disputes) its underlag")
     ap_.add_argument("unit", metavar="HSAID")
     ap_.add_argument("period", type=_period, metavar="PERIOD")
-    ap_.add_argument("--file-type", choices=["VGP", "REH"], required=True)
+    ap_.add_argument("--file-type", choices=list(FILE_TYPES), required=True)
     ap_.add_argument("--dispute", action="store_true", help="dispute instead of approve (needs --comment)")
     ap_.add_argument("--comment")
     ap_.add_argument("--actor")

@@ -178,7 +178,7 @@ def _analysts(app: App) -> list[str]:
 def notify_close(app: App, summary: dict[str, Any]) -> int:
     """After a close: "underlaget är klart" to each unit's people, and the run summary (missing,
     late, rejected share) to the analysts. Each once per period; the number of messages sent."""
-    from vardfil.ledger import period_status
+    from vardfil.delivery import period_status
 
     period = str(summary["period"])
     base = app.settings.base_url
@@ -268,7 +268,7 @@ def send_reminders(app: App, now: dt.datetime) -> list[dict[str, str]]:
     """On the first, second and third vardag of a window (two vardagar before, one before, and the
     morning of the deadline): a reminder to each active unit without a usable file yet. Each
     reminder once per unit and day; the units reminded."""
-    from vardfil.ledger import period_status
+    from vardfil.delivery import period_status
 
     period = Period.of_window(now)
     if not period.window.is_open(now):

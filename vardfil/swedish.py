@@ -12,18 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_datetime
 from babel.numbers import NumberPattern, parse_pattern
 
-from filespec.calendar import parse_instant
+from filespec.calendar import STOCKHOLM, parse_instant
 from reports.underlag import COMPONENT_LABELS
 from validators.kvittens import Status
 
 LOCALE = "sv_SE"
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 # A period's state as the analysts' board and the CLI say it (the ledger keeps the codes).
 PERIOD_STATES = {"OPEN": "Öppen", "CLOSED": "Stängd", "FINALISED": "Fastställd"}

@@ -185,7 +185,7 @@ def write_workbooks(period: str, units: list[str] | None = None, region: bool = 
 @retry_only_transient
 def reminders(now: str) -> list[dict[str, Any]]:
     """While a window is open: the active units with no usable file yet for its period."""
-    from vardfil.ledger import period_status
+    from vardfil.delivery import period_status
 
     at = parse_instant(now)
     period = Period.of_window(at)

@@ -18,9 +18,10 @@ from vardfil.actors import Actor, may_read_file
 from vardfil.actors import system as system_actor
 from vardfil.actors import token as token_actor
 from vardfil.app import App
+from vardfil.delivery import claimed_unit
 from vardfil.errors import CopyOfAnotherUnit
 from vardfil.ledger.tables import ReceivedFile
-from vardfil.month.intake import display_name, named_unit, sent_name
+from vardfil.month.intake import display_name, sent_name
 from vardfil.systems import certificate_of, trusted_peer
 from vardfil.web.body import BadUpload, read_upload
 from vardfil.workers import WorkerPool, submit_job, validate_job
@@ -97,7 +98,7 @@ def create_api(core: App, pool: WorkerPool) -> FastAPI:
             if upload.path is None or not upload.filename:
                 raise _error(400, "Fältet 'file' med filen och dess namn saknas.")
             name = sent_name(upload.filename)
-            claimed = named_unit(name)
+            claimed = claimed_unit(name)
             if claimed is not None and claimed not in sender.units:
                 raise _error(403, "Filnamnet anger en vårdenhet som avsändaren inte får skicka för.")
             lane = pool.lane_for(upload.size)

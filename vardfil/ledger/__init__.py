@@ -4,14 +4,12 @@
 - ``migrations``: Alembic, run at open;
 - ``database``: :class:`Ledger` — transactions, every query and write, the gällande rule;
 - ``accounts``: portal accounts and sessions (storage only; the rules are ``vardfil.accounts``);
-- ``status``: :func:`period_status`, where a period stands per unit.
 
 Outside this package no module imports SQLAlchemy or Alembic (an import-linter contract in
 ``pyproject.toml`` checks it).
 """
 
 from vardfil.ledger.database import FileKey, Ledger, newest_usable, utcnow
-from vardfil.ledger.status import Delivery, PeriodStatus, UnitStatus, period_status
 from vardfil.ledger.tables import (
     Approval,
     AuditLog,
@@ -26,18 +24,14 @@ from vardfil.ledger.tables import (
 __all__ = [
     "Approval",
     "AuditLog",
-    "Delivery",
     "Dispens",
     "FileKey",
     "Ledger",
     "PeriodClose",
     "PeriodState",
-    "PeriodStatus",
     "ReceivedFile",
     "Settlement",
     "UnderlagLineRow",
-    "UnitStatus",
     "newest_usable",
-    "period_status",
     "utcnow",
 ]

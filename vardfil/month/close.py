@@ -32,8 +32,8 @@ from filespec import ReferenceDataError, Unit, fee_table_for, listing_path, load
 from filespec.calendar import STOCKHOLM, Period
 from reports import UnderlagLine, listing_counts, rattelse_line, total, underlag_for
 from vardfil.app import App
-from vardfil.errors import CloseTooEarly
-from vardfil.ledger import FileKey, PeriodClose, ReceivedFile, Settlement, UnderlagLineRow, newest_usable, utcnow
+from vardfil.delivery import FILE_TYPES, ensure_closable, on_time_file, unit_deadline
+from vardfil.ledger import FileKey, PeriodClose, ReceivedFile, Settlement, UnderlagLineRow, utcnow
 from vardfil.mail import notify_close
 from vardfil.publish.datasets import VisitDatasets, write_underlag_parquet
 
@@ -168,8 +168,7 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
     """Close ``period`` as of ``at``; returns the JSON summary (the recorded one if already closed)."""
     p = Period.parse(period)
     period = str(p)
-    if at < p.deadline:
-        raise CloseTooEarly(f"period {period} cannot be closed before its deadline {p.deadline.isoformat()}")
+    ensure_closable(p, at)
     # A close is recorded once: a rerun (Airflow retry, the nightly fallback, an analyst's second
     # click) answers with what was recorded, never with a second, possibly different, underlag.
     existing = close_summary(app, period)
@@ -213,9 +212,7 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
         taken = []
         for unit in units:
             key = FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=period)
-            # On time means before the unit's own deadline (its dispens, if any); a later file is
-            # settled as a RATTELSE in a later close, never here.
-            f = newest_usable(slots.get(key, ()), received_before=dispens.get(unit.hsaid) or p.deadline, as_of=at)
+            f = on_time_file(slots.get(key, ()), unit_deadline(p, dispens.get(unit.hsaid)), as_of=at)
             taken.append((unit, key, f))
 
         def read(item: tuple[Unit, FileKey, ReceivedFile | None]) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
@@ -283,7 +280,7 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
             }
             for u, f in chosen
         ],
-        "spec_versions": sorted({s.spec_version for ft in ("VGP", "REH") if (s := spec_for(ft, period))}),
+        "spec_versions": sorted({s.spec_version for ft in FILE_TYPES if (s := spec_for(ft, period))}),
         "price_list": {"version": prices.version, "sha256": prices.sha256},
         "fee_table": {"version": fees.version, "sha256": fees.sha256},
         "reference": dict(
@@ -356,7 +353,7 @@ def publish_year(app: App, period: str) -> None:
 
 def delivery_rows(app: App, period: str) -> list[dict[str, Any]]:
     """Per active unit of a closed period: the file its close took, or what arrived since."""
-    from vardfil.ledger import period_status
+    from vardfil.delivery import period_status
 
     pc = app.ledger.close_of(period)
     assert pc is not None

@@ -68,16 +68,6 @@ def sent_name(name: str) -> str:
     return name.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def named_unit(file_name: str) -> str | None:
-    """The HSA-id a file name claims, even when the rest of the name is wrong (F01).
-
-    A unit user or an API token may send files only for its own unit: a name that claims another
-    unit is refused before it is stored, so it can never be answered with that unit's kvittens.
-    """
-    parts = file_name.split("_")
-    return parts[1] if len(parts) >= 2 and parts[1].startswith("SE") else None
-
-
 def submit(
     source: bytes | Path,
     *,

@@ -17,7 +17,8 @@ from filespec.calendar import Period
 from reports import UnderlagLine, total, underlag_for
 from validators.identifiers import mask_identifiers
 from vardfil.app import App
-from vardfil.ledger import Approval, FileKey, ReceivedFile, UnderlagLineRow, UnitStatus, period_status
+from vardfil.delivery import UnitStatus, period_status
+from vardfil.ledger import Approval, FileKey, ReceivedFile, UnderlagLineRow
 from vardfil.month.close import read_accepted, reh_history
 
 

@@ -17,6 +17,7 @@ from reports.workbooks import Trends
 from vardfil.accounts import User
 from vardfil.actors import describe
 from vardfil.app import App
+from vardfil.delivery import ensure_closable, may_close
 from vardfil.directory import catalogue_flags
 from vardfil.errors import Refused
 from vardfil.month.approval import finalise
@@ -49,7 +50,7 @@ def month_board_page(request: Request, period: str) -> Response:
         rows=month_board(app, str(p)),
         closed=app.ledger.period_closed(str(p)),
         state=state.state if state else "OPEN",
-        can_close=now(request) >= p.deadline,
+        can_close=may_close(p, now(request)),
         charts=_board_charts(t) if t else None,
         flags=t.flags if t else [],
         catalogue=catalogue_flags(app),
@@ -124,8 +125,7 @@ async def close(request: Request, period: str) -> Response:
     """Close the period now and publish every workbook (in the large lane: it takes a minute)."""
 
     async def action(app: App, p: Period, user: User, _form: FormData, at: dt.datetime) -> object:
-        if at < p.deadline:  # answered here at once rather than after a wait for the lane
-            raise Refused(f"perioden {p} kan stängas först efter tidsgränsen {p.deadline:%Y-%m-%d %H:%M}")
+        ensure_closable(p, at)  # answered here at once rather than after a wait for the lane
         return await request.app.state.pool.run("large", close_job, str(p), at, user.actor)
 
     return await _act(request, period, action)

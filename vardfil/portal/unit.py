@@ -13,9 +13,10 @@ from filespec import Unit, file_rule_messages, spec_for
 from filespec.calendar import Period
 from filespec.catalogue import versions
 from vardfil.app import App
+from vardfil.delivery import claimed_unit, deadline_of
 from vardfil.errors import CopyOfAnotherUnit, Refused
 from vardfil.month.approval import answer
-from vardfil.month.intake import named_unit, sent_name
+from vardfil.month.intake import sent_name
 from vardfil.month.views import preview, record_diff, replaced_by, unit_months, unit_underlag_overview
 from vardfil.portal import charts
 from vardfil.portal.access import check_csrf, checked_form, file_of, now, page, served_period, unit_of, vardfil
@@ -34,7 +35,7 @@ def unit_page(request: Request, hsaid: str) -> Response:
     user, unit = unit_of(request, hsaid)
     app, at = vardfil(request), now(request)
     period = Period.of_window(at)
-    deadline = app.ledger.dispens_deadline(hsaid, str(period)) or period.deadline
+    deadline = deadline_of(app.ledger, hsaid, period)
     return page(
         request,
         "unit.html",
@@ -74,7 +75,7 @@ async def upload(request: Request, hsaid: str) -> Response:
         name = sent_name(received.filename)
         # A file named for another unit is refused before it is recorded: the user acts only for
         # its own units, and a misrouted file must not be answered with another unit's kvittens.
-        if named_unit(name) not in (None, hsaid):
+        if claimed_unit(name) not in (None, hsaid):
             raise HTTPException(status_code=403, detail="Filnamnet anger en annan vårdenhet än din")
         pool = request.app.state.pool
         try:

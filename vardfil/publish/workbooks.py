@@ -26,8 +26,9 @@ from reports import Component, reh_visits, vgp_visits
 from reports.workbooks import Trends, region_workbook, unit_workbook
 from validators.identifiers import mask_expr, mask_identifiers
 from vardfil.app import App
+from vardfil.delivery import period_status
 from vardfil.errors import NotClosed
-from vardfil.ledger import ReceivedFile, period_status
+from vardfil.ledger import ReceivedFile
 from vardfil.month.close import UnitListings, reh_history
 from vardfil.swedish import component, excel_time, local_time
 

@@ -1,22 +1,83 @@
-"""Where a period stands, per active unit and filtyp: the one answer to "which file counts, and
-was it on time?".
+"""The month's rules of delivery, in one place: a unit's own deadline, whether a period may be
+closed, which file counts and whether it came in time, which units have none and why, and the
+unit a file name claims.
 
-The CLI's ``status``, the portal's month board, the region workbook and the reminders all read
-:func:`period_status`. It reads the period's files and dispens once and applies the gällande rule
-(:func:`~vardfil.ledger.database.newest_usable`) per unit.
+Everything that decides or shows these reads them here: the close, ``vardfil status``, the
+month board, the unit page, the API and the portal's upload, the reminders and the mails, the
+region workbook. :func:`period_status` reads a period's files and dispens once and applies the
+gällande rule (:func:`~vardfil.ledger.database.newest_usable`) per unit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from filespec import Reference, Unit
+from filespec import FILE_TYPES, Reference, Unit
 from filespec.calendar import STOCKHOLM, Period
+from validators import parse_file_name
+from vardfil.errors import CloseTooEarly
 from vardfil.ledger.database import Ledger, newest_usable
 from vardfil.ledger.tables import ReceivedFile
+
+__all__ = [
+    "FILE_TYPES",
+    "Delivery",
+    "PeriodStatus",
+    "UnitStatus",
+    "claimed_unit",
+    "ensure_closable",
+    "may_close",
+    "on_time_file",
+    "period_status",
+    "unit_deadline",
+]
+
+
+def unit_deadline(period: Period, dispens: dt.datetime | None) -> dt.datetime:
+    """A unit's own deadline for a period: its dispens if it has one, else the period's."""
+    return dispens or period.deadline
+
+
+def deadline_of(ledger: Ledger, unit_hsaid: str, period: Period) -> dt.datetime:
+    """``unit_deadline`` of one unit, its dispens read from the ledger."""
+    return unit_deadline(period, ledger.dispens_deadline(unit_hsaid, str(period)))
+
+
+def may_close(period: Period, at: dt.datetime) -> bool:
+    """Whether a period may be closed at ``at``: from its deadline on."""
+    return at >= period.deadline
+
+
+def ensure_closable(period: Period, at: dt.datetime) -> None:
+    """:class:`CloseTooEarly` (Swedish) before the period's deadline."""
+    if not may_close(period, at):
+        raise CloseTooEarly(
+            f"perioden {period} kan stängas först vid tidsgränsen "
+            f"{period.deadline.astimezone(STOCKHOLM):%Y-%m-%d %H:%M} ({period.deadline.isoformat()})"
+        )
+
+
+def on_time_file(
+    files: Iterable[ReceivedFile], deadline: dt.datetime, *, as_of: dt.datetime | None = None
+) -> ReceivedFile | None:
+    """The file a close takes: the newest usable one received before the unit's own deadline
+    (and not after ``as_of``). A later file is settled as a RATTELSE in a later close."""
+    return newest_usable(list(files), received_before=deadline, as_of=as_of)
+
+
+def claimed_unit(file_name: str) -> str | None:
+    """The HSA-id a file name claims, even when the rest of the name is wrong (F01): a sender may
+    send only for its own units, so a name that claims another is refused before it is stored.
+    A valid name is read by the one parser of names (``validators.parse_file_name``)."""
+    parsed = parse_file_name(file_name)
+    if parsed is not None:
+        return str(parsed.unit_hsaid)
+    parts = file_name.split("_")
+    return parts[1] if len(parts) >= 2 and parts[1].startswith("SE") else None
 
 
 class Delivery(str, Enum):
@@ -66,8 +127,17 @@ class PeriodStatus:
     units: list[UnitStatus]
 
     def missing(self) -> list[UnitStatus]:
-        """Units with no usable file."""
-        return [u for u in self.units if u.gallande is None]
+        """Units with no usable file at all (``Delivery.MISSING``)."""
+        return [u for u in self.units if u.delivery is Delivery.MISSING]
+
+    def late(self) -> list[UnitStatus]:
+        """Units whose only usable files came after their deadline (``Delivery.LATE``): the close
+        takes no file for them; the late one is paid as a correction at a later close."""
+        return [u for u in self.units if u.delivery is Delivery.LATE]
+
+    def without_file_in_time(self) -> list[UnitStatus]:
+        """Units a close at the deadline takes no file for: missing or late."""
+        return [u for u in self.units if u.delivery is not Delivery.ON_TIME]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``vardfil status --json`` (the region's tooling reads these keys)."""
@@ -113,7 +183,7 @@ def period_status(
         if not unit.active_in(p):
             continue
         mine = files.get((unit.hsaid, unit.filtyp), [])
-        own_deadline = dispens.get(unit.hsaid) or deadline
+        own_deadline = unit_deadline(p, dispens.get(unit.hsaid))
         units.append(
             UnitStatus(
                 unit=unit,
@@ -121,7 +191,7 @@ def period_status(
                 dispens=dispens.get(unit.hsaid),
                 files_received=len(mine),
                 gallande=newest_usable(mine, as_of=as_of),
-                on_time_file=newest_usable(mine, received_before=own_deadline, as_of=as_of),
+                on_time_file=on_time_file(mine, own_deadline, as_of=as_of),
             )
         )
     return PeriodStatus(period=str(p), deadline=deadline, as_of=as_of, units=units)
