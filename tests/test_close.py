@@ -80,9 +80,10 @@ def test_parquet_types_and_datasets(app_env, monkeypatch):
     assert snapshot_files["103"] is None and "SE2321000131-E000000000103" in summary["missing_units"]
     # The period's part of the visit dataset across periods, written by the close beside
     # besok.parquet and moved into place: the same rows and types, the period in the folder name.
+    from vardfil.analysis import dataset_root
     from vardfil.month.close import publish_year
 
-    part = datasets.dataset_root(app_env.output) / "besok" / "period=2026-09" / "part-0.parquet"
+    part = dataset_root(app_env.output) / "besok" / "period=2026-09" / "part-0.parquet"
     besok = pq.read_table(summary["besok_parquet"])
     written = pq.read_table(part)
     assert written.equals(besok.drop_columns(["period"])) and written.schema.equals(
@@ -175,7 +176,7 @@ def test_listing_counted_once_pays_every_unit_as_counted_alone():
     """The close counts the whole listing once (``UnitListings``); each unit's listningspoäng and
     lines must be what counting its own listed persons gives, to the öre."""
     from reports import listing_counts, listing_points, points_of
-    from vardfil.month.close import UnitListings
+    from vardfil.publish.inputs import UnitListings
 
     prices = price_list_for("2026-10")
     units = [_unit(hsaid=f"SE2321000131-E00000000{n}001") for n in range(1, 4)]
@@ -466,7 +467,7 @@ def test_reh_history_reaches_every_earlier_visit_the_first_visit_window_can_hold
 
     from filespec import price_list_for
     from filespec.calendar import Period
-    from vardfil.month import close
+    from vardfil.publish import inputs as close
 
     for days in (None, 400, 28):
         if days is not None:

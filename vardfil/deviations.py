@@ -1,5 +1,5 @@
 """Deviations: where a unit's period differs from its own last 12 months, with the reason in
-words. Computed from the datasets across periods (``vardfil.datasets``); what counts as a
+words. Computed from the datasets across periods (``vardfil.analysis``); what counts as a
 deviation is data (``vardfil/deviations.toml``).
 
 - **Components**: per unit and underlag component (corrections left out), the period's amount
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from filespec.calendar import Period
-from vardfil import datasets
+from vardfil import analysis
 from vardfil.swedish import kronor, number, percent
 
 THRESHOLDS = Path(__file__).parent / "deviations.toml"
@@ -64,7 +64,7 @@ def deviations(period: str, *, root: Path | None = None, limits: dict[str, Any] 
     # workbook (0.02 s now; the same flags for every period and threshold of the tests' year).
     # Grouping, order and arithmetic are pandas' own: groups sorted by key, missing keys and
     # amounts left out, Decimal amounts summed exactly, medians as the mean of the middle two.
-    lines = datasets.underlag([*window, str(p)], root=root)
+    lines = analysis.underlag([*window, str(p)], root=root)
     if not lines.empty:
         sums: dict[tuple[str, str], dict[str, Decimal | int]] = {}
         for unit, component, q, amount, corrected in zip(
@@ -103,7 +103,7 @@ def deviations(period: str, *, root: Path | None = None, limits: dict[str, Any] 
                         f"senaste {len(history)} perioderna ({_kr(median)})",
                     )
                 )
-    deliv = datasets.deliveries([*window, str(p)], root=root)
+    deliv = analysis.deliveries([*window, str(p)], root=root)
     if not deliv.empty:
         units: dict[str, list[dict[str, Any]]] = {}
         for row in deliv.to_dict("records"):

@@ -16,10 +16,12 @@ from filespec import Unit, load_listing, price_list_for
 from filespec.calendar import Period
 from reports import UnderlagLine, total, underlag_for
 from validators.identifiers import mask_identifiers
+from vardfil import analysis
+from vardfil.analysis import dataset_root
 from vardfil.app import App
 from vardfil.delivery import UnitStatus, period_status
 from vardfil.ledger import Approval, FileKey, ReceivedFile, UnderlagLineRow
-from vardfil.month.close import read_accepted, reh_history
+from vardfil.publish.inputs import read_accepted, reh_history
 
 
 def replaced_by(app: App, f: ReceivedFile) -> ReceivedFile | None:
@@ -168,14 +170,12 @@ def month_board(app: App, period: str) -> list[BoardRow]:
 def unit_months(app: App, unit: Unit, *, months: int = 13) -> list[tuple[str, Decimal]]:
     """A unit's own total per closed period for its last ``months`` periods (corrections of
     earlier periods left out), oldest first: what its page draws."""
-    from vardfil import datasets
-    from vardfil.publish.datasets import dataset_root
 
     closed = app.ledger.closed_periods()
     window = closed[-months:]
     if not window:
         return []
-    lines = datasets.underlag(window, root=dataset_root(app.output))
+    lines = analysis.underlag(window, root=dataset_root(app.output))
     if lines.empty:
         return []
     mine = lines[

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from filespec.calendar import Period
+from vardfil.analysis import dataset_root
 from vardfil.ledger import FileKey, Ledger, ReceivedFile
 
 UNDERLAG_SCHEMA = pa.schema(
@@ -392,11 +393,6 @@ _DELIVERY_SCHEMA = pa.schema(
         ("listed", pa.int64()),
     ]
 )
-
-
-def dataset_root(output: Path) -> Path:
-    """Where the datasets across periods live: ``<output>/datasets/<name>/period=YYYY-MM/``."""
-    return output / "datasets"
 
 
 def _partition(root: Path, name: str, period: str, table: pa.Table) -> Path:

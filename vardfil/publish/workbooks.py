@@ -25,11 +25,14 @@ from filespec.calendar import Period
 from reports import Component, reh_visits, vgp_visits
 from reports.workbooks import Trends, region_workbook, unit_workbook
 from validators.identifiers import mask_expr, mask_identifiers
+from vardfil import analysis
+from vardfil.analysis import dataset_root
 from vardfil.app import App
 from vardfil.delivery import period_status
+from vardfil.deviations import deviations
 from vardfil.errors import NotClosed
 from vardfil.ledger import ReceivedFile
-from vardfil.month.close import UnitListings, reh_history
+from vardfil.publish.inputs import UnitListings, reh_history
 from vardfil.swedish import component, excel_time, local_time
 
 
@@ -244,18 +247,15 @@ def write_workbooks(period: str, *, app: App, units: Collection[str] | None = No
 
 
 def trends(app: App, period: str, *, months: int = 13) -> Trends:
-    """The "Trender" sheet's data from the datasets across periods (``vardfil.datasets``): the
+    """The "Trender" sheet's data from the datasets across periods (``vardfil.analysis``): the
     region's total for the last ``months`` periods, the ten largest changes against the previous
     period, the rejected share of each unit, and the deviation flags of the period."""
-    from vardfil import datasets
-    from vardfil.deviations import deviations
-    from vardfil.publish.datasets import dataset_root
 
     root = dataset_root(app.output)  # this application's output, whatever the environment says
     p = Period.parse(period)
     window = [str(p.shift(-i)) for i in range(months - 1, -1, -1)]
     names = {h: u.namn for h, u in app.reference.units.items()}
-    lines = datasets.underlag(window, root=root)
+    lines = analysis.underlag(window, root=root)
     totals: list[tuple[str, Decimal]] = []
     changes: list[tuple[str, Decimal]] = []
     if not lines.empty:
@@ -271,7 +271,7 @@ def trends(app: App, period: str, *, months: int = 13) -> Trends:
             if (unit, str(p)) in paid.index and (unit, prev) in own.index:
                 changes.append((names.get(unit, unit), Decimal(paid[(unit, str(p))] - own[(unit, prev)])))
         changes = sorted(changes, key=lambda c: abs(c[1]), reverse=True)[:10]
-    deliv = datasets.deliveries([str(p)], root=root)
+    deliv = analysis.deliveries([str(p)], root=root)
     rejected = (
         []
         if deliv.empty
