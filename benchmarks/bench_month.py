@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     from vardfil.app import open_app
     from vardfil.month.close import close_period
     from vardfil.month.intake import submit
-    from vardfil.publish.workbooks import unit_workbook_file, write_workbooks
+    from vardfil.publish.workbooks import unit_workbook_file, write_region_workbook, write_workbooks
     from vardfil.settings import load_settings
 
     arrivals = [line.split(";") for line in (month / "arrivals.csv").read_text().splitlines()[1:]]
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.until != "intake":
         stages["close (every underlag, Parquet datasets)"] = time.perf_counter() - t
     t = time.perf_counter()
-    books = [] if args.until != "workbooks" else write_workbooks(PERIOD, app=app, units=[])
+    books = [] if args.until != "workbooks" else [write_region_workbook(PERIOD, app=app)]
     if args.until == "workbooks":
         stages["publish (the region workbook)"] = time.perf_counter() - t
     # A unit's first download: its workbook written from the close's record (what the portal's

@@ -35,7 +35,7 @@ from vardfil.app import App, open_app
 from vardfil.mail import outbox_of
 from vardfil.month.close import close_period
 from vardfil.month.intake import Submission, submit
-from vardfil.publish.workbooks import write_workbooks
+from vardfil.publish.workbooks import write_region_workbook, write_workbooks
 from vardfil.settings import Settings, load_settings
 from vardfil.swedish import kronor, local_time, number, status
 
@@ -129,7 +129,7 @@ def run_sample_year(app: App, folder: Path = YEAR_DIR) -> list[dict[str, Any]]:
             submit(what, file_name=what.name, received_at=at, app=app, source_kind="cli", actor=SAMPLE)
         else:
             summaries.append(close_period(what, at=at, app=app, actor=SAMPLE))
-            write_workbooks(what, app=app, units=[])  # the region's; a unit's when first asked for
+            write_region_workbook(what, app=app)  # a unit's is written when first asked for
     return summaries
 
 

@@ -87,10 +87,10 @@ def validate_job(path: str, file_name: str, received_at: dt.datetime) -> dict[st
 def close_job(period: str, at: dt.datetime, actor: str) -> None:
     """In a worker: close a period and publish it (the unit workbooks follow when asked for)."""
     from vardfil.month.close import close_period
-    from vardfil.publish.workbooks import write_workbooks
+    from vardfil.publish.workbooks import write_region_workbook
 
     close_period(period, at=at, app=_app(), actor=actor)
-    write_workbooks(period, app=_app(), units=[])
+    write_region_workbook(period, app=_app())
 
 
 def workbook_job(period: str, unit_hsaid: str) -> str | None:

@@ -49,9 +49,9 @@ def publish_workbooks(closes: Any, *, many: bool) -> Any:
 
     @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
     def workbooks(closed: Any) -> list[str]:
-        from vardfil.airflow.tasks import write_workbooks
+        from vardfil.airflow.tasks import write_region_workbook
 
         periods = [c["period"] for c in (closed or [])] if many else [closed["period"]]
-        return [p for period in periods for p in write_workbooks(period, units=[])]
+        return [write_region_workbook(period) for period in periods]
 
     return workbooks(closes)

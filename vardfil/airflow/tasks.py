@@ -173,13 +173,13 @@ def close_one(period: str, at: str | None = None) -> dict[str, Any]:
 
 
 @retry_only_transient
-def write_workbooks(period: str, units: list[str] | None = None, region: bool = True) -> list[str]:
-    """(Re)write the workbooks of a closed period (``units``: only those unit workbooks; ``region``:
-    the region workbook too); their paths."""
-    from vardfil.publish.workbooks import write_workbooks as write
+def write_region_workbook(period: str) -> str:
+    """(Re)write the region workbook of a closed period; its path. A unit's workbook is written
+    when the unit first downloads it."""
+    from vardfil.publish.workbooks import write_region_workbook as write
 
     with _app() as app:
-        return [str(p) for p in write(period, app=app, units=units, region=region)]
+        return str(write(period, app=app))
 
 
 @retry_only_transient

@@ -89,7 +89,17 @@ def create_api(core: App, pool: WorkerPool) -> FastAPI:
     async def send_file(request: Request, test: Annotated[bool, Query()] = False) -> Response:
         """Record a file (or with ``test=true`` only judge it) and answer with its kvittens."""
         received_at = request.state.received_at  # the instant the request arrived (ArrivalStamp)
-        sender = await _sender(request)
+        try:
+            sender = await _sender(request)
+        except HTTPException:
+            # Straight from a client, the refusal goes before a byte of the body is read. Behind the
+            # region's proxy (which streams the body on, and has limited it), the body is read to its
+            # end first: an answer while the proxy is still sending makes the server close a socket
+            # with unread data, which resets it, and the sender would get the proxy's 502 instead.
+            if trusted_peer(request.state.peer, core.settings.trusted_proxies):
+                async for _ in request.stream():
+                    pass
+            raise
         try:
             upload = await read_upload(request, staging=core.store.root / "incoming")
         except BadUpload as e:

@@ -89,7 +89,10 @@ def read_ahead(read: Callable[[_T], _R], items: Iterable[_T], ahead: int = 1) ->
 
 
 def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[str, Any]:
-    """Close ``period`` as of ``at``; returns the JSON summary (the recorded one if already closed)."""
+    """Close ``period`` as of ``at``; returns the JSON summary (the recorded one if already closed).
+
+    The walk: choose each unit's file → compute the underlag (and the visit datasets) → the
+    corrections of earlier periods → the snapshot → record it all in one transaction → publish."""
     p = Period.parse(period)
     period = str(p)
     ensure_closable(p, at)
@@ -101,53 +104,100 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
         notify_close(app, existing)  # sends only what a failed or interrupted close did not
         return existing
 
-    ledger = app.ledger
+    now = utcnow()
     units = active_units(app, period)
     listing = required_listing(app, period, units)
+    taken = _choose(app, p, units, at)
+    lines, settlements = _compute(app, p, at, now, taken, listing)
+    rattelser = _corrections(app, period, at, now)
+    lines += [line for line, _ in rattelser if line is not None]
+    settlements += [s for _, s in rattelser]
+    line_dicts = [ln.as_dict() for ln in lines]
+    underlag_path = write_underlag_parquet(line_dicts, app.output / period / "underlag.parquet")
+    chosen = [(unit, f) for unit, _, f in taken]
+    snapshot = _snapshot(app, p, at, chosen, listing)
+    _record(
+        app,
+        PeriodClose(
+            period=period,
+            closed_at=at,
+            recorded_at=now,
+            actor=actor,
+            snapshot=json.dumps(snapshot, ensure_ascii=False, sort_keys=True),
+            underlag_path=str(underlag_path),
+            total=str(total(lines)),
+        ),
+        line_dicts,
+        settlements,
+        audit_detail={
+            "at": snapshot["at"],
+            "total": str(total(lines)),
+            "lines": len(line_dicts),
+            "rattelser": sum(line is not None for line, _ in rattelser),
+            "missing": [u.hsaid for u, f in chosen if f is None],
+        },
+    )
+    summary = close_summary(app, period, already_closed=False)
+    assert summary is not None  # recorded just now, by this close or a concurrent one
+    publish_year(app, period)
+    # The units hear that their underlag is ready, the analysts how the month went (each once).
+    notify_close(app, summary)
+    return summary
+
+
+Taken = list[tuple[Unit, FileKey, ReceivedFile | None]]
+
+
+def _choose(app: App, p: Period, units: list[Unit], at: dt.datetime) -> Taken:
+    """Each active unit's file: the newest usable one received before its own deadline (its
+    dispens, if any) and not after ``at``; a later file is settled as a RATTELSE later."""
+    dispens = app.ledger.dispens_for_period(str(p))
+    # Every unit's files of the period asked for once (one query a unit each was ~0.5 s of a
+    # 300-unit close); each unit's file is chosen by the same rule.
+    slots = app.ledger.files_of_period(str(p))
+    taken: Taken = []
+    for unit in units:
+        key = FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=str(p))
+        taken.append((unit, key, on_time_file(slots.get(key, ()), unit_deadline(p, dispens.get(unit.hsaid)), as_of=at)))
+    return taken
+
+
+def _compute(
+    app: App, p: Period, at: dt.datetime, now: dt.datetime, taken: Taken, listing: pl.DataFrame | None
+) -> tuple[list[UnderlagLine], list[Settlement]]:
+    """Every unit's underlag and settlement on its chosen file, and the period's visit datasets."""
+    period = str(p)
     listings = UnitListings(listing, period)
-    dispens = ledger.dispens_for_period(period)
-    # Every unit's files of the period and its REH history, asked for once (one query a unit each
-    # was ~0.5 s of a 300-unit close); each unit's gällande file is chosen by the same rule.
-    slots = ledger.files_of_period(period)
+    # Every REH unit's history asked for once, for the first-visit rule.
     reh_files: dict[str, list[ReceivedFile]] = {}
-    for hkey, hf in ledger.gallande_files(
+    for hkey, hf in app.ledger.gallande_files(
         before=period, since=history_since(period), file_type="REH", as_of=at
     ).items():
         reh_files.setdefault(hkey.unit_hsaid, []).append(hf)
-    lines: list[UnderlagLine] = []
-    chosen: list[tuple[Unit, ReceivedFile | None]] = []
-    settlements: list[Settlement] = []
-    now = utcnow()
-    out_dir = app.output / period
     datasets = VisitDatasets(
-        ledger=ledger,
+        ledger=app.ledger,
         read_accepted=lambda f: read_accepted(app, f),
         pseudonym_key=app.pseudonym_key,
         period=period,
         at=at,
         listing=listing,
-        out_dir=out_dir,
+        out_dir=app.output / period,
     )
-    prices_of_period = price_list_for(period)
+    prices = price_list_for(period)
+    lines: list[UnderlagLine] = []
+    settlements: list[Settlement] = []
+
+    def read(item: tuple[Unit, FileKey, ReceivedFile | None]) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+        unit, _, f = item
+        history = (
+            reh_history(app, unit, period, at, files=reh_files.get(unit.hsaid, ())) if unit.filtyp == "REH" else None
+        )
+        return read_accepted(app, f), history  # read once: the underlag and both datasets
+
     # A unit's underlag (polars, mostly outside the GIL) is computed in a thread while this one
     # pseudonymises and writes its visits (Python's HMACs, pyarrow): the ledger is read here only.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="underlag")
     try:
-        taken = []
-        for unit in units:
-            key = FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=period)
-            f = on_time_file(slots.get(key, ()), unit_deadline(p, dispens.get(unit.hsaid)), as_of=at)
-            taken.append((unit, key, f))
-
-        def read(item: tuple[Unit, FileKey, ReceivedFile | None]) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
-            unit, _, f = item
-            history = (
-                reh_history(app, unit, period, at, files=reh_files.get(unit.hsaid, ()))
-                if unit.filtyp == "REH"
-                else None
-            )
-            return read_accepted(app, f), history  # read once: the underlag and both datasets
-
         for (unit, key, f), (accepted, history) in read_ahead(read, taken):
             computing = pool.submit(
                 underlag_for,
@@ -156,13 +206,12 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
                 accepted=accepted,
                 listing=listings.of(unit.hsaid),
                 history=history,
-                prices=prices_of_period,
+                prices=prices,
                 listed=listings.counted(unit.hsaid),
             )
             datasets.add(key, f, accepted)
             unit_lines = computing.result()
             lines += unit_lines
-            chosen.append((unit, f))
             settlements.append(
                 Settlement(
                     period=period,
@@ -180,17 +229,18 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    return lines, settlements
 
-    rattelser = _corrections(app, period, at, now)
-    lines += [line for line, _ in rattelser if line is not None]
-    settlements += [s for _, s in rattelser]
 
-    line_dicts = [ln.as_dict() for ln in lines]
-    underlag_path = write_underlag_parquet(line_dicts, out_dir / "underlag.parquet")
-
+def _snapshot(
+    app: App, p: Period, at: dt.datetime, chosen: list[tuple[Unit, ReceivedFile | None]], listing: pl.DataFrame | None
+) -> dict[str, Any]:
+    """Everything the close used: the files and their hashes, the spec versions, the price list,
+    the fee table and the reference data (with the listing) by hash."""
+    period = str(p)
     prices, fees = price_list_for(period), fee_table_for(period)
     listing_file = listing_path(app.reference.root, period)
-    snapshot = {
+    return {
         "period": period,
         "at": at.astimezone(STOCKHOLM).isoformat(),
         "deadline": p.deadline.isoformat(),
@@ -220,21 +270,23 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
             )
         ),
     }
-    grand_total = total(lines)
-    # False means a concurrent close of the same period won: answer with what it recorded.
-    ledger.record_close(
-        PeriodClose(
-            period=period,
-            closed_at=at,
-            recorded_at=now,
-            actor=actor,
-            snapshot=json.dumps(snapshot, ensure_ascii=False, sort_keys=True),
-            underlag_path=str(underlag_path),
-            total=str(grand_total),
-        ),
+
+
+def _record(
+    app: App,
+    close: PeriodClose,
+    line_dicts: list[dict[str, Any]],
+    settlements: list[Settlement],
+    *,
+    audit_detail: dict[str, Any],
+) -> None:
+    """The close, its lines and settlements in one transaction (a concurrent close of the same
+    period that won is kept: the summary is then read from what it recorded)."""
+    app.ledger.record_close(
+        close,
         [
             UnderlagLineRow(
-                close_period=period,
+                close_period=close.period,
                 period=ln["period"],
                 file_type=ln["file_type"],
                 unit_hsaid=ln["unit_hsaid"],
@@ -247,20 +299,8 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
             for ln in line_dicts
         ],
         settlements,
-        audit_detail={
-            "at": snapshot["at"],
-            "total": str(grand_total),
-            "lines": len(line_dicts),
-            "rattelser": sum(line is not None for line, _ in rattelser),
-            "missing": [u.hsaid for u, f in chosen if f is None],
-        },
+        audit_detail=audit_detail,
     )
-    summary = close_summary(app, period, already_closed=False)
-    assert summary is not None  # recorded just now, by this close or a concurrent one
-    publish_year(app, period)
-    # The units hear that their underlag is ready, the analysts how the month went (each once).
-    notify_close(app, summary)
-    return summary
 
 
 def publish_year(app: App, period: str) -> None:

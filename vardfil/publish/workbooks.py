@@ -11,8 +11,9 @@ import datetime as dt
 import io
 import json
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from decimal import Decimal
 from multiprocessing import current_process, get_context
 from pathlib import Path
@@ -122,91 +123,115 @@ def unit_workbook_file(app: App, period: str, unit: Unit) -> Path | None:
     if not path.is_file():
         # Two first requests at once both write it; each writes a temporary file and renames it,
         # so a reader sees one whole workbook or the other, and they are the same.
-        written = write_workbooks(period, app=app, units=[unit.hsaid], region=False)
+        written = write_unit_workbooks(period, app=app, units=[unit.hsaid])
         if path not in written:
             return None
     return path
 
 
-def write_workbooks(period: str, *, app: App, units: Collection[str] | None = None, region: bool = True) -> list[Path]:
-    """(Re)write the workbooks of a closed period; their paths.
+@dataclass(frozen=True)
+class _Recorded:
+    """What a close recorded, which every workbook of the period is written from (never the
+    ledger's current state: a workbook rewritten next year shows what the unit approved)."""
 
-    ``units``: the HSA-ids whose unit workbooks to write (None: every unit of the close; empty:
-    none). ``region``: whether to write the region workbook. The close publishes the region
-    workbook; a unit's workbook is written when it is first asked for (``unit_workbook_file``), or
-    all at once by ``vardfil report``."""
-    # Everything below reads what the close recorded, never the ledger's current state: a workbook
-    # rewritten next year shows the same figures as the one the unit approved.
+    period: str
+    snapshot: dict[str, Any]
+    at: dt.datetime
+    lines: list[Any]
+    files: dict[str, ReceivedFile]
+
+    def entries(self, app: App) -> Iterator[tuple[Unit, ReceivedFile | None, list[dict[str, Any]]]]:
+        """Per unit of the close, in its order: the unit, the file the close took, its lines."""
+        for entry in self.snapshot["files"]:
+            unit = app.reference.units.get(entry["unit_hsaid"])
+            if unit is None:
+                continue
+            f = self.files.get(entry["receipt_id"]) if entry["receipt_id"] else None
+            unit_lines = [ln for ln in self.lines if ln.unit_hsaid == unit.hsaid and ln.file_type == unit.filtyp]
+            yield (
+                unit,
+                f,
+                [
+                    {
+                        "component": ln.component,
+                        "quantity": _dec(ln.quantity),
+                        "unit_price": _dec(ln.unit_price),
+                        "amount": Decimal(ln.amount),
+                        "corrected_period": ln.corrected_period,
+                    }
+                    for ln in unit_lines
+                ],
+            )
+
+
+def _recorded(app: App, period: str) -> _Recorded:
     pc = app.ledger.close_of(period)
     if pc is None:
         raise NotClosed(f"period {period} is not closed")
-    lines = app.ledger.underlag_lines(period)
+    return _Recorded(
+        period=period,
+        snapshot=json.loads(pc.snapshot),
+        at=pc.closed_at,
+        lines=app.ledger.underlag_lines(period),
+        files={f.receipt_id: f for f in app.ledger.files_for_period(period)},
+    )
+
+
+def _meta(unit: Unit, f: ReceivedFile | None, closed: _Recorded) -> dict[str, Any]:
+    snapshot = closed.snapshot
+    return {
+        "namn": unit.namn,
+        "unit_hsaid": unit.hsaid,
+        "file_type": unit.filtyp,
+        "driftform": unit.driftform,
+        "period": closed.period,
+        "file_name": f.file_name if f else None,
+        "sha256": f.sha256 if f else None,
+        # Instants as date cells (Stockholm wall time: a spreadsheet has no time zones).
+        "received_at": excel_time(f.received_at) if f else None,
+        "on_time": f.on_time if f else None,
+        "spec_version": f.spec_version if f else None,
+        "price_list": snapshot["price_list"]["version"],
+        "fee_table": snapshot["fee_table"]["version"],
+        "closed_at": excel_time(snapshot["at"]),
+        "closed_text": local_time(snapshot["at"]),
+    }
+
+
+def write_unit_workbooks(period: str, *, app: App, units: Collection[str] | None = None) -> list[Path]:
+    """(Re)write unit workbooks of a closed period (``units``: these HSA-ids; None: every unit of
+    the close); their paths. A unit's workbook is written when it is first asked for
+    (``unit_workbook_file``), or all at once by ``vardfil report``."""
+    closed = _recorded(app, period)
+    listings = UnitListings(load_listing(app.reference.root, period))
+    # One workbook (a unit's first download) is written here: a pool would only add its start.
+    renderer = _Renderer(1 if units is not None and len(units) <= 1 else app.settings.workbook_workers)
+    for unit, f, line_dicts in closed.entries(app):
+        if units is not None and unit.hsaid not in units:
+            continue
+        visits = _visit_rows(app, unit, period, f, closed.at, listings.of(unit.hsaid)) if f else None
+        rejected = _rejected_rows(app, f) if f else []
+        renderer.add(
+            (
+                unit_workbook_path(app, period, unit),
+                {"meta": _meta(unit, f, closed), "lines": line_dicts, "visits": visits, "rejected": rejected},
+            )
+        )
+        del visits, rejected
+    return renderer.finish()
+
+
+def write_region_workbook(period: str, *, app: App) -> Path:
+    """(Re)write the region workbook of a closed period (every unit, its components, delivery and
+    change against the previous period; the trends); its path. The close publishes it."""
+    closed = _recorded(app, period)
     previous = str(Period.parse(period).previous())
     prev_closed = app.ledger.period_closed(previous)
     prev_lines = app.ledger.underlag_lines(previous) if prev_closed else []
-    files = {f.receipt_id: f for f in app.ledger.files_for_period(period)}
     # Delivery as the region sees it when the workbook is written: late files count as late.
-    deliveries = (
-        {(u.unit.hsaid, u.unit.filtyp): u for u in period_status(app.ledger, app.reference, period).units}
-        if region
-        else {}
-    )
-    snapshot = json.loads(pc.snapshot)
-    at = pc.closed_at
-    listings = UnitListings(load_listing(app.reference.root, period)) if units is None or units else None
-    out_dir = app.output / period
+    deliveries = {(u.unit.hsaid, u.unit.filtyp): u for u in period_status(app.ledger, app.reference, period).units}
     region_units: list[dict[str, Any]] = []
-    # One workbook (a unit's first download) is written here: a pool would only add its start.
-    renderer = _Renderer(1 if units is not None and len(units) <= 1 else app.settings.workbook_workers)
-    for entry in snapshot["files"]:
-        unit = app.reference.units.get(entry["unit_hsaid"])
-        if unit is None:
-            continue
-        render = units is None or unit.hsaid in units
-        if not (render or region):
-            continue
-        f = files.get(entry["receipt_id"]) if entry["receipt_id"] else None
-        unit_lines = [ln for ln in lines if ln.unit_hsaid == unit.hsaid and ln.file_type == unit.filtyp]
-        line_dicts: list[dict[str, Any]] = [
-            {
-                "component": ln.component,
-                "quantity": _dec(ln.quantity),
-                "unit_price": _dec(ln.unit_price),
-                "amount": Decimal(ln.amount),
-                "corrected_period": ln.corrected_period,
-            }
-            for ln in unit_lines
-        ]
-        meta = {
-            "namn": unit.namn,
-            "unit_hsaid": unit.hsaid,
-            "file_type": unit.filtyp,
-            "driftform": unit.driftform,
-            "period": period,
-            "file_name": f.file_name if f else None,
-            "sha256": f.sha256 if f else None,
-            # Instants as date cells (Stockholm wall time: a spreadsheet has no time zones).
-            "received_at": excel_time(f.received_at) if f else None,
-            "on_time": f.on_time if f else None,
-            "spec_version": f.spec_version if f else None,
-            "price_list": snapshot["price_list"]["version"],
-            "fee_table": snapshot["fee_table"]["version"],
-            "closed_at": excel_time(snapshot["at"]),
-            "closed_text": local_time(snapshot["at"]),
-        }
-        if render:
-            assert listings is not None
-            visits = _visit_rows(app, unit, period, f, at, listings.of(unit.hsaid)) if f else None
-            rejected = _rejected_rows(app, f) if f else []
-            renderer.add(
-                (
-                    unit_workbook_path(app, period, unit),
-                    {"meta": meta, "lines": line_dicts, "visits": visits, "rejected": rejected},
-                )
-            )
-            del visits, rejected
-        if not region:
-            continue
+    for unit, f, line_dicts in closed.entries(app):
         components: dict[str, Decimal] = {}
         for ln in line_dicts:
             components[ln["component"]] = components.get(ln["component"], Decimal(0)) + ln["amount"]
@@ -229,21 +254,20 @@ def write_workbooks(period: str, *, app: App, units: Collection[str] | None = No
                 "rejected_share": (Decimal(f.rows_rejected) / Decimal(f.rows_total)) if f and f.rows_total else None,
             }
         )
-    paths = renderer.finish()
-    if not region:
-        return paths
     used = [c.value for c in Component if any(c.value in u["components"] for u in region_units)]
-    paths.append(
-        region_workbook(
-            out_dir / f"region_{period}.xlsx",
-            period=period,
-            closed_at=local_time(snapshot["at"]),
-            components=used,
-            units=region_units,
-            trends=trends(app, period),
-        )
+    return region_workbook(
+        app.output / period / f"region_{period}.xlsx",
+        period=period,
+        closed_at=local_time(closed.snapshot["at"]),
+        components=used,
+        units=region_units,
+        trends=trends(app, period),
     )
-    return paths
+
+
+def write_workbooks(period: str, *, app: App) -> list[Path]:
+    """Every workbook of a closed period, each unit's and the region's (``vardfil report``)."""
+    return [*write_unit_workbooks(period, app=app), write_region_workbook(period, app=app)]
 
 
 def trends(app: App, period: str, *, months: int = 13) -> Trends:
