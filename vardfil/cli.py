@@ -24,6 +24,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from filespec import FILE_TYPES
 from filespec.calendar import Period, parse_instant
@@ -613,11 +614,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return run_sample_month(out=args.out, via_airflow=not args.direct, year=not args.month_only)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    ap = argparse.ArgumentParser(prog="vardfil", description="Monthly visit files of VGR's care units.")
-    sub = ap.add_subparsers(dest="command", required=True)
-
+def _file_commands(sub: Any) -> None:
+    """validate, submit, intake: a file in."""
     # validate and submit take the same file arguments (the contract names them identically).
     file_args = argparse.ArgumentParser(add_help=False)
     file_args.add_argument("path", type=Path, metavar="PATH")
@@ -647,6 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
     it.add_argument("--actor")
     it.set_defaults(func=cmd_intake)
 
+
+def _month_commands(sub: Any) -> None:
+    """status, dispens, close, report, approve, finalise: the month."""
     st = sub.add_parser("status", help="per unit and filtyp: the gällande file of a period")
     st.add_argument("period", type=_period, metavar="PERIOD")
     st.add_argument("--reference", type=Path, metavar="DIR")
@@ -687,6 +688,9 @@ def build_parser() -> argparse.ArgumentParser:
     fi.add_argument("--actor")
     fi.set_defaults(func=cmd_finalise)
 
+
+def _people_commands(sub: Any) -> None:
+    """serve, user, grant, system, directory, token: the portal, its people and the systems."""
     sv = sub.add_parser("serve", help="run the web portal and the API")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
@@ -765,6 +769,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--actor")
     tr.set_defaults(func=cmd_token_revoke)
 
+
+def _information_commands(sub: Any) -> None:
+    """rules, deviations, sample: what the region reads."""
     ru = sub.add_parser("rules", help="the rule catalogue of a spec version, or the changes between two")
     ru.add_argument("--version", metavar="VERSION", help="e.g. VGP-2026.2 (default: the newest of each filtyp)")
     ru.add_argument("--diff", nargs=2, metavar=("OLD", "NEW"), help="what changed, e.g. VGP-2026.1 VGP-2026.2")
@@ -790,6 +797,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the sample month 2026-10, without replaying and closing the year before it",
     )
     s.set_defaults(func=cmd_sample)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    ap = argparse.ArgumentParser(prog="vardfil", description="Monthly visit files of VGR's care units.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    for add in (_file_commands, _month_commands, _people_commands, _information_commands):
+        add(sub)
     return ap
 
 

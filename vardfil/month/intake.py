@@ -87,7 +87,7 @@ def submit(
     :class:`CopyOfAnotherUnit`."""
     if received_at.tzinfo is None:
         raise ValueError("received_at must be aware")
-    ledger, store, reference = app.ledger, app.store, app.reference
+    ledger, store = app.ledger, app.store
     shown = display_name(file_name)
     # The bytes are stored before anything else can fail: whatever happens next, nothing received
     # is lost, and a retry finds them under the same name.
@@ -100,11 +100,7 @@ def submit(
     original = original_of(policy, name)
     earlier = original(ledger.files_by_sha(sha))
     if earlier is not None:
-        _audit_copy(ledger, earlier, shown, received_at, source_kind, actor)
-        _own_or_refuse(earlier, units, actor)
-        return Submission(
-            kvittens=json.loads(earlier.kvittens_json), receipt_id=earlier.receipt_id, new=False, file=earlier
-        )
+        return _copy(ledger, earlier, shown, received_at, source_kind, actor, units)
 
     usable_only = policy.f09_history == "usable"
     key = FileKey(unit_hsaid=name.unit_hsaid, file_type=name.file_type, period=name.period) if name else None
@@ -115,52 +111,22 @@ def submit(
     # The record then checks that the history (F09) is still the one judged against.
     # Derived files are named by the receipt, not by the bytes: from 2026.2 the same bytes can be
     # judged twice (an F08 file sent again once the window opens) with different findings.
-    key_hex = receipt.removeprefix("KV-")
     for _ in range(RETRIES):
         history = ledger.earlier_sequences(key, usable_only=usable_only) if key else []
-        with store.staged_parquet() as staged:
-            # The accepted rows are written while they are judged: a large file's rows are
-            # never all in memory at once (benchmarks/RESULTS.md, round three).
-            result = validate_file(
-                raw,
-                file_name=file_name,
-                received_at=received_at,
-                reference=reference,
-                earlier_sequences=history,
-                deadline=dispens,
-                receipt=receipt,
-                accepted_to=staged,
-            )
-            accepted_path = store.adopt_parquet(key_hex, staged) if result.kvittens.rows.accepted else None
-        kv = result.kvittens.to_dict()
-        kv["file_name"] = shown
-        findings_path = store.put_bytes("findings", key_hex, ".csv", findings_to_csv(result.findings))
-        k = result.kvittens
-        row = ReceivedFile(
-            receipt_id=receipt,
-            sha256=sha,
-            file_name=shown,
-            size_bytes=size,
+        result, row = _judge(
+            app,
+            raw,
+            file_name=file_name,
+            shown=shown,
             received_at=received_at,
-            recorded_at=utcnow(),
-            source=source_kind,
+            history=history,
+            dispens=dispens,
+            receipt=receipt,
+            stored=(sha, size),
+            source_kind=source_kind,
             actor=actor,
-            file_type=k.file_type,
-            unit_hsaid=k.unit_hsaid,
-            period=k.period,
-            sequence=k.sequence,
-            spec_version=k.spec_version,
-            deadline=k.deadline,
-            on_time=k.on_time,
-            status=k.status.value,
-            rows_total=k.rows.total,
-            rows_accepted=k.rows.accepted,
-            rows_rejected=k.rows.rejected,
-            rows_with_warnings=k.rows.with_warnings,
-            kvittens_json=json.dumps(kv, ensure_ascii=False),
-            findings_path=store.relative(findings_path),
-            accepted_path=store.relative(accepted_path) if accepted_path else None,
         )
+        k = result.kvittens
         counts = {rule: (_severity(result, rule), n) for rule, n in k.counts_by_rule.items()}
         try:
             recorded, new = ledger.record(
@@ -168,19 +134,83 @@ def submit(
             )
         except HistoryChanged:
             continue
-        if not new:
-            _audit_copy(ledger, recorded, shown, received_at, source_kind, actor)
-            _own_or_refuse(recorded, units, actor)
-        else:
-            # The unit's people get the kvittens by mail (once per receipt; a failure is logged and
-            # never fails the submission). A copy sends nothing: it is not a submission.
-            from vardfil.mail import notify_submission
+        if not new:  # a copy recorded meanwhile won: this arrival is its copy
+            return _copy(ledger, recorded, shown, received_at, source_kind, actor, units)
+        # The unit's people get the kvittens by mail (once per receipt; a failure is logged and
+        # never fails the submission). A copy sends nothing: it is not a submission.
+        from vardfil.mail import notify_submission
 
-            notify_submission(app, json.loads(recorded.kvittens_json), recorded.unit_hsaid)
+        notify_submission(app, json.loads(recorded.kvittens_json), recorded.unit_hsaid)
         return Submission(
-            kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id, new=new, file=recorded
+            kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id, new=True, file=recorded
         )
     raise HistoryChanged(f"history of {key} kept changing; gave up after {RETRIES} tries")
+
+
+def _judge(
+    app: App,
+    raw: Path,
+    *,
+    file_name: str,
+    shown: str,
+    received_at: dt.datetime,
+    history: list[int],
+    dispens: dt.datetime | None,
+    receipt: str,
+    stored: tuple[str, int],
+    source_kind: str,
+    actor: str,
+) -> tuple[ValidationResult, ReceivedFile]:
+    """Validate the stored bytes against ``history`` and write what the record points to (the
+    accepted rows, the findings); the result and the row to record."""
+    store = app.store
+    # Derived files are named by the receipt, not by the bytes: from 2026.2 the same bytes can be
+    # judged twice (an F08 file sent again once the window opens) with different findings.
+    key_hex = receipt.removeprefix("KV-")
+    with store.staged_parquet() as staged:
+        # The accepted rows are written while they are judged: a large file's rows are never all
+        # in memory at once (benchmarks/RESULTS.md, round three).
+        result = validate_file(
+            raw,
+            file_name=file_name,
+            received_at=received_at,
+            reference=app.reference,
+            earlier_sequences=history,
+            deadline=dispens,
+            receipt=receipt,
+            accepted_to=staged,
+        )
+        accepted_path = store.adopt_parquet(key_hex, staged) if result.kvittens.rows.accepted else None
+    kv = result.kvittens.to_dict()
+    kv["file_name"] = shown
+    findings_path = store.put_bytes("findings", key_hex, ".csv", findings_to_csv(result.findings))
+    k = result.kvittens
+    sha, size = stored
+    return result, ReceivedFile(
+        receipt_id=receipt,
+        sha256=sha,
+        file_name=shown,
+        size_bytes=size,
+        received_at=received_at,
+        recorded_at=utcnow(),
+        source=source_kind,
+        actor=actor,
+        file_type=k.file_type,
+        unit_hsaid=k.unit_hsaid,
+        period=k.period,
+        sequence=k.sequence,
+        spec_version=k.spec_version,
+        deadline=k.deadline,
+        on_time=k.on_time,
+        status=k.status.value,
+        rows_total=k.rows.total,
+        rows_accepted=k.rows.accepted,
+        rows_rejected=k.rows.rejected,
+        rows_with_warnings=k.rows.with_warnings,
+        kvittens_json=json.dumps(kv, ensure_ascii=False),
+        findings_path=store.relative(findings_path),
+        accepted_path=store.relative(accepted_path) if accepted_path else None,
+    )
 
 
 def original_of(policy: Policy, name: FileName | None) -> Callable[[list[ReceivedFile]], ReceivedFile | None]:
@@ -201,6 +231,24 @@ def original_of(policy: Policy, name: FileName | None) -> Callable[[list[Receive
         return next((f for f in files if f.status in NOT_REJECTED and f.unit_hsaid == unit), None)
 
     return same_unit_usable
+
+
+def _copy(
+    ledger: Ledger,
+    earlier: ReceivedFile,
+    shown: str,
+    received_at: dt.datetime,
+    source_kind: str,
+    actor: str,
+    units: frozenset[str] | None,
+) -> Submission:
+    """A byte-identical copy: no submission; the arrival audited, the earlier kvittens the answer
+    (when the sender may read it)."""
+    _audit_copy(ledger, earlier, shown, received_at, source_kind, actor)
+    _own_or_refuse(earlier, units, actor)
+    return Submission(
+        kvittens=json.loads(earlier.kvittens_json), receipt_id=earlier.receipt_id, new=False, file=earlier
+    )
 
 
 def _own_or_refuse(earlier: ReceivedFile, units: frozenset[str] | None, actor: str) -> None:

@@ -28,7 +28,7 @@ from vardfil.app import App
 from vardfil.ledger import utcnow
 from vardfil.oidc import OidcError, RelyingParty
 from vardfil.portal.access import COOKIE, page, vardfil
-from vardfil.rights import Grant, Refusal, decide
+from vardfil.rights import Grant, Person, Refusal, decide
 
 router = APIRouter()
 BINDING_COOKIE = "vardfil_oidc"
@@ -125,20 +125,9 @@ async def callback(request: Request) -> Response:
             detail={"reason": e.reason},
         )
         return refusal_page(request, "Inloggningen kunde inte verifieras", str(e), status=401)
-    grants_of = app.ledger.accounts.grants
     claims = tokens.claims
     hsa = str(claims.get(rp.settings.claim("employeeHsaId")) or "")
-    # A grant the catalogue suspended (its commission gone) gives nothing until it is lifted.
-    found = await run_in_threadpool(grants_of, hsa) if hsa else []
-    grants = [Grant(role=g.role, unit_hsaid=g.unit_hsaid) for g in found if g.suspended_at is None]
-    verdict = decide(
-        claims,
-        accepted_acr=rp.settings.acr_values,
-        purposes=rp.settings.purposes,
-        units=_active_units(app),
-        grants=grants,
-        claim=rp.settings.claim,
-    )
+    verdict = await run_in_threadpool(_verdict, app, rp, claims, hsa)
     if isinstance(verdict, Refusal):
         await run_in_threadpool(_audit_refusal, app, verdict, hsa, claims)
         return refusal_page(request, verdict.title, verdict.message)
@@ -164,6 +153,20 @@ async def callback(request: Request) -> Response:
     )
     resp.delete_cookie(BINDING_COOKIE, path="/oidc")
     return resp
+
+
+def _verdict(app: App, rp: RelyingParty, claims: dict[str, Any], hsa: str) -> Person | Refusal:
+    """``vardfil.rights.decide`` on the claims, with the person's grants (a grant the catalogue
+    suspended, its commission gone, gives nothing until it is lifted)."""
+    found = app.ledger.accounts.grants(hsa) if hsa else []
+    return decide(
+        claims,
+        accepted_acr=rp.settings.acr_values,
+        purposes=rp.settings.purposes,
+        units=_active_units(app),
+        grants=[Grant(role=g.role, unit_hsaid=g.unit_hsaid) for g in found if g.suspended_at is None],
+        claim=rp.settings.claim,
+    )
 
 
 def _active_units(app: App) -> dict[str, Any]:
