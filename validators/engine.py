@@ -229,69 +229,21 @@ def _validate(
     name = parse_file_name(file_name)
     spec = spec_for(name.file_type, name.period) if name else None
     messages = (spec and {c: r.message for c, r in spec.file_rules.items()}) or file_rule_messages()
-    fired: list[str] = []
-
-    if name is None:
-        fired.append("F01")
-    max_bytes = spec.max_bytes if spec else max_file_bytes()
-    rows: _Rows | None = None
-    count: Callable[[], int] = lambda: 0  # noqa: E731
-    size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
-    if size > max_bytes:
-        fired.append("F06")
-        sha, size = _sha256_and_size(source)  # streamed: an oversized file is never held in memory
-    else:
-        scanned = scan(source)
-        sha, size = scanned.sha256, scanned.size
-        if streamed and scanned.streamable:
-            assert scanned.header is not None
-
-            def frames() -> Iterator[pl.DataFrame]:
-                return stream_frames(source, scanned)
-
-            rows = _Rows(
-                header=scanned.header, frames=frames, broken=pl.DataFrame({ROW_COL: []}, schema={ROW_COL: pl.Int64})
-            )
-            count = lambda: sum(f.height for f in frames())  # noqa: E731  (every piece proved: at least one record)
-        else:
-            data = source if isinstance(source, bytes) else Path(source).read_bytes()
-            try:
-                records = split_records(data)
-            except ContentError as e:
-                fired.append(e.code)
-            else:
-                if records.header is None or records.count == 0:
-                    fired.append("F03")
-                if records.header is not None:
-                    rows = _whole_rows(records)
-                    count = lambda: records.count  # noqa: E731
-            del data
-
-    if rows is not None and spec is not None:
-        header = rows.header
+    fired: list[str] = [] if name is not None else ["F01"]
+    read = _read_container(source, streamed=streamed, max_bytes=spec.max_bytes if spec else max_file_bytes())
+    fired += read.fired
+    if read.rows is not None and spec is not None:
+        header = read.rows.header
         if len(set(header)) != len(header) or set(header) != set(spec.field_names):
             fired.append("F04")
-
-    window: Window | None = None
-    if name is not None:
-        window = window_for(name.period)
-        if spec is None:
-            # Periods before the first spec (2025-01) were settled by the region's earlier system.
-            fired.append("F10")
-        if not reference.unit_active(name.unit_hsaid, name.file_type, name.period):
-            fired.append("F07")
-        if window.before_open(received_at):
-            fired.append("F08")
-        if any(s >= name.sequence for s in earlier_sequences):
-            fired.append("F09")
-        if spec is not None and window.closed_for_corrections(received_at):
-            fired.append("F10")
-
+    window = window_for(name.period) if name is not None else None
+    if name is not None and window is not None:
+        fired += _name_rules(name, spec, window, reference, received_at, earlier_sequences)
     fired = sorted(set(fired))
     base: dict[str, Any] = {
-        "receipt_id": receipt or receipt_id(sha, received_at, file_name),
+        "receipt_id": receipt or receipt_id(read.sha, received_at, file_name),
         "file_name": file_name,
-        "sha256": sha,
+        "sha256": read.sha,
         "received_at": received_at,
         "file_type": name.file_type if name else None,
         "unit_hsaid": name.unit_hsaid if name else None,
@@ -301,32 +253,121 @@ def _validate(
         "deadline": (deadline or window.deadline) if window else None,
         "on_time": window.on_time(received_at, deadline) if window else None,
     }
-
     if fired:
-        total = count()
-        if accepted_to is not None:
-            accepted_to.unlink(missing_ok=True)
-        file_findings = [_file_finding(c, messages[c]) for c in fired]
-        kv = Kvittens(
-            **base,
-            status=Status.AVVISAD,
-            rows=RowCounts(total=total, accepted=0, rejected=total, with_warnings=0),
-            counts_by_rule=dict.fromkeys(fired, 1),
-            findings=tuple(file_findings),
-            findings_truncated=False,
-        )
-        return ValidationResult(
-            kvittens=kv,
-            findings=pl.DataFrame(file_findings, schema=empty_findings().schema),
-            accepted_rows=pl.LazyFrame(),
-            spec=spec,
-        )
-
-    assert spec is not None and rows is not None and name is not None
+        return _rejected(base, fired, messages, read.count(), accepted_to, spec)
+    assert spec is not None and read.rows is not None and name is not None
     ctx = CheckContext(
         spec=spec, period=name.period, file_hsaid=name.unit_hsaid, reference=reference, fees=fee_table_for(name.period)
     )
-    judged = judge_rows(rows, ctx, accepted_to, keep=keep_accepted)
+    return _judged_result(
+        base, file_name, spec, judge_rows(read.rows, ctx, accepted_to, keep=keep_accepted), accepted_to
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Container:
+    """What the container rules found: the bytes' hash and size, the records (None when they
+    cannot be read), a way to count them, and the file rules that fired."""
+
+    sha: str
+    size: int
+    rows: _Rows | None
+    count: Callable[[], int]
+    fired: list[str]
+
+
+def _read_container(source: bytes | Path, *, streamed: bool, max_bytes: int) -> _Container:
+    size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+    if size > max_bytes:
+        sha, size = _sha256_and_size(source)  # streamed: an oversized file is never held in memory
+        return _Container(sha=sha, size=size, rows=None, count=lambda: 0, fired=["F06"])
+    scanned = scan(source)
+    if streamed and scanned.streamable:
+        assert scanned.header is not None
+
+        def frames() -> Iterator[pl.DataFrame]:
+            return stream_frames(source, scanned)
+
+        rows = _Rows(
+            header=scanned.header, frames=frames, broken=pl.DataFrame({ROW_COL: []}, schema={ROW_COL: pl.Int64})
+        )
+        # Every piece proved: at least one record.
+        return _Container(
+            sha=scanned.sha256, size=scanned.size, rows=rows, count=lambda: sum(f.height for f in frames()), fired=[]
+        )
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    try:
+        records = split_records(data)
+    except ContentError as e:
+        return _Container(sha=scanned.sha256, size=scanned.size, rows=None, count=lambda: 0, fired=[e.code])
+    del data
+    fired = ["F03"] if records.header is None or records.count == 0 else []
+    whole = _whole_rows(records) if records.header is not None else None
+    return _Container(
+        sha=scanned.sha256,
+        size=scanned.size,
+        rows=whole,
+        count=(lambda: records.count) if whole is not None else (lambda: 0),
+        fired=fired,
+    )
+
+
+def _name_rules(
+    name: FileName,
+    spec: FileSpec | None,
+    window: Window,
+    reference: Reference,
+    received_at: dt.datetime,
+    earlier_sequences: tuple[int, ...],
+) -> list[str]:
+    """The file rules the name, the calendar, the register and the history decide (F07–F10)."""
+    fired = []
+    if spec is None:
+        # Periods before the first spec (2025-01) were settled by the region's earlier system.
+        fired.append("F10")
+    if not reference.unit_active(name.unit_hsaid, name.file_type, name.period):
+        fired.append("F07")
+    if window.before_open(received_at):
+        fired.append("F08")
+    if any(s >= name.sequence for s in earlier_sequences):
+        fired.append("F09")
+    if spec is not None and window.closed_for_corrections(received_at):
+        fired.append("F10")
+    return fired
+
+
+def _rejected(
+    base: dict[str, Any],
+    fired: list[str],
+    messages: dict[str, str],
+    total: int,
+    accepted_to: Path | None,
+    spec: FileSpec | None,
+) -> ValidationResult:
+    """An AVVISAD file by its file rules: every row rejected, no row judged."""
+    if accepted_to is not None:
+        accepted_to.unlink(missing_ok=True)
+    file_findings = [_file_finding(c, messages[c]) for c in fired]
+    kv = Kvittens(
+        **base,
+        status=Status.AVVISAD,
+        rows=RowCounts(total=total, accepted=0, rejected=total, with_warnings=0),
+        counts_by_rule=dict.fromkeys(fired, 1),
+        findings=tuple(file_findings),
+        findings_truncated=False,
+    )
+    return ValidationResult(
+        kvittens=kv,
+        findings=pl.DataFrame(file_findings, schema=empty_findings().schema),
+        accepted_rows=pl.LazyFrame(),
+        spec=spec,
+    )
+
+
+def _judged_result(
+    base: dict[str, Any], file_name: str, spec: FileSpec, judged: Judged, accepted_to: Path | None
+) -> ValidationResult:
+    """The kvittens of a file whose rows were judged, with the file rules judged on their outcome."""
     findings, accepted, total = judged.findings, judged.accepted, judged.total
     counts = findings.group_by("rule").len().sort("rule")
     rejected_rows = findings.filter(pl.col("severity") == Severity.FEL.value)["row"].n_unique()
@@ -411,29 +452,61 @@ def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None, 
     besok_id). pandera then validates the rows that fail some rule, once, and reports the failure
     cases the findings are built from: a row that passes every rule has none to report.
     """
-    spec = ctx.spec
-    names = {f"c{i}": name for i, name in enumerate(rows.header)}
-    columns = rule_columns(ctx)
-    local = [c for c in columns if not c.cross_row]
-    cross = [c for c in columns if c.cross_row]
-    local_names = [c.name for c in local]
-    local_fel = [c.name for c in local if spec.severity(c.code) is Severity.FEL]
-    key_fields = sorted({"besok_id", *(n for c in cross for n in (*c.key, *c.passing.meta.root_names()))})
-    keys: list[pl.DataFrame] = []
-    failing_rows: list[pl.DataFrame] = []
-    written, judged = [0], [0]
+    judging = _Judging(rows, ctx)
+    frames = judging.frames()
+    first = next(frames)
+    accepted = _accepted(first, frames, accepted_to, keep=keep)
+    failed = judging.failed()
+    # A row a cross-row FEL rule rejects that no other FEL rule did was written: take it out.
+    late = failed.filter(~_every(failed, judging.cross_fel) & _every(failed, judging.local_fel))[ROW_COL]
+    kept = judging.written - late.len()
+    if late.len():
+        gone = ~pl.col("rad").is_in(late.implode())
+        if accepted_to is not None:
+            again = accepted_to.with_name(accepted_to.name + ".again")
+            pl.scan_parquet(accepted_to).filter(gone).sink_parquet(again, **ACCEPTED_PARQUET)
+            os.replace(again, accepted_to)
+            accepted = pl.scan_parquet(accepted_to)
+        else:
+            accepted = accepted.filter(gone)
+    if accepted_to is not None and kept == 0:
+        accepted_to.unlink(missing_ok=True)
+        accepted = pl.LazyFrame(schema=first.schema)
+    findings = _row_findings(rows, failed, judging.columns, ctx)
+    return Judged(findings=findings, accepted=accepted, total=judging.judged + rows.broken.height, kept=kept)
 
-    def judged_frames() -> Iterator[pl.DataFrame]:
-        for raw in rows.frames():
-            chunk = raw.rename(names).select(ROW_COL, *spec.field_names)
+
+class _Judging:
+    """One file's row rules, a frame at a time: what each frame keeps for the end (the cross-row
+    rules' keys, the failing rows) and how many rows were judged and written."""
+
+    def __init__(self, rows: _Rows, ctx: CheckContext):
+        self.rows, self.ctx, spec = rows, ctx, ctx.spec
+        self.names = {f"c{i}": name for i, name in enumerate(rows.header)}
+        self.columns = rule_columns(ctx)
+        self.local = [c for c in self.columns if not c.cross_row]
+        self.cross = [c for c in self.columns if c.cross_row]
+        self.local_names = [c.name for c in self.local]
+        self.local_fel = [c.name for c in self.local if spec.severity(c.code) is Severity.FEL]
+        self.cross_fel = [c.name for c in self.cross if spec.severity(c.code) is Severity.FEL]
+        self.key_fields = sorted({"besok_id", *(n for c in self.cross for n in (*c.key, *c.passing.meta.root_names()))})
+        self.keys: list[pl.DataFrame] = []
+        self.failing_rows: list[pl.DataFrame] = []
+        self.written = self.judged = 0
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        """Each frame's accepted rows by the row's own rules, judged as it is read."""
+        spec, local, local_names = self.ctx.spec, self.local, self.local_names
+        for raw in self.rows.frames():
+            chunk = raw.rename(self.names).select(ROW_COL, *spec.field_names)
             del raw
-            judged[0] += chunk.height
+            self.judged += chunk.height
             part = (
-                prepare(chunk, ctx)
+                prepare(chunk, self.ctx)
                 .select(*[pl.col(a).alias(b) for a, b in DERIVED.items()], *[c.passing for c in local])
                 .collect()
             )
-            keys.append(chunk.select(ROW_COL, *key_fields, *[_key_hash(c) for c in cross]))
+            self.keys.append(chunk.select(ROW_COL, *self.key_fields, *[_key_hash(c) for c in self.cross]))
             # Plain column picks and Series operations from here: each eager select or filter with
             # an expression is a small query of its own (~0.3–1 ms a piece, most of a small file's
             # time after the rules).
@@ -443,19 +516,49 @@ def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None, 
             # field of each, not the whole file.
             passed = [bool(v.all()) for v in verdicts.get_columns()]
             shown = {"besok_id", *(c.field for c, ok in zip(local, passed, strict=True) if not ok and c.field)}
-            failing_rows.append(
+            self.failing_rows.append(
                 chunk[[ROW_COL, *(f for f in spec.field_names if f in shown)]]
                 .hstack(verdicts)
                 .filter(~_every(verdicts, local_names))
             )
             out = (
-                chunk.rename({ROW_COL: "rad"}).hstack(part[list(DERIVED.values())]).filter(_every(verdicts, local_fel))
+                chunk.rename({ROW_COL: "rad"})
+                .hstack(part[list(DERIVED.values())])
+                .filter(_every(verdicts, self.local_fel))
             )
-            written[0] += out.height
+            self.written += out.height
             yield out
 
-    frames = judged_frames()
-    first = next(frames)
+    def failed(self) -> pl.DataFrame:
+        """Every row that fails some rule, with a verdict column per rule (the cross-row rules
+        judged now, over the whole file's key columns)."""
+        every_key = pl.concat(self.keys, how="vertical", rechunk=False)
+        self.keys.clear()
+        cross_names = [c.name for c in self.cross]
+        cross_failing = _cross_failing(every_key, self.cross)
+        del every_key
+        local_failing = pl.concat(self.failing_rows, how="diagonal_relaxed")
+        self.failing_rows.clear()
+        if cross_failing.height == 0:
+            # The common case: every row passes the cross-row rules. The pieces' failing rows are
+            # in row order already; the joins, sort and fill below were ~2 ms of a small file.
+            return local_failing.hstack(
+                [pl.Series(n, [True] * local_failing.height, dtype=pl.Boolean) for n in cross_names]
+            )
+        both = local_failing.join(cross_failing.select(ROW_COL, *cross_names), on=ROW_COL, how="left")
+        only_cross = cross_failing.join(local_failing.select(ROW_COL), on=ROW_COL, how="anti")
+        return (
+            pl.concat([both, only_cross], how="diagonal_relaxed")
+            .sort(ROW_COL)
+            .with_columns(pl.col(c.name).fill_null(True) for c in self.columns)
+        )
+
+
+def _accepted(
+    first: pl.DataFrame, frames: Iterator[pl.DataFrame], accepted_to: Path | None, *, keep: bool
+) -> pl.LazyFrame:
+    """The accepted rows, frame by frame as they are judged: written to ``accepted_to`` (polars
+    sinks the frames as they come), kept in memory, or only counted."""
     if accepted_to is not None:
         called: list[bool] = []
 
@@ -469,54 +572,18 @@ def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None, 
                 yield frame.select(with_columns) if with_columns else frame
 
         register_io_source(io_source=source, schema=first.schema).sink_parquet(accepted_to, **ACCEPTED_PARQUET)
-        accepted = pl.scan_parquet(accepted_to)
-    elif keep:
-        accepted = pl.concat([first, *frames], how="vertical").lazy()
-    else:
-        for _ in frames:  # judged and counted; the rows are not kept
-            pass
-        accepted = pl.LazyFrame(schema=first.schema)
+        return pl.scan_parquet(accepted_to)
+    if keep:
+        return pl.concat([first, *frames], how="vertical").lazy()
+    for _ in frames:  # judged and counted; the rows are not kept
+        pass
+    return pl.LazyFrame(schema=first.schema)
 
-    # The cross-row rules over the whole file's key columns.
-    every_key = pl.concat(keys, how="vertical", rechunk=False)
-    keys.clear()
-    cross_names = [c.name for c in cross]
-    cross_failing = _cross_failing(every_key, cross)
-    del every_key
-    local_failing = pl.concat(failing_rows, how="diagonal_relaxed")
-    failing_rows.clear()
-    if cross_failing.height == 0:
-        # The common case: every row passes the cross-row rules. The pieces' failing rows are in
-        # row order already; the joins, sort and fill below were ~2 ms of a small file.
-        failed = local_failing.hstack(
-            [pl.Series(n, [True] * local_failing.height, dtype=pl.Boolean) for n in cross_names]
-        )
-    else:
-        both = local_failing.join(cross_failing.select(ROW_COL, *cross_names), on=ROW_COL, how="left")
-        only_cross = cross_failing.join(local_failing.select(ROW_COL), on=ROW_COL, how="anti")
-        failed = (
-            pl.concat([both, only_cross], how="diagonal_relaxed")
-            .sort(ROW_COL)
-            .with_columns(pl.col(c.name).fill_null(True) for c in columns)
-        )
 
-    # A row a cross-row FEL rule rejects that no other FEL rule did was written: take it out.
-    cross_fel = [c.name for c in cross if spec.severity(c.code) is Severity.FEL]
-    late = failed.filter(~_every(failed, cross_fel) & _every(failed, local_fel))[ROW_COL]
-    kept = written[0] - late.len()
-    if late.len():
-        gone = ~pl.col("rad").is_in(late.implode())
-        if accepted_to is not None:
-            again = accepted_to.with_name(accepted_to.name + ".again")
-            pl.scan_parquet(accepted_to).filter(gone).sink_parquet(again, **ACCEPTED_PARQUET)
-            os.replace(again, accepted_to)
-            accepted = pl.scan_parquet(accepted_to)
-        else:
-            accepted = accepted.filter(gone)
-    if accepted_to is not None and kept == 0:
-        accepted_to.unlink(missing_ok=True)
-        accepted = pl.LazyFrame(schema=first.schema)
-
+def _row_findings(rows: _Rows, failed: pl.DataFrame, columns: list[RuleColumn], ctx: CheckContext) -> pl.DataFrame:
+    """The findings of the failing rows (pandera's failure cases) and of the broken records (R01),
+    in the region's order, person numbers masked."""
+    spec = ctx.spec
     try:
         build_schema(spec, failing(failed, columns)).validate(failed, lazy=True)
         failures = None
@@ -527,7 +594,6 @@ def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None, 
             "check",
             pl.col("index").cast(pl.Int64),
         )
-
     r01 = spec.rule("R01")
     parts = []
     if rows.broken.height:  # each part is a small query: none for what is not there
@@ -553,7 +619,7 @@ def judge_rows(rows: _Rows, ctx: CheckContext, accepted_to: Path | None = None, 
     # reach the kvittens, the findings CSV, the ledger and the workbooks.
     for column in ("value", "besok_id"):
         findings = mask_identifiers(findings, column)
-    return Judged(findings=findings, accepted=accepted, total=judged[0] + rows.broken.height, kept=kept)
+    return findings
 
 
 def _cross_failing(keys: pl.DataFrame, cross: list[RuleColumn]) -> pl.DataFrame:
