@@ -149,23 +149,15 @@ def _report(schema, frame):
     raise AssertionError("the frame passed")
 
 
-@pytest.mark.parametrize("missing", [False, True])
-def test_the_rule_schema_reports_what_pandera_reports(missing):
-    """The lean failure-case report (``rules._RuleSchemaBackend``) has pandera's columns, rows,
-    order, types, summary and counts, for every failing check; a report with another kind of error
-    (here a missing column) is pandera's own."""
-    import pandera.polars as pa
+def test_the_rule_schema_reports_each_failing_check_and_row():
+    """pandera's own failure-case report (no backend of ours) names each failing check by its rule
+    code and each failing row by its position: what the findings are built from."""
     import polars as pl
 
-    from validators.rules import _RuleSchema, _schema
+    from validators.rules import _schema
 
     checks = (("v21", "R21", "patient_id"), ("v22", "R22", "patient_id"), ("v30", "R30", "kon"), ("w90", "W90", None))
-    ours = _schema("2026.1", ("patient_id", "kon", "besok_id"), checks)
-    assert isinstance(ours, _RuleSchema)
-    plain_columns = {
-        n: pa.Column(c.dtype, checks=c.checks, nullable=c.nullable, name=n) for n, c in ours.columns.items()
-    }
-    plain = pa.DataFrameSchema(plain_columns, strict=False, name=ours.name)
+    schema = _schema("2026.1", ("patient_id", "kon", "besok_id"), checks)
     frame = pl.DataFrame(
         {
             "patient_id": ["a", "b", None, "d", "e"],
@@ -177,25 +169,6 @@ def test_the_rule_schema_reports_what_pandera_reports(missing):
             "w90": [False, True, True, True, False],
         }
     )
-    if missing:
-        frame = frame.drop("kon")
-    got, want = _report(ours, frame), _report(plain, frame)
-    # (A schema-level error names the schema's class, which differs here by construction.)
-    shown = [c for c in want.failure_cases.columns if c not in ("failure_case", "schema_context")]
-    if missing:
-        assert got.failure_cases["failure_case"].equals(want.failure_cases["failure_case"])
-    assert got.failure_cases.select(shown).equals(want.failure_cases.select(shown))
-    assert got.failure_cases.schema == want.failure_cases.select(got.failure_cases.columns).schema
-    # pandera's messages name the column's class: ours is a subclass of its Column.
-    assert json.loads(json.dumps(got.message).replace("_RuleColumn", "Column")) == want.message
-    assert got.error_counts == want.error_counts
-    if not missing:
-        # Each column reports its own failures first (the schema gathers them): the same there.
-        for name, column in ours.columns.items():
-            assert type(column).__name__ == "_RuleColumn"
-            mine = _report(column, frame.lazy()).failure_cases
-            pandera_own = _report(plain_columns[name], frame.lazy()).failure_cases
-            assert mine.equals(pandera_own.select(mine.columns)), name
-        assert got.failure_cases["schema_context"].equals(want.failure_cases["schema_context"])
-        assert got.failure_cases["check"].to_list() == ["R21", "R21", "R22", "R30", "R30", "W90", "W90"]
-        assert got.failure_cases["index"].to_list() == [1, 3, 3, 1, 4, 0, 4]
+    cases = _report(schema, frame).failure_cases.sort(["check", "index"])
+    assert cases["check"].to_list() == ["R21", "R21", "R22", "R30", "R30", "W90", "W90"]
+    assert cases["index"].to_list() == [1, 3, 3, 1, 4, 0, 4]

@@ -19,23 +19,15 @@ pandas backend (``benchmarks/``); accepted rows are handed on as Arrow-backed pa
 
 from __future__ import annotations
 
-import collections
 import functools
 import threading
-import weakref
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
-import numpy as np
 import pandera.polars as pa
 import polars as pl
-from pandera.api.base.error_handler import ErrorHandler
 from pandera.api.polars.types import PolarsData
-from pandera.backends.polars.components import ColumnBackend
-from pandera.backends.polars.container import DataFrameSchemaBackend
-from pandera.constants import CHECK_OUTPUT_KEY
-from pandera.errors import FailureCaseMetadata, SchemaError
 
 from filespec import FeeTable, FileSpec, Reference, RowRule
 from filespec.calendar import Period
@@ -80,6 +72,18 @@ class CheckContext:
     file_hsaid: str
     reference: Reference
     fees: FeeTable
+
+    # Built once for the file (its pieces share them): the derived columns' stages and the rules'
+    # ~60 expressions, ~4 ms, a tenth of judging a typical 2,500-row file.
+    @functools.cached_property
+    def stages(self) -> tuple[tuple[pl.Expr, ...], ...]:
+        """The derived columns every check reads, stage by stage."""
+        return tuple(tuple(stage) for stage in _prepare_stages(self))
+
+    @functools.cached_property
+    def columns(self) -> tuple[RuleColumn, ...]:
+        """Every row rule (but R01) as a named boolean expression."""
+        return tuple(_rule_columns(self))
 
 
 CheckFn = Callable[[CheckContext, RowRule, "str | None"], pl.Expr]
@@ -234,7 +238,7 @@ def prepare(frame: pl.DataFrame, ctx: CheckContext) -> pl.LazyFrame:
     evaluated in the same query, so the derived columns are never collected into a frame of their
     own (each was a copy a chunk long)."""
     lazy = frame.lazy().with_columns(pl.lit(ctx.file_hsaid, pl.Utf8).alias(FILE_HSAID))
-    for stage in _per_context(ctx, "stages", _prepare_stages):
+    for stage in ctx.stages:
         lazy = lazy.with_columns(stage)
     return lazy
 
@@ -487,39 +491,12 @@ class RuleColumn:
 def rule_columns(ctx: CheckContext) -> list[RuleColumn]:
     """Every row rule of the spec (but R01) as a named boolean expression, in spec order.
 
-    Built once per spec, period and reference data and kept (the last few): building the ~60
-    expressions cost ~4 ms, a tenth of judging a typical 2,500-row file, and every unit's file of a
-    period shares them (the file's unit is a column, ``FILE_HSAID``).
+    Built once per file (``CheckContext.columns``): the file's pieces share them.
     """
-    return list(_per_context(ctx, "rules", lambda c: tuple(_rule_columns(c))))
+    return list(ctx.columns)
 
 
 _T = TypeVar("_T")
-
-
-def _per_context(ctx: CheckContext, kind: str, build: Callable[[CheckContext], _T]) -> _T:
-    """``build(ctx)``, built once per spec, period, reference data and fee table and kept (the last
-    few): the expressions of a period serve every unit's file of it (the file's unit is a
-    column, ``FILE_HSAID``), and building them cost more than judging a small file's rows."""
-    key = (kind, id(ctx.spec), ctx.period, id(ctx.reference), id(ctx.fees))
-    with _cache_lock:
-        hit = _cache.get(key)
-        # An id is unique only while its object lives: the cached objects are weakly referenced
-        # and must still be the context's own (a reloaded reference is a new object).
-        if hit is not None and all(r() is o for r, o in zip(hit[0], (ctx.spec, ctx.reference, ctx.fees), strict=True)):
-            _cache.move_to_end(key)
-            return cast(_T, hit[1])
-    built = build(ctx)
-    with _cache_lock:
-        owners = (weakref.ref(ctx.spec), weakref.ref(ctx.reference), weakref.ref(ctx.fees))
-        _cache[key] = (owners, built)
-        while len(_cache) > 64:
-            _cache.popitem(last=False)
-    return built
-
-
-_cache: collections.OrderedDict[tuple[str, int, str, int, int], tuple[tuple[Any, ...], Any]] = collections.OrderedDict()
-_cache_lock = threading.Lock()
 
 
 def _rule_columns(ctx: CheckContext) -> list[RuleColumn]:
@@ -587,87 +564,8 @@ def _schema(
         if field:
             per_field[field].append(_as_check(name, code))
         else:
-            row_rules[name] = _RuleColumn(pl.Boolean, checks=[_as_check(name, code)])
+            row_rules[name] = pa.Column(pl.Boolean, checks=[_as_check(name, code)])
     # Fields without a failing rule are left out: the reader already gives every spec field as
     # text (F04 refuses a file whose header differs), and each column costs pandera ~1 ms.
-    fields = {f: _RuleColumn(pl.Utf8, nullable=True, checks=c) for f, c in per_field.items() if c}
-    return _RuleSchema(fields | row_rules, strict=False, name=version)
-
-
-class _RuleSchema(pa.DataFrameSchema):
-    """pandera's polars schema, reporting its failure cases with :class:`_LeanReport`."""
-
-
-class _RuleColumn(pa.Column):
-    """pandera's polars column, reporting its failure cases with :class:`_LeanReport`."""
-
-
-class _LeanReport:
-    """pandera's polars backends (the schema's and each column's: a column reports its own
-    failures before the schema gathers them), with the failure-case report the engine reads built
-    in one go.
-
-    The engine needs each failure's column, check (the rule code) and row position; it takes the
-    shown value from the rows itself. pandera builds its report with three small polars queries
-    for every failing check (renaming, labelling and casting the failing values), once by the
-    column and again by the schema: ~4 ms of a month file's ~35 ms, more than the checks
-    themselves. Here each check's failing rows come from its boolean output by a Series operation
-    and the labels are added once. The columns, their types and the summary message are
-    pandera's; the failing values (``failure_case``), which nothing here reads, are left out. A
-    report holding another kind of error (a missing column, a wrong type) is pandera's own.
-    """
-
-    def failure_cases_metadata(self, schema_name: str, schema_errors: list[SchemaError]) -> FailureCaseMetadata:
-        if not all(isinstance(e.failure_cases, pl.DataFrame) and e.check_output is not None for e in schema_errors):
-            return super().failure_cases_metadata(schema_name, schema_errors)  # type: ignore[misc, no-any-return]
-        rows = [cast(pl.DataFrame, e.check_output)[CHECK_OUTPUT_KEY].not_().arg_true() for e in schema_errors]
-        labels = pl.DataFrame(
-            {
-                "schema_context": [_pandera_kind(e.schema) for e in schema_errors],
-                "column": [e.schema.name for e in schema_errors],
-                "check": [_check_identifier(e) for e in schema_errors],
-                "check_number": [e.check_index for e in schema_errors],
-            },
-            schema={"schema_context": pl.Utf8, "column": pl.Utf8, "check": pl.Utf8, "check_number": pl.Int32},
-        )
-        owner = pl.Series(np.repeat(np.arange(len(rows), dtype=np.uint32), [len(r) for r in rows]))
-        handler = ErrorHandler()
-        handler.collect_errors(schema_errors)
-        return FailureCaseMetadata(
-            failure_cases=labels[owner].with_columns(pl.concat(rows).cast(pl.Int32).alias("index")),
-            # pandera's summary (defaultdicts made plain, as pandera does), and its counts by reason.
-            message=_plain(handler.summarize(schema_name=schema_name)),  # type: ignore[no-untyped-call]
-            error_counts=dict(collections.Counter(e["reason_code"].name for e in handler.collected_errors)),
-        )
-
-
-def _pandera_kind(schema: Any) -> str:
-    """The kind of schema pandera names in a report ("Column", "DataFrameSchema"): the first of
-    pandera's own classes the schema is, not this module's subclass."""
-    return next(c.__name__ for c in type(schema).__mro__ if c.__module__.startswith("pandera."))
-
-
-def _check_identifier(error: SchemaError) -> str | None:
-    """How pandera names a failed check in its report: its error text, else its name."""
-    check = error.check
-    if check is None or isinstance(check, str):
-        return check
-    return check.error if check.error is not None else (check.name if check.name is not None else str(check))
-
-
-def _plain(summary: Any) -> Any:
-    """pandera's summary with its nested defaultdicts made plain dicts, as pandera's report has it."""
-    return {k: _plain(v) for k, v in summary.items()} if isinstance(summary, dict) else summary
-
-
-class _RuleSchemaBackend(_LeanReport, DataFrameSchemaBackend):
-    """The rule schema's backend."""
-
-
-class _RuleColumnBackend(_LeanReport, ColumnBackend):
-    """The rule columns' backend."""
-
-
-_RuleSchema.register_backend(pl.LazyFrame, _RuleSchemaBackend)
-_RuleSchema.register_backend(pl.DataFrame, _RuleSchemaBackend)
-_RuleColumn.register_backend(pl.LazyFrame, _RuleColumnBackend)
+    fields = {f: pa.Column(pl.Utf8, nullable=True, checks=c) for f, c in per_field.items() if c}
+    return pa.DataFrameSchema(fields | row_rules, strict=False, name=version)
