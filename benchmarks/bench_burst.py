@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     gaps = [r["gap_ms"] for r in ok]
 
     with open_app(load_settings(env)) as app:
-        files = app.ledger.files_for_period(PERIOD)
+        files = app.ledger.files.files_for_period(PERIOD)
     distinct = {f.sha256 for f in files}
     shutil.rmtree(home, ignore_errors=True)
 

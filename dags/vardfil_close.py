@@ -2,9 +2,8 @@
 
 On the ``ThirdVardagTimetable`` (vardfil's Airflow plugin). First every file waiting in the inbox
 is taken in (a file that landed at 14:59 counts: its arrival is its modification time), then the
-period that just ended is closed as of the run's instant and every workbook is written: the unit
-workbooks in batches of units (mapped tasks, spread over the workers), then the region workbook. The
-closed period is announced on the ``vardfil://underlag`` Asset (extra: the period), so the
+period that just ended is closed as of the run's instant and the region workbook is written (a
+unit's workbook is written when the unit first downloads it). The closed period is announced on the ``vardfil://underlag`` Asset (extra: the period), so the
 analysts' own DAGs can be scheduled on it. Safe to rerun: the close is recorded once.
 """
 

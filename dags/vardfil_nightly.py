@@ -1,7 +1,7 @@
 """vardfil_nightly: every night, take in what arrived, close what is due, remind who is missing.
 
 intake (one mapped task per batch of inbox files) → the period whose deadline passed, if not closed → close
-→ unit workbooks in batches (mapped) → region workbook; reminders while a window is open; the catalogue sync
+→ the region workbook (a unit's when it is first downloaded); reminders while a window is open; the catalogue sync
 (KIV/HSA: who still works where, when ``VARDFIL_DIRECTORY_URL`` is set); a run summary. Every task is idempotent: a rerun or
 backfill finds files already taken and periods already closed. Wiring only: each task calls one
 ``vardfil.airflow.tasks`` function (imported inside the task, so parsing this file stays light).

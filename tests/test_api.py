@@ -68,7 +68,7 @@ def test_a_file_in_its_kvittens_out(server):
     kv = resp.json()
     assert list(kv) == KVITTENS_KEYS and kv["status"] == "GODKAND" and kv["on_time"] is True
     assert kv["received_at"] == "2026-11-03T10:00:00+01:00"
-    f = app.state.vardfil.ledger.file_by_receipt(kv["receipt_id"])
+    f = app.state.vardfil.ledger.files.file_by_receipt(kv["receipt_id"])
     assert f is not None and f.source == "api" and f.actor == "token:1"  # the token by its id
     # The same file again is the byte-identical copy: the same kvittens, nothing new recorded.
     assert send(client, tokens[UNIT_A], FILE_A).json() == kv
@@ -79,8 +79,8 @@ def test_test_mode_judges_and_records_nothing(server):
     client = TestClient(app)
     kv = send(client, tokens[UNIT_A], FILE_A, test="true").json()
     assert list(kv) == KVITTENS_KEYS and kv["status"] == "GODKAND"
-    assert app.state.vardfil.ledger.file_by_receipt(kv["receipt_id"]) is None
-    assert app.state.vardfil.ledger.files_for_period("2026-10") == []
+    assert app.state.vardfil.ledger.files.file_by_receipt(kv["receipt_id"]) is None
+    assert app.state.vardfil.ledger.files.files_for_period("2026-10") == []
 
 
 @pytest.mark.parametrize("token", [None, "vf_not-a-token", "Basic dXNlcjpwYXNz"])

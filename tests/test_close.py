@@ -417,7 +417,9 @@ def test_acg_input_batched_is_every_listed_persons_diagnoses(tmp_path, monkeypat
         FileKey(unit_hsaid="U2", file_type="VGP", period="2026-10"): visits([("P2", "F01", None)], 4),
     }
     files = {key: SimpleNamespace(receipt_id=f"KV-{key.period}-{key.unit_hsaid}", key=key) for key in earlier}
-    ledger = SimpleNamespace(gallande_files=lambda since, before, as_of: {k: files[k] for k in earlier})
+    ledger = SimpleNamespace(
+        files=SimpleNamespace(gallande_files=lambda since, before, as_of: {k: files[k] for k in earlier})
+    )
     ds = datasets.VisitDatasets(
         ledger=ledger,  # type: ignore[arg-type]
         read_accepted=lambda f: earlier[f.key],

@@ -92,7 +92,7 @@ def test_a_dispens_is_refused_with_the_reason_in_swedish(app, unit, until, reaso
 
     with pytest.raises(DispensRefused, match=says):
         grant_dispens(app, unit_hsaid=unit, period="2026-10", until=parse_instant(until), reason=reason, actor="job:a")
-    assert app.ledger.dispens_for_period("2026-10") == {}
+    assert app.ledger.decisions.dispens_for_period("2026-10") == {}
 
 
 def test_the_cli_refuses_a_dispens_for_an_unknown_unit(app_env):

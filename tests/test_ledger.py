@@ -70,13 +70,13 @@ def test_region_month_through_submit(app_env):
     assert units[("201", "REH")]["file_name"].endswith("_02.csv") and units[("201", "REH")]["on_time"] is True
     assert ("204", "REH") not in units  # not active in 2026-09
     deadline = parse_instant("2026-10-05T15:00:00+02:00")
-    at_deadline = ledger.gallande(
+    at_deadline = ledger.files.gallande(
         FileKey(unit_hsaid="SE2321000131-E000000000101", file_type="VGP", period="2026-09"), received_before=deadline
     )
     assert at_deadline.file_name.endswith("_01.csv")
     # The close chooses every slot's file from one query: the same file as gallande, slot by slot,
     # at the deadline, before it and after it (resubmissions, an AVVISAD file, a late one).
-    slots = ledger.files_of_period("2026-09")
+    slots = ledger.files.files_of_period("2026-09")
     seen: set[int | None] = set()
     assert sum(len(fs) for fs in slots.values()) == len([f for f in _all_files(ledger) if f.period == "2026-09"])
     for when in (
@@ -88,7 +88,7 @@ def test_region_month_through_submit(app_env):
         for key, files in slots.items():
             for before in (deadline, None):
                 chosen = newest_usable(files, received_before=before, as_of=when)
-                expected = ledger.gallande(key, received_before=before, as_of=when)
+                expected = ledger.files.gallande(key, received_before=before, as_of=when)
                 assert _id(chosen) == _id(expected), (key, before, when)
                 seen.add(_id(chosen))
     assert len(seen) > len(slots)  # the instants chose different files of some slots

@@ -102,7 +102,7 @@ def test_a_failed_send_never_fails_the_submission_and_is_released(unit_with_mail
     assert code == 0 and json.loads(out)["status"] == "DELVIS_GODKAND"
     assert "not sent" in caplog.text and "anna@" not in caplog.text  # logged, without the address
     with open_app(unit_with_mail) as app:
-        assert app.ledger.sent_messages() == []  # released: a retry may send it
+        assert app.ledger.outbox.sent_messages() == []  # released: a retry may send it
 
 
 def test_a_unit_without_addresses_gets_nothing_and_nothing_is_recorded(app_env, smtp, monkeypatch):
@@ -113,7 +113,7 @@ def test_a_unit_without_addresses_gets_nothing_and_nothing_is_recorded(app_env, 
     cli("submit", str(FILE), "--received-at", AT)
     assert inbox.messages == []
     with open_app(app_env) as app:
-        assert app.ledger.sent_messages() == []
+        assert app.ledger.outbox.sent_messages() == []
 
 
 def test_a_bad_address_is_refused(app_env, monkeypatch):

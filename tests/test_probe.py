@@ -158,7 +158,7 @@ def test_an_account_named_api_colon_reads_no_tokens_file(web):
     assert refused.status_code == 400 and "får bara innehålla" in refused.text
     _legacy_account(app, "api:cosmic-a", units=(UNIT_B,))  # one made before the rules
     assert _reads(_login(app, "api:cosmic-a"), receipt) == [404, 404, 404]
-    assert app.state.vardfil.ledger.file_by_receipt(receipt).actor == "token:1"
+    assert app.state.vardfil.ledger.files.file_by_receipt(receipt).actor == "token:1"
 
 
 def test_an_account_named_airflow_reads_no_dag_file(web, tmp_path):
@@ -334,7 +334,7 @@ def test_a_copy_of_another_units_file_discloses_nothing(web):
     assert copy.status_code == 409 and copy.json()["error"] == "conflict"
     assert first["receipt_id"] not in copy.text and UNIT_A not in copy.text and "GODKAND" not in copy.text
     ledger = app.state.vardfil.ledger
-    assert len(ledger.files_for_period("2026-10")) == 1  # still no submission
+    assert len(ledger.files.files_for_period("2026-10")) == 1  # still no submission
     arrival = next(e for e in ledger.audit_entries() if e.action == "copy_received")
     assert arrival.actor == "token:3"
     # The unit's own copy is still answered with its own kvittens, as the spec says.

@@ -55,5 +55,7 @@ def test_the_close_records_the_versions_it_used(app_env):
     from vardfil.app import open_app
 
     with open_app(app_env) as app:
-        versions = {p: json.loads(app.ledger.close_of(p).snapshot)["spec_versions"] for p in ("2026-11", "2026-12")}
+        versions = {
+            p: json.loads(app.ledger.closes.close_of(p).snapshot)["spec_versions"] for p in ("2026-11", "2026-12")
+        }
     assert versions == {"2026-11": ["REH-2026.1", "VGP-2026.1"], "2026-12": ["REH-2026.2", "VGP-2026.2"]}

@@ -25,7 +25,7 @@ import polars as pl
 from polars.io.plugins import register_io_source
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 from filespec import (
     FILE_TYPES,
@@ -92,7 +92,6 @@ class ValidationResult:
     in memory; empty with ``keep_accepted=False``): the spec's fields as trimmed strings (null
     when empty), ``rad`` (row number), and the typed values the reimbursement needs
     (``besoksdatum_dat``, ``alder``, ``kon_enligt_id``, ``forvantad_avgift``).
-    ``accepted_pandas()`` gives the same as an Arrow-backed pandas frame.
     """
 
     kvittens: Kvittens
@@ -105,10 +104,6 @@ class ValidationResult:
         """The accepted rows, collected (for tests and tools: the intake has them written to
         Parquet while they are judged, ``validate_file(accepted_to=…)``)."""
         return self.accepted_rows.collect()
-
-    def accepted_pandas(self) -> pd.DataFrame:  # pandas is imported by polars only when called
-        """The accepted rows as a pandas frame with Arrow-backed columns."""
-        return self.accepted.to_pandas(use_pyarrow_extension_array=True)
 
 
 def receipt_id(sha256: str, received_at: dt.datetime, file_name: str) -> str:

@@ -14,7 +14,8 @@ somewhere, over the rows that fail some rule, and reports their failure cases
 (``docs/decisions.md``: why, with measurements).
 
 Why polars: on this machine pandera's polars backend ran the same checks 2.5–3× faster than its
-pandas backend (``benchmarks/``); accepted rows are handed on as Arrow-backed pandas frames.
+pandas backend (``benchmarks/``); accepted rows are handed on as polars frames, or written as
+Parquet while they are judged.
 """
 
 from __future__ import annotations

@@ -570,7 +570,7 @@ def cmd_deviations(args: argparse.Namespace) -> int:
     from vardfil.directory import catalogue_flags
 
     with _app(args) as app:
-        if not app.ledger.period_closed(args.period):
+        if not app.ledger.closes.period_closed(args.period):
             raise UsageError(f"period {args.period} is not closed")
         flags = deviations(args.period)
         names = {h: u.namn for h, u in app.reference.units.items()}

@@ -44,7 +44,7 @@ def unit_deadline(period: Period, dispens: dt.datetime | None) -> dt.datetime:
 
 def deadline_of(ledger: Ledger, unit_hsaid: str, period: Period) -> dt.datetime:
     """``unit_deadline`` of one unit, its dispens read from the ledger."""
-    return unit_deadline(period, ledger.dispens_deadline(unit_hsaid, str(period)))
+    return unit_deadline(period, ledger.decisions.dispens_deadline(unit_hsaid, str(period)))
 
 
 def may_close(period: Period, at: dt.datetime) -> bool:
@@ -175,9 +175,9 @@ def period_status(
     p = Period.parse(period)
     deadline = p.deadline
     files: dict[tuple[str | None, str | None], list[ReceivedFile]] = {}
-    for f in ledger.files_for_period(str(p)):
+    for f in ledger.files.files_for_period(str(p)):
         files.setdefault((f.unit_hsaid, f.file_type), []).append(f)
-    dispens = ledger.dispens_for_period(str(p))
+    dispens = ledger.decisions.dispens_for_period(str(p))
     units = []
     for unit in sorted(reference.units.values(), key=lambda u: (u.filtyp, u.hsaid)):
         if not unit.active_in(p):

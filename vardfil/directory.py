@@ -320,7 +320,7 @@ def unit_deviations(app: App, catalogue: Catalogue, now: dt.datetime) -> list[di
         if hsa not in register:
             out.append({"unit": hsa, "name": u["name"], "kind": "not_in_register"})
     today = now.date().isoformat()
-    closed = set(app.ledger.closed_periods())
+    closed = set(app.ledger.closes.closed_periods())
     for hsa, unit in sorted(register.items()):
         if hsa not in catalogue.units:
             out.append({"unit": hsa, "name": unit.namn, "kind": "not_in_catalogue"})

@@ -16,15 +16,16 @@ the surroundings that is worth a retry::
     │   ├── DispensRefused             unknown unit, ends before the deadline, no reason
     │   ├── AccountRefused             duplicate name, short password, not the unit's account
     │   ├── CopyOfAnotherUnit          the bytes of a file its sender may not read (HTTP 409)
-    │   ├── UsageError                 (vardfil.cli) arguments a command cannot work with
-    │   └── BadUpload                  (vardfil.web.body) a body that is no multipart form with a file
+    │   └── UsageError                 (vardfil.cli) arguments a command cannot work with
     ├── LedgerConfigError              the database URL or schema cannot be used
     └── Transient                      retryable: the same call may succeed later
         ├── HistoryChanged             another file of the same slot was recorded meanwhile
         ├── DatabaseBusy               the database did not answer or was locked
         └── StoreError                 the raw store cannot be written
 
-(``vardfil.web.middleware.BodyTooLarge`` is not in the tree on purpose: it is the body limit's
+(``vardfil.web.body.BadUpload``, a body that is no multipart form with a file, and
+``vardfil.web.middleware.BodyTooLarge`` are not in the tree on purpose: the web front doors answer
+them (400, 413) where they arise, and nothing else sees them. ``BodyTooLarge``: it is the body limit's
 signal from inside an ASGI ``receive``, caught by the same middleware, never seen elsewhere.)
 
 The CLI answers ``Refused`` (and reference-data faults) with exit 2 and ``Transient`` with exit 3

@@ -78,7 +78,7 @@ def send_once(app: App, *, key: str, kind: str, to: list[str], subject: str, tex
         return False
     settings = app.settings
     via = "smtp" if settings.smtp_url else "outbox"
-    if not app.ledger.claim_message(key=key, kind=kind, recipients=len(to), via=via):
+    if not app.ledger.outbox.claim_message(key=key, kind=kind, recipients=len(to), via=via):
         return False
     msg = EmailMessage()
     msg["From"] = settings.mail_from
@@ -94,7 +94,7 @@ def send_once(app: App, *, key: str, kind: str, to: list[str], subject: str, tex
         else:
             _deliver_outbox(settings, msg, kind)
     except (OSError, smtplib.SMTPException, ValueError) as e:
-        app.ledger.release_message(key)
+        app.ledger.outbox.release_message(key)
         # What and why, never to whom or what it said: addresses and contents are personal data.
         log.warning("message %s (%s) not sent: %s", key, kind, type(e).__name__)
         return False
@@ -305,9 +305,9 @@ def send_reminders(app: App, now: dt.datetime) -> list[dict[str, str]]:
 def mail_pending(app: App, since: dt.datetime) -> int:
     """Kvittenser of files recorded since ``since`` whose message was never sent (the server was
     down): sent now. The nightly run calls it, which is how a failed send is retried."""
-    sent = {m.key for m in app.ledger.sent_messages("kvittens")}
+    sent = {m.key for m in app.ledger.outbox.sent_messages("kvittens")}
     n = 0
-    for f in app.ledger.files_recorded_since(since):
+    for f in app.ledger.files.files_recorded_since(since):
         if f"kvittens:{f.receipt_id}" not in sent and f.unit_hsaid:
             n += notify_submission(app, json.loads(f.kvittens_json), f.unit_hsaid)
     return n

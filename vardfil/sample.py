@@ -167,7 +167,7 @@ def run_sample_month(
     print(f"{'Fil':<46} {'Status':<15} {'I tid':<7} {'Rader':>6} {'Godkända':>8}  Regler")
     for path, received_at in arrivals:
         if via_airflow:
-            recorded = ledger.file_by_sha(hashlib.sha256(path.read_bytes()).hexdigest())
+            recorded = ledger.files.file_by_sha(hashlib.sha256(path.read_bytes()).hexdigest())
             assert recorded is not None, f"the DAG did not take in {path.name}"
             sub = Submission(
                 kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id, new=False, file=recorded

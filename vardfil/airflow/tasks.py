@@ -141,7 +141,7 @@ def due_periods(now: str) -> list[str]:
     """
     period = str(Period.of_window(deadline_before_or_at(parse_instant(now))))
     with _app() as app:
-        return [] if app.ledger.period_closed(period) else [period]
+        return [] if app.ledger.closes.period_closed(period) else [period]
 
 
 @retry_only_transient

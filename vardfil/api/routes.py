@@ -99,7 +99,7 @@ async def _sender(request: Request) -> Sender:
 
 
 def _own_file(core: App, sender: Sender, receipt_id: str) -> ReceivedFile:
-    f = core.ledger.file_by_receipt(receipt_id)
+    f = core.ledger.files.file_by_receipt(receipt_id)
     # The sender's units, or a file with no valid name that this very sender sent (by its id):
     # anything else is answered as if it did not exist (a receipt id must not confirm someone
     # else's file).

@@ -30,13 +30,13 @@ from vardfil.ledger.tables import (
 from vardfil.names import name_key
 
 if TYPE_CHECKING:
-    from vardfil.ledger.database import Ledger
+    from vardfil.ledger.core import Core
 
 
 class Accounts:
     """The account and session tables of one ledger (``ledger.accounts``)."""
 
-    def __init__(self, ledger: Ledger):
+    def __init__(self, ledger: Core):
         self.ledger = ledger
 
     def by_name(self, username: str) -> Account | None:

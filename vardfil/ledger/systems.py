@@ -13,13 +13,13 @@ from vardfil.actors import system
 from vardfil.ledger.tables import DirectorySync, JournalSystem, JournalSystemUnit
 
 if TYPE_CHECKING:
-    from vardfil.ledger.database import Ledger
+    from vardfil.ledger.core import Core
 
 
 class Systems:
     """The journal-system and catalogue tables of one ledger (``ledger.systems``)."""
 
-    def __init__(self, ledger: Ledger):
+    def __init__(self, ledger: Core):
         self.ledger = ledger
 
     def add(self, *, hsa_id: str, units: list[str], name: str | None, actor: str, now: dt.datetime) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from vardfil.app import App
 from vardfil.errors import ApprovalRefused
 from vardfil.ledger import Approval, Ledger
-from vardfil.ledger.database import ANSWERS
+from vardfil.ledger.decisions import ANSWERS
 from vardfil.mail import notify_dispute
 
 ACTIONS = ANSWERS
@@ -30,7 +30,7 @@ def answer(
     comment = (comment or "").strip() or None
     if action == "INVAND" and comment is None:
         raise ApprovalRefused("a dispute needs a comment")
-    row = app.ledger.add_answer(
+    row = app.ledger.decisions.add_answer(
         unit_hsaid=unit_hsaid, file_type=file_type, period=period, action=action, comment=comment, actor=actor
     )
     if action == "INVAND":
@@ -40,5 +40,5 @@ def answer(
 
 def finalise(ledger: Ledger, *, period: str, actor: str) -> dict[str, Any]:
     """Finalise a closed period; returns the answers on record (the newest per unit)."""
-    answers = ledger.finalise(period=period, actor=actor)
+    answers = ledger.decisions.finalise(period=period, actor=actor)
     return {"period": period, "state": "FINALISED", "answers": answers}

@@ -151,10 +151,10 @@ Taken = list[tuple[Unit, FileKey, ReceivedFile | None]]
 def _choose(app: App, p: Period, units: list[Unit], at: dt.datetime) -> Taken:
     """Each active unit's file: the newest usable one received before its own deadline (its
     dispens, if any) and not after ``at``; a later file is settled as a RATTELSE later."""
-    dispens = app.ledger.dispens_for_period(str(p))
+    dispens = app.ledger.decisions.dispens_for_period(str(p))
     # Every unit's files of the period asked for once (one query a unit each was ~0.5 s of a
     # 300-unit close); each unit's file is chosen by the same rule.
-    slots = app.ledger.files_of_period(str(p))
+    slots = app.ledger.files.files_of_period(str(p))
     taken: Taken = []
     for unit in units:
         key = FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=str(p))
@@ -170,7 +170,7 @@ def _compute(
     listings = UnitListings(listing, period)
     # Every REH unit's history asked for once, for the first-visit rule.
     reh_files: dict[str, list[ReceivedFile]] = {}
-    for hkey, hf in app.ledger.gallande_files(
+    for hkey, hf in app.ledger.files.gallande_files(
         before=period, since=history_since(period), file_type="REH", as_of=at
     ).items():
         reh_files.setdefault(hkey.unit_hsaid, []).append(hf)
@@ -282,7 +282,7 @@ def _record(
 ) -> None:
     """The close, its lines and settlements in one transaction (a concurrent close of the same
     period that won is kept: the summary is then read from what it recorded)."""
-    app.ledger.record_close(
+    app.ledger.closes.record_close(
         close,
         [
             UnderlagLineRow(
@@ -308,14 +308,14 @@ def publish_year(app: App, period: str) -> None:
     and the delivery of every unit; and, for each earlier period this close corrects, that period's
     deliveries again (its late files have arrived since its own close)."""
     publish_period_datasets(output=app.output, period=period, deliveries=delivery_rows(app, period))
-    corrected = {ln.corrected_period for ln in app.ledger.underlag_lines(period) if ln.corrected_period}
+    corrected = {ln.corrected_period for ln in app.ledger.closes.underlag_lines(period) if ln.corrected_period}
     for q in sorted(corrected):
         publish_deliveries(output=app.output, period=q, deliveries=delivery_rows(app, q))
 
 
 def delivery_rows(app: App, period: str) -> list[dict[str, Any]]:
     """Per active unit of a closed period: the file its close took, or what arrived since."""
-    pc = app.ledger.close_of(period)
+    pc = app.ledger.closes.close_of(period)
     assert pc is not None
     taken = {f["unit_hsaid"]: f["receipt_id"] for f in json.loads(pc.snapshot)["files"]}
     listing = load_listing(app.reference.root, period)
@@ -356,14 +356,16 @@ def _corrections(
     out = []
     # Every earlier closed period, not only the last twelve: F10 already refuses files older than
     # that, so a period with nothing new costs one query per unit and changes nothing.
-    for q in app.ledger.closed_periods(before=period):
+    for q in app.ledger.closes.closed_periods(before=period):
         units = active_units(app, q)
         listing = None
         for unit in units:
-            settled = app.ledger.settled(q, unit.filtyp, unit.hsaid)
+            settled = app.ledger.closes.settled(q, unit.filtyp, unit.hsaid)
             if settled is None:
                 continue
-            newest = app.ledger.gallande(FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=q), as_of=at)
+            newest = app.ledger.files.gallande(
+                FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=q), as_of=at
+            )
             if (newest.id if newest else None) == settled.received_file_id:
                 continue
             if listing is None and unit.filtyp == "VGP":
@@ -388,10 +390,10 @@ def _corrections(
 def close_summary(app: App, period: str, already_closed: bool = True) -> dict[str, Any] | None:
     """The JSON of a recorded close (None: not closed). The Parquet file is derived: rewritten from
     the recorded lines when it has gone missing."""
-    pc = app.ledger.close_of(period)
+    pc = app.ledger.closes.close_of(period)
     if pc is None:
         return None
-    lines = app.ledger.underlag_lines(period)
+    lines = app.ledger.closes.underlag_lines(period)
     snapshot = json.loads(pc.snapshot)
     path = Path(pc.underlag_path)
     if not path.exists():

@@ -27,6 +27,6 @@ def grant_dispens(app: App, *, unit_hsaid: str, period: str, until: dt.datetime,
         raise DispensRefused("en dispens måste sluta efter den ordinarie tidsgränsen")
     if not reason.strip():
         raise DispensRefused("en dispens behöver ett skäl")
-    return app.ledger.add_dispens(
+    return app.ledger.decisions.add_dispens(
         unit_hsaid=unit_hsaid, period=str(p), deadline=until, reason=reason.strip(), actor=actor
     )

@@ -98,13 +98,13 @@ def submit(
     name = parse_file_name(file_name)
     policy = policy_for(name.file_type if name else None, name.period if name else None, received_at)
     original = original_of(policy, name)
-    earlier = original(ledger.files_by_sha(sha))
+    earlier = original(ledger.files.files_by_sha(sha))
     if earlier is not None:
         return _copy(ledger, earlier, shown, received_at, source_kind, actor, units)
 
     usable_only = policy.f09_history == "usable"
     key = FileKey(unit_hsaid=name.unit_hsaid, file_type=name.file_type, period=name.period) if name else None
-    dispens = ledger.dispens_deadline(key.unit_hsaid, key.period) if key else None
+    dispens = ledger.decisions.dispens_deadline(key.unit_hsaid, key.period) if key else None
     receipt = make_receipt_id(sha, received_at, shown)
     # Validate outside the lock, record inside it: a 200 MB file takes seconds to judge, and
     # holding the unit's lock meanwhile would queue every other file of that unit behind it.
@@ -112,7 +112,7 @@ def submit(
     # Derived files are named by the receipt, not by the bytes: from 2026.2 the same bytes can be
     # judged twice (an F08 file sent again once the window opens) with different findings.
     for _ in range(RETRIES):
-        history = ledger.earlier_sequences(key, usable_only=usable_only) if key else []
+        history = ledger.files.earlier_sequences(key, usable_only=usable_only) if key else []
         result, row = _judge(
             app,
             raw,
@@ -129,7 +129,7 @@ def submit(
         k = result.kvittens
         counts = {rule: (_severity(result, rule), n) for rule, n in k.counts_by_rule.items()}
         try:
-            recorded, new = ledger.record(
+            recorded, new = ledger.files.record(
                 row, counts, key=key, expected_sequences=history, usable_only=usable_only, original=original
             )
         except HistoryChanged:

@@ -29,7 +29,7 @@ def replaced_by(app: App, f: ReceivedFile) -> ReceivedFile | None:
     if f.unit_hsaid is None or f.file_type is None or f.period is None:
         return None
     key = FileKey(unit_hsaid=f.unit_hsaid, file_type=f.file_type, period=f.period)
-    return app.ledger.gallande(key, as_of=f.received_at, excluding=f)
+    return app.ledger.files.gallande(key, as_of=f.received_at, excluding=f)
 
 
 def record_diff(app: App, new: ReceivedFile, old: ReceivedFile) -> dict[str, Any]:
@@ -94,13 +94,13 @@ class PublishedUnderlag:
 
 def unit_underlag_overview(app: App, unit: Unit, *, limit: int = 12) -> list[PublishedUnderlag]:
     """The unit's underlag of the newest closes, with its answer and whether it is finalised."""
-    answers = app.ledger.answers_of_unit(unit.hsaid)
-    lines = app.ledger.unit_lines(unit.hsaid)
+    answers = app.ledger.decisions.answers_of_unit(unit.hsaid)
+    lines = app.ledger.closes.unit_lines(unit.hsaid)
     out = []
-    for pc in app.ledger.recent_closes(limit):
+    for pc in app.ledger.closes.recent_closes(limit):
         mine = [ln for ln in lines if ln.close_period == pc.period and ln.file_type == unit.filtyp]
         if mine:
-            state = app.ledger.period_state(pc.period)
+            state = app.ledger.closes.period_state(pc.period)
             out.append(
                 PublishedUnderlag(
                     period=pc.period,
@@ -144,9 +144,9 @@ class BoardRow:
 def month_board(app: App, period: str) -> list[BoardRow]:
     """Every active unit and filtyp of a period: delivery, rejected share and, once closed, amounts."""
     p = Period.parse(period)
-    closed = app.ledger.period_closed(str(p))
-    amounts = _amounts(app.ledger.underlag_lines(str(p))) if closed else {}
-    prev_lines = app.ledger.underlag_lines(str(p.previous()))
+    closed = app.ledger.closes.period_closed(str(p))
+    amounts = _amounts(app.ledger.closes.underlag_lines(str(p))) if closed else {}
+    prev_lines = app.ledger.closes.underlag_lines(str(p.previous()))
     prev = _amounts(prev_lines, own_only=True)
     rows = []
     for st in period_status(app.ledger, app.reference, str(p)).units:
@@ -171,7 +171,7 @@ def unit_months(app: App, unit: Unit, *, months: int = 13) -> list[tuple[str, De
     """A unit's own total per closed period for its last ``months`` periods (corrections of
     earlier periods left out), oldest first: what its page draws."""
 
-    closed = app.ledger.closed_periods()
+    closed = app.ledger.closes.closed_periods()
     window = closed[-months:]
     if not window:
         return []

@@ -99,7 +99,7 @@ def admin_of(request: Request, hsaid: str) -> tuple[User, Unit]:
 def file_of(request: Request, receipt_id: str) -> tuple[User, ReceivedFile]:
     """The user and the received file a route names; 404 when it is not the user's to see."""
     user = require_user(request)
-    f = vardfil(request).ledger.file_by_receipt(receipt_id)
+    f = vardfil(request).ledger.files.file_by_receipt(receipt_id)
     # A file with no valid name has no unit: only the account that sent it may read its kvittens
     # (by its typed actor, never by a name). 404, not 403, for someone else's file: a receipt id
     # must not confirm that a file exists.

@@ -38,8 +38,8 @@ def month_board_page(request: Request, period: str) -> Response:
     """Every unit of the period: delivery, rejected share, amounts once closed."""
     user = require_analyst(request)
     p, app = served_period(period), vardfil(request)
-    state = app.ledger.period_state(str(p))
-    closed = app.ledger.period_closed(str(p))
+    state = app.ledger.closes.period_state(str(p))
+    closed = app.ledger.closes.period_closed(str(p))
     t = trends(app, str(p)) if closed else None
     return page(
         request,
@@ -48,7 +48,7 @@ def month_board_page(request: Request, period: str) -> Response:
         period=str(p),
         window=p.window,
         rows=month_board(app, str(p)),
-        closed=app.ledger.period_closed(str(p)),
+        closed=app.ledger.closes.period_closed(str(p)),
         state=state.state if state else "OPEN",
         can_close=may_close(p, now(request)),
         charts=_board_charts(t) if t else None,

@@ -45,7 +45,7 @@ def unit_page(request: Request, hsaid: str) -> Response:
         deadline=deadline,
         window_open=period.window.is_open(at, deadline),
         seconds_left=max(0, int((deadline - at).total_seconds())),
-        history=app.ledger.unit_history(hsaid),
+        history=app.ledger.files.unit_history(hsaid),
         months=_months_chart(app, unit),
         underlag=unit_underlag_overview(app, unit),
     )
@@ -155,7 +155,7 @@ async def unit_workbook(request: Request, hsaid: str, period: str) -> Response:
     app = vardfil(request)
     path = unit_workbook_path(app, str(p), unit)
     if not path.is_file():
-        if not await run_in_threadpool(app.ledger.period_closed, str(p)):
+        if not await run_in_threadpool(app.ledger.closes.period_closed, str(p)):
             raise HTTPException(status_code=404, detail="Underlaget är inte publicerat")
         written = await request.app.state.pool.run("large", workbook_job, str(p), hsaid)
         if written is None:

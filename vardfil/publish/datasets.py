@@ -250,7 +250,7 @@ class VisitDatasets:
             # The earlier periods go in first, as of the close: a file sent late for one of them
             # is in this close's ACG input even though it is settled as a RATTELSE.
             first = str(Period.parse(period).shift(-(ACG_MONTHS - 1)))
-            for key, f in ledger.gallande_files(since=first, before=period, as_of=at).items():
+            for key, f in ledger.files.gallande_files(since=first, before=period, as_of=at).items():
                 acc = read_accepted(f)
                 if acc is not None and acc.height:
                     self._add_acg(acc, key, None)

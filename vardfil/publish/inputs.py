@@ -49,7 +49,7 @@ def reh_history(
     first-visit rule looks back across periods, as far as :func:`history_since`). ``files``:
     those gällande files when the caller has them already (the close asks once for every unit)."""
     if files is None:
-        files = app.ledger.gallande_files(
+        files = app.ledger.files.gallande_files(
             before=period, since=history_since(period), unit_hsaid=unit.hsaid, file_type=unit.filtyp, as_of=at
         ).values()
     frames = []

@@ -165,15 +165,15 @@ class _Recorded:
 
 
 def _recorded(app: App, period: str) -> _Recorded:
-    pc = app.ledger.close_of(period)
+    pc = app.ledger.closes.close_of(period)
     if pc is None:
         raise NotClosed(f"period {period} is not closed")
     return _Recorded(
         period=period,
         snapshot=json.loads(pc.snapshot),
         at=pc.closed_at,
-        lines=app.ledger.underlag_lines(period),
-        files={f.receipt_id: f for f in app.ledger.files_for_period(period)},
+        lines=app.ledger.closes.underlag_lines(period),
+        files={f.receipt_id: f for f in app.ledger.files.files_for_period(period)},
     )
 
 
@@ -226,8 +226,8 @@ def write_region_workbook(period: str, *, app: App) -> Path:
     change against the previous period; the trends); its path. The close publishes it."""
     closed = _recorded(app, period)
     previous = str(Period.parse(period).previous())
-    prev_closed = app.ledger.period_closed(previous)
-    prev_lines = app.ledger.underlag_lines(previous) if prev_closed else []
+    prev_closed = app.ledger.closes.period_closed(previous)
+    prev_lines = app.ledger.closes.underlag_lines(previous) if prev_closed else []
     # Delivery as the region sees it when the workbook is written: late files count as late.
     deliveries = {(u.unit.hsaid, u.unit.filtyp): u for u in period_status(app.ledger, app.reference, period).units}
     region_units: list[dict[str, Any]] = []
