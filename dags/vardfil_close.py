@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.sdk import Asset, PokeReturnValue, dag, get_current_context, task
 
 # The imports from outside airflow.sdk: Airflow needs the timetable as an instance (it loads only
 # the calendar, filespec.calendar), and the task groups both DAGs share; neither loads pandas or
@@ -32,18 +32,28 @@ UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a
     doc_md=__doc__,
 )
 def vardfil_close():
-    @task(trigger_rule="none_failed", outlets=[UNDERLAG], retries=RETRIES, retry_delay=RETRY_DELAY)
-    def close(intakes: list[list[dict]]) -> dict:
+    # A unit granted a dispens is waited for: the close runs when the period's last dispens has
+    # ended (checked every ten minutes, the worker slot given back between checks), as of its end.
+    @task.sensor(poke_interval=600, timeout=14 * 24 * 3600, mode="reschedule", trigger_rule="none_failed")
+    def wait_for_dispens(intakes: list[list[dict]]) -> PokeReturnValue:
         from vardfil.airflow.plugin import period_of_deadline
+        from vardfil.airflow.tasks import current_instant, dispens_wait
+
+        period = period_of_deadline(dt.datetime.fromisoformat(current_instant()))
+        state = dispens_wait(period)
+        return PokeReturnValue(is_done=state["done"], xcom_value={"period": period, "at": state["at"]})
+
+    @task(trigger_rule="none_failed", outlets=[UNDERLAG], retries=RETRIES, retry_delay=RETRY_DELAY)
+    def close(due: dict) -> dict:
         from vardfil.airflow.tasks import close_one, current_instant
 
-        now = current_instant()
-        period = period_of_deadline(dt.datetime.fromisoformat(now))
-        summary = close_one(period, now)
-        get_current_context()["outlet_events"][UNDERLAG].extra = {"period": period}
+        # As of the run's instant (the deadline), or the end of the period's last dispens.
+        at = max(dt.datetime.fromisoformat(current_instant()), dt.datetime.fromisoformat(due["at"]))
+        summary = close_one(due["period"], at.isoformat())
+        get_current_context()["outlet_events"][UNDERLAG].extra = {"period": due["period"]}
         return summary
 
-    publish_workbooks(close(inbox_intake()), many=False)
+    publish_workbooks(close(wait_for_dispens(inbox_intake())), many=False)
 
 
 vardfil_close()

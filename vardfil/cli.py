@@ -55,6 +55,14 @@ def _period(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _period_given(text: str) -> str:
+    """``_period`` for a value read after argparse (a refusal, exit 2, not a traceback)."""
+    try:
+        return str(Period.parse(text))
+    except InvalidPeriod as e:
+        raise UsageError(str(e)) from None
+
+
 def _print_json(obj: object) -> None:
     json.dump(obj, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
@@ -176,12 +184,33 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_dispens(args: argparse.Namespace) -> int:
-    """Grant a unit an extended deadline for one period."""
-    from vardfil.month.dispens import grant_dispens
+    """Grant (or extend) a unit's extended deadline for one period: ``dispens HSAID PERIOD --until
+    … --reason …``; ``dispens withdraw HSAID PERIOD --reason …``; ``dispens list PERIOD [--json]``."""
+    from vardfil.month.dispens import grant_dispens, withdraw_dispens
 
+    if args.unit == "list":
+        return _dispens_list(args)
     with _app(args) as app:
+        if args.unit == "withdraw":
+            if args.extra is None or not args.reason:
+                raise UsageError("dispens withdraw HSAID PERIOD --reason TEXT")
+            unit, period = str(args.period), _period_given(args.extra)
+            row = withdraw_dispens(app, unit_hsaid=unit, period=period, reason=args.reason, actor=_actor(args, app))
+            print(
+                json.dumps(
+                    {"unit_hsaid": row.unit_hsaid, "period": row.period, "withdrawn": True, "reason": row.reason}
+                )
+            )
+            return EXIT_OK
+        if args.until is None or not args.reason or args.extra is not None:
+            raise UsageError("dispens HSAID PERIOD --until ISO8601 --reason TEXT")
         row = grant_dispens(
-            app, unit_hsaid=args.unit, period=args.period, until=args.until, reason=args.reason, actor=_actor(args, app)
+            app,
+            unit_hsaid=args.unit,
+            period=_period_given(str(args.period)),
+            until=args.until,
+            reason=args.reason,
+            actor=_actor(args, app),
         )
     print(
         json.dumps(
@@ -198,13 +227,48 @@ def cmd_dispens(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _dispens_list(args: argparse.Namespace) -> int:
+    """Every dispens row of a period (grants, extensions, withdrawals) and which is in force."""
+    from vardfil import swedish
+
+    period = _period_given(str(args.period))
+    with _app(args) as app:
+        rows = app.ledger.decisions.dispens_rows(str(period))
+        force = {r.id for r in app.ledger.decisions.dispens_in_force(str(period)).values()}
+    out = [
+        {
+            "unit_hsaid": r.unit_hsaid,
+            "period": r.period,
+            "until": None if r.withdrawn else r.deadline.isoformat(),
+            "withdrawn": r.withdrawn,
+            "reason": r.reason,
+            "by": r.granted_by,
+            "at": r.granted_at.isoformat(),
+            "in_force": r.id in force,
+        }
+        for r in rows
+    ]
+    if args.json:
+        _print_json(out)
+        return EXIT_OK
+    for r, o in zip(rows, out, strict=True):
+        what = "återkallad" if r.withdrawn else f"till {swedish.local_time(r.deadline)}"
+        state = "gäller" if o["in_force"] else "ersatt"
+        print(f"{r.unit_hsaid}\t{what}\t{state}\t{r.reason}\t{r.granted_by}\t{swedish.local_time(r.granted_at)}")
+    if not rows:
+        print(f"Ingen dispens för {period}")
+    return EXIT_OK
+
+
 def cmd_close(args: argparse.Namespace) -> int:
     """Close a period as of an instant and print the JSON summary."""
     from vardfil.month.close import close_period
 
     at = args.at or dt.datetime.now(dt.UTC)
     with _app(args) as app:
-        _print_json(close_period(args.period, at=at, app=app, actor=_actor(args, app)))
+        _print_json(
+            close_period(args.period, at=at, app=app, actor=_actor(args, app), despite_dispens=args.despite_dispens)
+        )
     return EXIT_OK
 
 
@@ -654,17 +718,29 @@ def _month_commands(sub: Any) -> None:
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=cmd_status)
 
-    dp = sub.add_parser("dispens", help="grant a unit an extended deadline for one period")
-    dp.add_argument("unit", metavar="HSAID")
-    dp.add_argument("period", type=_period, metavar="PERIOD")
-    dp.add_argument("--until", type=_instant, required=True, metavar="ISO8601")
-    dp.add_argument("--reason", required=True)
+    dp = sub.add_parser(
+        "dispens",
+        help="an extended deadline for one unit and period: HSAID PERIOD --until … --reason … | "
+        "withdraw HSAID PERIOD --reason … | list PERIOD [--json]",
+    )
+    dp.add_argument("unit", metavar="HSAID|withdraw|list")
+    dp.add_argument("period", metavar="PERIOD|HSAID")
+    dp.add_argument("extra", nargs="?", metavar="PERIOD", help="with withdraw: the period")
+    dp.add_argument("--until", type=_instant, metavar="ISO8601")
+    dp.add_argument("--reason")
+    dp.add_argument("--json", action="store_true", help="machine-readable output (list)")
+    dp.add_argument("--reference", type=Path, metavar="DIR")
     dp.add_argument("--actor")
     dp.set_defaults(func=cmd_dispens)
 
     cl = sub.add_parser("close", help="close a period and publish every unit's underlag")
     cl.add_argument("period", type=_period, metavar="PERIOD")
     cl.add_argument("--at", type=_instant, metavar="ISO8601", help="the instant of the close (default: now)")
+    cl.add_argument(
+        "--despite-dispens",
+        action="store_true",
+        help="close although a unit's dispens is still open (recorded; its file is then paid as a correction)",
+    )
     cl.add_argument("--reference", type=Path, metavar="DIR")
     cl.add_argument("--actor")
     cl.set_defaults(func=cmd_close)

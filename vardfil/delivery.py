@@ -19,7 +19,7 @@ from typing import Any
 from filespec import FILE_TYPES, Reference, Unit
 from filespec.calendar import STOCKHOLM, Period
 from validators import parse_file_name
-from vardfil.errors import CloseTooEarly
+from vardfil.errors import CloseTooEarly, DispensOpen
 from vardfil.ledger.database import Ledger, newest_usable
 from vardfil.ledger.tables import ReceivedFile
 
@@ -30,8 +30,11 @@ __all__ = [
     "UnitStatus",
     "claimed_unit",
     "ensure_closable",
+    "ensure_no_open_dispens",
+    "last_dispens_end",
     "may_close",
     "on_time_file",
+    "open_dispens",
     "period_status",
     "unit_deadline",
 ]
@@ -59,6 +62,29 @@ def ensure_closable(period: Period, at: dt.datetime) -> None:
             f"perioden {period} kan stängas först vid tidsgränsen "
             f"{period.deadline.astimezone(STOCKHOLM):%Y-%m-%d %H:%M} ({period.deadline.isoformat()})"
         )
+
+
+def open_dispens(ledger: Ledger, period: Period, at: dt.datetime) -> dict[str, dt.datetime]:
+    """The units whose dispens for ``period`` is still open at ``at`` (unit -> until): a close
+    now would leave out the file they were promised time for."""
+    return {u: until for u, until in sorted(ledger.decisions.dispens_for_period(str(period)).items()) if until > at}
+
+
+def ensure_no_open_dispens(ledger: Ledger, period: Period, at: dt.datetime) -> None:
+    """:class:`DispensOpen` naming the units and their dispens, unless there are none."""
+    still = open_dispens(ledger, period, at)
+    if still:
+        named = ", ".join(f"{u} (till {until.astimezone(STOCKHOLM):%Y-%m-%d %H:%M})" for u, until in still.items())
+        raise DispensOpen(
+            f"perioden {period} har öppen dispens för {named}: stäng efter dispensen, eller bekräfta att "
+            "perioden ska stängas ändå (--despite-dispens; enhetens fil betalas då som rättelse)"
+        )
+
+
+def last_dispens_end(ledger: Ledger, period: Period) -> dt.datetime | None:
+    """When the period's last dispens ends (None: it has none)."""
+    ends = ledger.decisions.dispens_for_period(str(period)).values()
+    return max(ends, default=None)
 
 
 def on_time_file(

@@ -13,7 +13,8 @@ the surroundings that is worth a retry::
     │   ├── CloseTooEarly              before the period's deadline
     │   ├── NotClosed                  the period has no close (workbooks, approval)
     │   ├── ApprovalRefused            finalised period, missing comment, unknown action
-    │   ├── DispensRefused             unknown unit, ends before the deadline, no reason
+    │   ├── DispensRefused             unknown unit, ends before the deadline, no reason, period closed
+    │   ├── DispensOpen                a close inside a unit's open dispens, unconfirmed
     │   ├── AccountRefused             duplicate name, short password, not the unit's account
     │   ├── CopyOfAnotherUnit          the bytes of a file its sender may not read (HTTP 409)
     │   └── UsageError                 (vardfil.cli) arguments a command cannot work with
@@ -50,6 +51,7 @@ __all__ = [
     "CloseTooEarly",
     "CopyOfAnotherUnit",
     "DatabaseBusy",
+    "DispensOpen",
     "DispensRefused",
     "HistoryChanged",
     "InvalidPeriod",
@@ -90,6 +92,11 @@ class AccountRefused(Refused):
 class CopyOfAnotherUnit(Refused):
     """A byte-identical copy of a file its sender may not read: answered without a byte of that
     file's kvittens (nothing recorded, the arrival audited)."""
+
+
+class DispensOpen(Refused):
+    """A close whose instant falls inside a unit's open dispens (the units and times are named):
+    the analyst closes after the dispens, or confirms."""
 
 
 class LedgerConfigError(VardfilError):

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from filespec import spec_for
-from filespec.calendar import DEADLINE_VARDAG, STOCKHOLM, Period, is_vardag, to_stockholm
+from filespec.calendar import DEADLINE_VARDAG, STOCKHOLM, Period, is_vardag, parse_instant, to_stockholm
 from validators.kvittens import Status
 from vardfil.app import App
 from vardfil.ledger import utcnow
@@ -138,6 +138,10 @@ def kvittens_message(app: App, kvittens: dict[str, Any], unit_name: str) -> tupl
         f"Rader: {number(rows['total'])}, godkända {number(rows['accepted'])}, "
         f"avvisade {number(rows['rejected'])}, med varning {number(rows['with_warnings'])}.",
     ]
+    if kvittens.get("deadline") and kvittens.get("period"):
+        own = parse_instant(kvittens["deadline"])
+        if own != Period.parse(kvittens["period"]).deadline:  # the unit's dispens decided it
+            lines.append(f"Enhetens tidsgräns för {kvittens['period']} är {local_time(own)} (dispens).")
     if kvittens.get("on_time") is False:
         lines.append("Filen kom efter tidsgränsen och räknas som en rättelse.")
     for rule, n in kvittens["counts_by_rule"].items():

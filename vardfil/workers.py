@@ -84,12 +84,12 @@ def validate_job(path: str, file_name: str, received_at: dt.datetime) -> dict[st
     return kv
 
 
-def close_job(period: str, at: dt.datetime, actor: str) -> None:
+def close_job(period: str, at: dt.datetime, actor: str, despite_dispens: bool = False) -> None:
     """In a worker: close a period and publish it (the unit workbooks follow when asked for)."""
     from vardfil.month.close import close_period
     from vardfil.publish.workbooks import write_region_workbook
 
-    close_period(period, at=at, app=_app(), actor=actor)
+    close_period(period, at=at, app=_app(), actor=actor, despite_dispens=despite_dispens)
     write_region_workbook(period, app=_app())
 
 

@@ -139,9 +139,29 @@ def due_periods(now: str) -> list[str]:
     Older periods that were never closed are not closed by the nightly run: closing them is an
     analyst's decision (``vardfil close`` or a manual run of ``vardfil_close``).
     """
-    period = str(Period.of_window(deadline_before_or_at(parse_instant(now))))
+    from vardfil.delivery import open_dispens
+
+    at = parse_instant(now)
+    period = str(Period.of_window(deadline_before_or_at(at)))
     with _app() as app:
-        return [] if app.ledger.closes.period_closed(period) else [period]
+        if app.ledger.closes.period_closed(period):
+            return []
+        # A unit promised more time is waited for: the period is due once its last dispens ends.
+        return [] if open_dispens(app.ledger, Period.parse(period), at) else [period]
+
+
+@retry_only_transient
+def dispens_wait(period: str, now: str | None = None) -> dict[str, Any]:
+    """Whether the period's last dispens has ended (``done``), and the instant its close is as of:
+    the deadline, or the end of the last dispens when one runs past it (``at``)."""
+    from vardfil.delivery import last_dispens_end
+
+    p = Period.parse(period)
+    real = parse_instant(now) if now else dt.datetime.now(dt.UTC)
+    with _app() as app:
+        last = last_dispens_end(app.ledger, p)
+    at = max(p.deadline, last) if last else p.deadline
+    return {"done": real >= at, "at": at.isoformat(), "last_dispens": last.isoformat() if last else None}
 
 
 @retry_only_transient
@@ -149,12 +169,19 @@ def close_one(period: str, at: str | None = None) -> dict[str, Any]:
     """Close a period as of an instant (default: its deadline); the summary without the unit list.
 
     The nightly run closes a period it finds due as of the deadline, not as of its own run time:
-    the result is then the one the close at 15:00 would have given, whenever the fallback ran.
+    the result is then the one the close at 15:00 would have given, whenever the fallback ran. A
+    close never falls inside a unit's open dispens: it is as of the end of the period's last
+    dispens when that is later (the DAGs wait for it first, ``dispens_wait``).
     """
+    from vardfil.delivery import last_dispens_end
     from vardfil.month.close import close_period
 
+    p = Period.parse(period)
     with _app() as app:
-        instant = parse_instant(at) if at else Period.parse(period).deadline
+        instant = parse_instant(at) if at else p.deadline
+        last = last_dispens_end(app.ledger, p)
+        if last is not None and last > instant:
+            instant = last
         summary = close_period(period, at=instant, app=app, actor=_job())
     return {
         k: summary[k]

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vardfil.errors import ApprovalRefused
+from vardfil.errors import ApprovalRefused, DispensRefused
 from vardfil.ledger.closes import state_of
 from vardfil.ledger.core import utcnow
-from vardfil.ledger.tables import Approval, Dispens, PeriodState
+from vardfil.ledger.tables import Approval, Dispens, PeriodClose, PeriodState
 
 if TYPE_CHECKING:
     from vardfil.ledger.core import Core
@@ -27,17 +27,39 @@ class Decisions:
     def __init__(self, ledger: Core):
         self.ledger = ledger
 
-    def add_dispens(self, *, unit_hsaid: str, period: str, deadline: dt.datetime, reason: str, actor: str) -> Dispens:
-        """Record a dispens (``vardfil.month.dispens.grant_dispens`` decides whether it may be)."""
-        row = Dispens(unit_hsaid=unit_hsaid, period=period, deadline=deadline, reason=reason, granted_by=actor)
+    def add_dispens(
+        self, *, unit_hsaid: str, period: str, deadline: dt.datetime, reason: str, actor: str, withdrawn: bool = False
+    ) -> Dispens:
+        """Record a dispens, an extension or a withdrawal (``vardfil.month.dispens`` decides
+        whether it may be); refused (DispensRefused) once the period has a close, checked in the
+        same transaction, so a close committed meanwhile cannot let one in after it."""
+        row = Dispens(
+            unit_hsaid=unit_hsaid,
+            period=period,
+            deadline=deadline,
+            reason=reason,
+            granted_by=actor,
+            withdrawn=withdrawn,
+        )
         with self.ledger.transaction() as s:
+            if s.get(PeriodClose, period) is not None:
+                raise DispensRefused(
+                    f"perioden {period} är redan stängd: en dispens ges före stängningen. En sen fil "
+                    "regleras som rättelse vid nästa stängning."
+                )
+            earlier = _in_force(s, period).get(unit_hsaid)
+            action = "dispens_withdrawn" if withdrawn else ("dispens_extended" if earlier else "dispens_granted")
             self._add_audited(
                 s,
                 row,
                 actor=actor,
-                action="dispens_granted",
+                action=action,
                 subject=f"{unit_hsaid}/{period}",
-                detail={"deadline": deadline.isoformat(), "reason": reason},
+                detail={
+                    "deadline": None if withdrawn else deadline.isoformat(),
+                    "earlier": earlier.deadline.isoformat() if earlier else None,
+                    "reason": reason,
+                },
             )
         return row
 
@@ -46,10 +68,22 @@ class Decisions:
         return self.dispens_for_period(period).get(unit_hsaid)
 
     def dispens_for_period(self, period: str) -> dict[str, dt.datetime]:
-        """Per unit, the extended deadline in force for a period (the newest grant wins)."""
+        """Per unit, the extended deadline in force for a period (the newest row wins; a
+        withdrawal leaves none)."""
         with self.ledger.reading() as s:
-            q = select(Dispens).where(Dispens.period == period).order_by(Dispens.granted_at, Dispens.id)
-            return {row.unit_hsaid: row.deadline for row in s.scalars(q)}
+            return {u: row.deadline for u, row in _in_force(s, period).items()}
+
+    def dispens_rows(self, period: str) -> list[Dispens]:
+        """Every dispens row of a period, grants, extensions and withdrawals, oldest first."""
+        with self.ledger.reading() as s:
+            return list(
+                s.scalars(select(Dispens).where(Dispens.period == period).order_by(Dispens.granted_at, Dispens.id))
+            )
+
+    def dispens_in_force(self, period: str) -> dict[str, Dispens]:
+        """Per unit, the dispens row in force for a period (none where withdrawn)."""
+        with self.ledger.reading() as s:
+            return _in_force(s, period)
 
     def add_answer(
         self, *, unit_hsaid: str, file_type: str, period: str, action: str, comment: str | None, actor: str
@@ -125,3 +159,11 @@ class Decisions:
 def _latest_answers(session: Session, period: str) -> dict[tuple[str | None, str | None], str]:
     q = select(Approval).where(Approval.period == period, Approval.action.in_(ANSWERS)).order_by(Approval.id)
     return {(a.unit_hsaid, a.file_type): a.action for a in session.scalars(q)}
+
+
+def _in_force(session: Session, period: str) -> dict[str, Dispens]:
+    q = select(Dispens).where(Dispens.period == period).order_by(Dispens.granted_at, Dispens.id)
+    newest: dict[str, Dispens] = {}
+    for row in session.scalars(q):
+        newest[row.unit_hsaid] = row
+    return {u: row for u, row in newest.items() if not row.withdrawn}

@@ -114,6 +114,9 @@ class Dispens(Base):
     reason: Mapped[str] = mapped_column(Text)
     granted_by: Mapped[str] = mapped_column(String(128))
     granted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # A withdrawal is a row of its own (the newest row of a unit and period is in force): the
+    # grants and their withdrawal stay on record.
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (Index("ix_dispens_unit_period", "unit_hsaid", "period"),)
 

@@ -32,7 +32,15 @@ from filespec import Unit, fee_table_for, listing_path, load_listing, price_list
 from filespec.calendar import STOCKHOLM, Period
 from reports import UnderlagLine, rattelse_line, total, underlag_for
 from vardfil.app import App
-from vardfil.delivery import FILE_TYPES, ensure_closable, on_time_file, period_status, unit_deadline
+from vardfil.delivery import (
+    FILE_TYPES,
+    ensure_closable,
+    ensure_no_open_dispens,
+    on_time_file,
+    open_dispens,
+    period_status,
+    unit_deadline,
+)
 from vardfil.ledger import FileKey, PeriodClose, ReceivedFile, Settlement, UnderlagLineRow, utcnow
 from vardfil.mail import notify_close
 from vardfil.publish.datasets import VisitDatasets, publish_deliveries, publish_period_datasets, write_underlag_parquet
@@ -88,8 +96,14 @@ def read_ahead(read: Callable[[_T], _R], items: Iterable[_T], ahead: int = 1) ->
             yield item, reading.result()
 
 
-def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[str, Any]:
+def close_period(
+    period: str, *, at: dt.datetime, app: App, actor: str, despite_dispens: bool = False
+) -> dict[str, Any]:
     """Close ``period`` as of ``at``; returns the JSON summary (the recorded one if already closed).
+
+    Refused (:class:`~vardfil.errors.DispensOpen`) while a unit's dispens is still open at ``at``,
+    unless ``despite_dispens``: then the confirmation and the units it passed over are in the
+    audit log and the snapshot.
 
     The walk: choose each unit's file → compute the underlag (and the visit datasets) → the
     corrections of earlier periods → the snapshot → record it all in one transaction → publish."""
@@ -104,6 +118,9 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
         notify_close(app, existing)  # sends only what a failed or interrupted close did not
         return existing
 
+    passed_over = open_dispens(app.ledger, p, at)
+    if passed_over and not despite_dispens:
+        ensure_no_open_dispens(app.ledger, p, at)
     now = utcnow()
     units = active_units(app, period)
     listing = required_listing(app, period, units)
@@ -116,6 +133,8 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
     underlag_path = write_underlag_parquet(line_dicts, app.output / period / "underlag.parquet")
     chosen = [(unit, f) for unit, _, f in taken]
     snapshot = _snapshot(app, p, at, chosen, listing)
+    if passed_over:  # only then: the snapshots of every other close stay as they were
+        snapshot["despite_dispens"] = {u: until.isoformat() for u, until in passed_over.items()}
     _record(
         app,
         PeriodClose(
@@ -135,6 +154,7 @@ def close_period(period: str, *, at: dt.datetime, app: App, actor: str) -> dict[
             "lines": len(line_dicts),
             "rattelser": sum(line is not None for line, _ in rattelser),
             "missing": [u.hsaid for u, f in chosen if f is None],
+            **({"despite_dispens": snapshot["despite_dispens"]} if passed_over else {}),
         },
     )
     summary = close_summary(app, period, already_closed=False)

@@ -17,7 +17,7 @@ from reports.workbooks import Trends
 from vardfil.accounts import User
 from vardfil.actors import describe
 from vardfil.app import App
-from vardfil.delivery import ensure_closable, may_close
+from vardfil.delivery import ensure_closable, ensure_no_open_dispens, may_close, open_dispens
 from vardfil.directory import catalogue_flags
 from vardfil.errors import Refused
 from vardfil.month.approval import finalise
@@ -54,7 +54,43 @@ def month_board_page(request: Request, period: str) -> Response:
         charts=_board_charts(t) if t else None,
         flags=t.flags if t else [],
         catalogue=catalogue_flags(app),
+        dispenses=_dispenses(app, p, now(request)),
+        open_dispens=[
+            {"name": _unit_name(app, u), "until": until}
+            for u, until in open_dispens(app.ledger, p, now(request)).items()
+        ],
     )
+
+
+def _unit_name(app: App, hsaid: str) -> str:
+    unit = app.reference.units.get(hsaid)
+    return f"{unit.namn} ({hsaid})" if unit else hsaid
+
+
+def _dispenses(app: App, p: Period, at: dt.datetime) -> list[dict[str, object]]:
+    """Every dispens row of the period, for the board: who, until when, why, by whom, and whether
+    it is in force and still open."""
+    names = app.ledger.accounts.names_of_actors()
+    force = {r.id for r in app.ledger.decisions.dispens_in_force(str(p)).values()}
+    out: list[dict[str, object]] = []
+    for r in app.ledger.decisions.dispens_rows(str(p)):
+        state = (
+            "återkallad"
+            if r.withdrawn
+            else ("pågår" if r.id in force and r.deadline > at else ("har löpt ut" if r.id in force else "ersatt"))
+        )
+        out.append(
+            {
+                "name": _unit_name(app, r.unit_hsaid),
+                "until": r.deadline,
+                "withdrawn": r.withdrawn,
+                "reason": r.reason,
+                "by": describe(r.granted_by, names),
+                "at": r.granted_at,
+                "state": state,
+            }
+        )
+    return out
 
 
 def _board_charts(t: Trends) -> dict[str, Markup]:
@@ -124,9 +160,13 @@ async def grant(request: Request, period: str) -> Response:
 async def close(request: Request, period: str) -> Response:
     """Close the period now and publish every workbook (in the large lane: it takes a minute)."""
 
-    async def action(app: App, p: Period, user: User, _form: FormData, at: dt.datetime) -> object:
+    async def action(app: App, p: Period, user: User, form: FormData, at: dt.datetime) -> object:
         ensure_closable(p, at)  # answered here at once rather than after a wait for the lane
-        return await request.app.state.pool.run("large", close_job, str(p), at, user.actor)
+        despite = form.get("despite_dispens") == "1"
+        # Answered here at once, not after a wait for the lane; the close checks again.
+        if not despite:
+            ensure_no_open_dispens(app.ledger, p, at)
+        return await request.app.state.pool.run("large", close_job, str(p), at, user.actor, despite)
 
     return await _act(request, period, action)
 

@@ -36,6 +36,7 @@ def unit_page(request: Request, hsaid: str) -> Response:
     app, at = vardfil(request), now(request)
     period = Period.of_window(at)
     deadline = deadline_of(app.ledger, hsaid, period)
+    dispens = app.ledger.decisions.dispens_in_force(str(period)).get(hsaid)
     return page(
         request,
         "unit.html",
@@ -43,6 +44,7 @@ def unit_page(request: Request, hsaid: str) -> Response:
         unit=unit,
         period=str(period),
         deadline=deadline,
+        dispens=dispens,
         window_open=period.window.is_open(at, deadline),
         seconds_left=max(0, int((deadline - at).total_seconds())),
         history=app.ledger.files.unit_history(hsaid),
