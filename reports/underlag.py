@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from filespec import PriceList, Unit
+from filespec import PriceList, Unit, price_list_for
 from filespec.calendar import Period
 from validators.identifiers import patient_id_parts
 
@@ -54,6 +54,27 @@ COMPONENT_LABELS = {
     "MOMSKOMPENSATION": "Momskompensation (privat driftform)",
     "RATTELSE": "Rättelse av tidigare period",
 }
+
+
+# The per-visit components are paid at one price for läkare and another for every other
+# profession, as two lines: the label says which (the line itself carries only its price).
+PER_VISIT = ("BESOK_EJ_LISTAD", "BESOK_UTOMLANS")
+
+
+def line_label(component: str, unit_price: Decimal | str | None, period: str) -> str:
+    """A line's Swedish label, with what tells it apart from a line of the same component: the
+    profession behind a per-visit price ("läkare" / "övriga yrkeskategorier")."""
+    label = COMPONENT_LABELS.get(component, component)
+    if component not in PER_VISIT or unit_price is None:
+        return label
+    prices = price_list_for(period)
+    lak, other = prices.besok_ej_listad if component == "BESOK_EJ_LISTAD" else prices.besok_utomlans
+    price = Decimal(str(unit_price))
+    if lak == other:
+        return f"{label}, alla yrkeskategorier"
+    if price == lak:
+        return f"{label}, läkare"
+    return f"{label}, övriga yrkeskategorier" if price == other else label
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,7 +26,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
-from reports.underlag import COMPONENT_LABELS
+from reports.underlag import COMPONENT_LABELS, line_label
 
 # [$-41D] is the Swedish locale (LCID 0x041D): the sheet shows a space between thousands and a
 # decimal comma whatever the reader's own settings (LibreOffice honours it; Swedish Excel already
@@ -328,7 +328,7 @@ def unit_workbook(
     for ln in lines:
         summary.row(
             [
-                COMPONENT_LABELS.get(ln["component"], ln["component"]),
+                line_label(ln["component"], ln["unit_price"], meta["period"]),
                 ln["component"],
                 ln["quantity"],
                 ln["unit_price"],

@@ -10,8 +10,8 @@ export VARDFIL_HOME="${VARDFIL_HOME:-$PWD/var}"
 export VARDFIL_REFERENCE="${VARDFIL_REFERENCE:-$PWD/sample_data/reference}"
 if [ ! -f "$VARDFIL_HOME/.demo-accounts" ]; then
   export VARDFIL_PASSWORD="${VARDFIL_PASSWORD:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(12))')}"
-  .venv/bin/vardfil user add enhet --role unit --hsaid SE2321000131-E000000001001 --actor serve.sh
-  .venv/bin/vardfil user add analytiker --role analyst --actor serve.sh
+  .venv/bin/vardfil user add enhet --role unit --hsaid SE2321000131-E000000001001 --actor job:serve.sh
+  .venv/bin/vardfil user add analytiker --role analyst --actor job:serve.sh
   mkdir -p "$VARDFIL_HOME" && touch "$VARDFIL_HOME/.demo-accounts"
   echo "demo accounts: enhet / analytiker, password: $VARDFIL_PASSWORD"
 fi

@@ -90,13 +90,20 @@ def _actor(args: argparse.Namespace, app: App) -> Actor:
     return job(f"cli:{command}")
 
 
+def _file_given(path: Path) -> Path:
+    """The file a command was given, or a refusal that says what it found instead."""
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder, not a file: give one file (vardfil intake takes a folder)")
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    return path
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate one file and print its kvittens; nothing is recorded."""
     from validators import validate_file, write_findings_csv
 
-    path: Path = args.path
-    if not path.is_file():
-        raise UsageError(f"no such file: {path}")
+    path: Path = _file_given(args.path)
     if args.findings_csv and not args.findings_csv.parent.is_dir():
         # Checked before the file is judged: a usage error, not exit 1 (AVVISAD) with a traceback.
         raise UsageError(f"no such folder for --findings-csv: {args.findings_csv.parent}")
@@ -119,9 +126,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     """Record one file in the ledger and print its kvittens."""
     from vardfil.month.intake import submit
 
-    path: Path = args.path
-    if not path.is_file():
-        raise UsageError(f"no such file: {path}")
+    path: Path = _file_given(args.path)
     received_at = args.received_at or dt.datetime.now(dt.UTC)
     # The `with` closes the ledger's connections even when the command fails half-way, so a
     # script calling vardfil in a loop does not leak them.
@@ -178,8 +183,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{u['unit_hsaid']:<28} {u['file_type']:<6} {g.get('file_name', '–'):<46} "
             f"{swedish.status(g['status']) if g else '–':<15} {on_time}"
         )
+    # The one answer (vardfil.delivery): a unit with no file at all, and one whose files all came
+    # after its deadline, which a close takes no file for (paid as a correction at the next close).
     missing = [f"{u.unit.hsaid} ({u.unit.filtyp})" for u in status.missing()]
-    print(f"\nEnheter utan gällande fil: {', '.join(missing) if missing else 'inga'}")
+    late = [f"{u.unit.hsaid} ({u.unit.filtyp})" for u in status.late()]
+    print(f"\nSaknar fil: {', '.join(missing) if missing else 'inga'}")
+    print(
+        f"Ingen fil i tid, bara en sen (regleras som rättelse vid nästa stängning): {', '.join(late) if late else 'inga'}"
+    )
     return EXIT_OK
 
 
@@ -894,6 +905,14 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except (Refused, ReferenceDataError) as e:
         print(f"vardfil: {e}", file=sys.stderr)
+        if isinstance(e, ReferenceDataError) and "reference folder not found" in str(e):
+            # Which setting and flag decide it, and where the sample put one.
+            print(
+                "vardfil: the reference data (unit register, KVÅ lists) is read from --reference DIR, else "
+                "$VARDFIL_REFERENCE, else $VARDFIL_HOME/reference; scripts/sample.sh puts the sample's in "
+                "$VARDFIL_HOME/reference (default ./var/reference)",
+                file=sys.stderr,
+            )
         return EXIT_USAGE
     except Transient as e:
         print(f"vardfil: nothing was recorded: {e}", file=sys.stderr)

@@ -135,6 +135,8 @@ def kvittens_message(app: App, kvittens: dict[str, Any], unit_name: str) -> tupl
     lines = [
         f"Filen {kvittens['file_name']} från {unit_name} är mottagen.",
         f"Status: {status}. Kvittens: {kvittens['receipt_id']}.",
+        f"Mottagen {local_time(kvittens['received_at'])}"
+        + ("" if kvittens.get("on_time") is None else (", i tid." if kvittens["on_time"] else ", efter tidsgränsen.")),
         f"Rader: {number(rows['total'])}, godkända {number(rows['accepted'])}, "
         f"avvisade {number(rows['rejected'])}, med varning {number(rows['with_warnings'])}.",
     ]
@@ -216,8 +218,7 @@ def notify_close(app: App, summary: dict[str, Any]) -> int:
             link_text="Till underlaget",
         )
     status = period_status(app.ledger, app.reference, period)
-    late = [s for s in status.units if s.delivery.value == "sen"]
-    missing = [s for s in status.units if s.delivery.value == "saknas"]
+    late, missing = status.late(), status.missing()
     shares = sorted(
         (
             (s.counted_file.rows_rejected / s.counted_file.rows_total, s.unit.namn)

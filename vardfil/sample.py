@@ -32,6 +32,7 @@ from filespec.calendar import Period, parse_instant
 from sample_data import SAMPLE_DIR
 from vardfil.actors import job
 from vardfil.app import App, open_app
+from vardfil.ledger import utcnow
 from vardfil.mail import outbox_of
 from vardfil.month.close import close_period
 from vardfil.month.intake import Submission, submit
@@ -62,6 +63,19 @@ def _demo_accounts(app: App) -> None:
                 actor=SAMPLE,
                 email=f"{name}@exempel.vgregion.se",
             )
+
+
+def _home_reference(settings: Settings, sample_reference: Path) -> None:
+    """The sample's reference data also in ``$VARDFIL_HOME/reference``, where every other command
+    looks by default: after the sample, ``vardfil status``, ``deviations`` and ``validate`` work
+    from the same shell without a flag. Only into the sample's own home, and only when none is there."""
+    target = settings.home / "reference"
+    if target.exists():
+        return
+    shutil.copytree(sample_reference, target)
+    print(
+        f"Referensdata: provdatans enhetsregister och KVÅ-listor kopierade till {target} (där övriga kommandon letar)"
+    )
 
 
 def read_arrivals(folder: Path = SAMPLE_DIR) -> list[tuple[Path, str]]:
@@ -134,9 +148,9 @@ def run_sample_year(app: App, folder: Path = YEAR_DIR) -> list[dict[str, Any]]:
 
 
 def _print_year(summaries: list[dict[str, Any]]) -> None:
-    print(f"{'Period':<8} {'Stängd':<17} {'Summa':>17}  Enheter  Utan fil vid stängningen")
+    print(f"{'Period':<8} {'Stängd':<17} {'Summa':>17}  Enheter  Ingen fil i tid vid stängningen (HSA-id)")
     for s in summaries:
-        missing = ", ".join(h[-4:] for h in s["missing_units"]) or "–"
+        missing = ", ".join(s["missing_units"]) or "–"  # whole HSA-ids: a person may look them up
         print(
             f"{s['period']:<8} {local_time(s['closed_at']):<17} {kronor(s['total']):>17}  {len(s['units']):>7}  {missing}"
         )
@@ -151,6 +165,8 @@ def run_sample_month(
     year before it (``sample_data/year``) is replayed and closed first."""
     app = open_app(load_settings(), reference=folder / "reference")
     settings, ledger, store = app.settings, app.ledger, app.store
+    _home_reference(settings, folder / "reference")
+    started = utcnow()
     out = out or settings.home / "sample"
     kv_dir = out / "kvittens"
     kv_dir.mkdir(parents=True, exist_ok=True)
@@ -197,7 +213,7 @@ def run_sample_month(
     app.close()
     print(
         f"\nStängning av {period} {local_time(summary['closed_at'])}: summa {kronor(summary['total'])}, "
-        f"{len(summary['units'])} enheter, utan fil: {', '.join(summary['missing_units']) or 'inga'}"
+        f"{len(summary['units'])} enheter, ingen fil i tid: {', '.join(summary['missing_units']) or 'inga'}"
     )
     for u in summary["units"]:
         print(
@@ -212,4 +228,12 @@ def run_sample_month(
     mails = sorted(outbox.glob("*.eml")) if outbox.is_dir() else []
     where = "SMTP (VARDFIL_SMTP_URL)" if settings.smtp_url else f"{outbox} ({len(mails)} .eml-filer)"
     print(f"E-post:                   {where}")
+    with open_app(settings) as again:
+        new = again.ledger.files.files_recorded_since(started)
+    if not new and summary["already_closed"]:
+        # The second run of the README's command: say so, rather than print the same as the first.
+        print(
+            f"\nInget nytt: alla {len(arrivals)} filer i {period} var redan mottagna (samma kvittenser) och "
+            f"stängningen av {period} var redan gjord, med samma underlag. Ingenting ändrades."
+        )
     return 0

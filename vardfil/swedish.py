@@ -12,13 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from decimal import Decimal
+from typing import Any
 
 from babel import Locale
 from babel.dates import format_datetime
 from babel.numbers import NumberPattern, parse_pattern
 
 from filespec.calendar import STOCKHOLM, parse_instant
-from reports.underlag import COMPONENT_LABELS
+from reports.underlag import COMPONENT_LABELS, line_label
 from validators.kvittens import Status
 
 LOCALE = "sv_SE"
@@ -87,6 +88,12 @@ def status(code: str) -> str:
 def component(code: str) -> str:
     """An underlag component by its Swedish name."""
     return COMPONENT_LABELS.get(code, code)
+
+
+def line(ln: Any, period: str) -> str:
+    """An underlag line's label: its component, and for a per-visit price the profession behind it."""
+    code = getattr(ln.component, "value", ln.component)
+    return line_label(str(code), ln.unit_price, period)
 
 
 def role(code: str) -> str:

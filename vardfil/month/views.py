@@ -183,3 +183,23 @@ def unit_months(app: App, unit: Unit, *, months: int = 13) -> list[tuple[str, De
     ]
     sums = mine.groupby("period")["amount"].sum()
     return [(q, Decimal(sums[q])) for q in window if q in sums.index]
+
+
+def period_needing_action(app: App, at: dt.datetime) -> Period:
+    """The period an analyst's board opens on: the open window's period once its deadline has
+    passed and it is not closed; the one before while it has files and no close yet; else the
+    period whose window is open (or opened last)."""
+    window = Period.of_window(at)
+    if window.deadline <= at and not app.ledger.closes.period_closed(str(window)):
+        return window
+    before = window.previous()
+    if not app.ledger.closes.period_closed(str(before)) and app.ledger.files.files_for_period(str(before)):
+        return before
+    return window
+
+
+def board_periods(app: App, p: Period, at: dt.datetime) -> list[Period]:
+    """The periods the board offers: every closed one, the open window's and the one shown, newest
+    first."""
+    shown = {Period.parse(q) for q in app.ledger.closes.closed_periods()} | {Period.of_window(at), p}
+    return sorted(shown, key=str, reverse=True)

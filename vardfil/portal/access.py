@@ -39,6 +39,7 @@ TEMPLATES.env.filters.update(
     sekunder=lambda instant: swedish.local_time(instant, seconds=True),
     status=swedish.status,
     komponent=swedish.component,
+    rad=swedish.line,
     periodstatus=swedish.period_state,
     roll=swedish.role,
 )

@@ -22,7 +22,7 @@ from vardfil.directory import catalogue_flags
 from vardfil.errors import Refused
 from vardfil.month.approval import finalise
 from vardfil.month.dispens import grant_dispens
-from vardfil.month.views import month_board
+from vardfil.month.views import board_periods, month_board
 from vardfil.portal import charts
 from vardfil.portal.access import checked_form, now, page, require_analyst, served_period, vardfil
 from vardfil.privacy import masked
@@ -54,6 +54,9 @@ def month_board_page(request: Request, period: str) -> Response:
         charts=_board_charts(t) if t else None,
         flags=t.flags if t else [],
         catalogue=catalogue_flags(app),
+        periods=[str(q) for q in board_periods(app, p, now(request))],
+        previous=str(p.previous()),
+        following=str(p.next()),
         dispenses=_dispenses(app, p, now(request)),
         open_dispens=[
             {"name": _unit_name(app, u), "until": until}

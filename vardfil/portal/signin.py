@@ -16,8 +16,9 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from filespec.calendar import STOCKHOLM, period_of_window
+from filespec.calendar import STOCKHOLM
 from vardfil.accounts import SESSION_HOURS, id_token_of, sign_in, sign_out
+from vardfil.month.views import period_needing_action
 from vardfil.oidc import OidcError
 from vardfil.portal.access import COOKIE, PRE_COOKIE, checked_form, current_user, now, page, require_user, vardfil
 
@@ -127,7 +128,10 @@ def home(request: Request) -> Response:
     """Analysts to the board of the month whose window is open, unit users to their unit."""
     user = require_user(request)
     if user.analyst:
-        return RedirectResponse(f"/analys/{period_of_window(now(request))}", status_code=303)
+        # The board opens on the period that needs action: past its deadline and not closed, else
+        # the open window's.
+        target = period_needing_action(vardfil(request), now(request))
+        return RedirectResponse(f"/analys/{target}", status_code=303)
     return RedirectResponse(f"/enhet/{sorted(user.units)[0]}", status_code=303)
 
 
