@@ -66,6 +66,20 @@ def test_windows_1252_and_utf8_bom():
         split_records(b"h\n\x81\n")
 
 
+def test_bytes_that_are_not_text_say_where(run):
+    """F02 names the byte, the line an editor shows and the offset a hex viewer shows (issue 32);
+    F05 the line where the reader gave up. Neither is patient data: the byte alone, no value."""
+    data = make_file(rows=[{}, {"besok_id": "A2"}]).replace(b"A2", b"A\x812")
+    line = data[: data.index(b"\x81")].count(b"\n") + 1
+    (f02,) = run(data).kvittens.findings
+    at = data.index(b"\x81")
+    offset = f"{at:,}".replace(",", "\u00a0")
+    assert f02["rule"] == "F02" and f02["row"] is None and line == 3
+    assert f02["value"] == f"byte 0x81 på rad 3 (offset {offset})"
+    (f05,) = run(make_file(rows=[{}, {"diagnos_2": '"J06.8'}])).kvittens.findings
+    assert f05["rule"] == "F05" and re.fullmatch(r"upptäckt på rad \d+", f05["value"])
+
+
 @pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf"])
 def test_no_header_line_gives_f03_only(run, data):
     assert run(data).kvittens.counts_by_rule == {"F03": 1}

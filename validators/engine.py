@@ -113,14 +113,15 @@ def receipt_id(sha256: str, received_at: dt.datetime, file_name: str) -> str:
     return "KV-" + hashlib.sha256(key).hexdigest()[:24]
 
 
-def _file_finding(code: str, message: str) -> dict[str, Any]:
+def _file_finding(code: str, message: str, where: str | None = None) -> dict[str, Any]:
+    """A file rule's finding; ``where`` says where in the bytes it fired (F02, F05) when known."""
     return {
         "rule": code,
         "severity": Severity.AVVISA_FIL.value,
         "row": None,
         "besok_id": None,
         "field": None,
-        "value": None,
+        "value": where,
         "message": message,
     }
 
@@ -249,7 +250,7 @@ def _validate(
         "on_time": window.on_time(received_at, deadline) if window else None,
     }
     if fired:
-        return _rejected(base, fired, messages, read.count(), accepted_to, spec)
+        return _rejected(base, fired, messages, read.count(), accepted_to, spec, read.where)
     assert spec is not None and read.rows is not None and name is not None
     ctx = CheckContext(
         spec=spec, period=name.period, file_hsaid=name.unit_hsaid, reference=reference, fees=fee_table_for(name.period)
@@ -269,6 +270,7 @@ class _Container:
     rows: _Rows | None
     count: Callable[[], int]
     fired: list[str]
+    where: dict[str, str] = field(default_factory=dict)  # rule -> where in the bytes it fired
 
 
 def _read_container(source: bytes | Path, *, streamed: bool, max_bytes: int) -> _Container:
@@ -294,7 +296,7 @@ def _read_container(source: bytes | Path, *, streamed: bool, max_bytes: int) -> 
     try:
         records = split_records(data)
     except ContentError as e:
-        return _Container(sha=scanned.sha256, size=scanned.size, rows=None, count=lambda: 0, fired=[e.code])
+        return _Container(sha=scanned.sha256, size=scanned.size, rows=None, count=lambda: 0, fired=[e.code], where={e.code: e.detail})
     del data
     fired = ["F03"] if records.header is None or records.count == 0 else []
     whole = _whole_rows(records) if records.header is not None else None
@@ -338,11 +340,12 @@ def _rejected(
     total: int,
     accepted_to: Path | None,
     spec: FileSpec | None,
+    where: dict[str, str],
 ) -> ValidationResult:
     """An AVVISAD file by its file rules: every row rejected, no row judged."""
     if accepted_to is not None:
         accepted_to.unlink(missing_ok=True)
-    file_findings = [_file_finding(c, messages[c]) for c in fired]
+    file_findings = [_file_finding(c, messages[c], where.get(c)) for c in fired]
     kv = Kvittens(
         **base,
         status=Status.AVVISAD,

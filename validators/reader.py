@@ -80,7 +80,14 @@ def decode(data: bytes) -> tuple[str, str]:
     try:
         return data.decode("cp1252"), "cp1252"
     except UnicodeDecodeError as e:
-        raise ContentError("F02", f"byte 0x{data[e.start]:02x} at offset {e.start}") from None
+        # Where, in the unit's words: the line an editor shows and the offset a hex viewer shows.
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ContentError("F02", f"byte 0x{data[e.start]:02X} på rad {line} (offset {_grouped(e.start)})") from None
+
+
+def _grouped(n: int) -> str:
+    """A number with the Swedish thousands separator (a no-break space), as every page writes it."""
+    return f"{n:,}".replace(",", "\u00a0")
 
 
 def _columns_frame(rows: list[int], nfields: list[int], columns: list[list[str | None]]) -> pl.DataFrame:
@@ -130,7 +137,7 @@ def _split_quoted(text: str) -> tuple[list[str] | None, pl.DataFrame]:
     sentinel_used = "\r" in text and re.search("\r(?!\n)", text) is not None
     if sentinel_used:
         if _CR_SENTINEL in text:  # pragma: no cover - a private-use character in a visit file
-            raise ContentError("F05", "text holds U+E000 and a bare CR")
+            raise ContentError("F05", "tecknet U+E000 och en ensam CR i samma fil")
         text = re.sub("\r(?!\n)", _CR_SENTINEL, text)
     source = io.StringIO(text, newline="")
     reader = csv.reader(source, delimiter=";", quotechar='"', strict=True)
@@ -143,7 +150,7 @@ def _split_quoted(text: str) -> tuple[list[str] | None, pl.DataFrame]:
             records.append(rec if rec else [""])
             line = reader.line_num + 1
     except csv.Error as e:
-        raise ContentError("F05", f"line {reader.line_num}: {e}") from None
+        raise ContentError("F05", f"upptäckt på rad {reader.line_num}") from None
     if text.endswith("\n") and records and records[-1] == [""] and len(records) > 1:
         records.pop()  # the one trailing empty line
         starts.pop()
