@@ -10,10 +10,15 @@ import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from filespec.spec import FileSpec, Policy, all_specs, spec_by_version
 
 READINGS = Path(__file__).parent / "readings.toml"
+RULE_TEXTS = Path(__file__).parent / "rules_sv.toml"
+
+# What a severity does, as a unit reads it beside the code the kvittens carries.
+SEVERITY_WORDS = {"AVVISA_FIL": "Avvisar hela filen", "FEL": "Fel: raden avvisas", "VARNING": "Varning: raden godkänns"}
 
 # The history policy in words, for the catalogue and its diff.
 POLICY_WORDS = {
@@ -32,9 +37,17 @@ class Reading:
     """One precise reading (FILSPECIFIKATION.md sections 8–9)."""
 
     number: int
-    text: str
+    text: str  # in the region's Swedish, plain text: what every page shows
+    spec: str  # the specification's own wording, for whoever maintains the validators
     rules: tuple[str, ...]
     versions: tuple[str, ...]  # "2026.1", "2026.2": the versions it belongs to
+
+    @property
+    def in_versions(self) -> str:
+        """The releases it belongs to, in words."""
+        if len(self.versions) == 1:
+            return f"Gäller bara version {self.versions[0]}"
+        return "Gäller version " + " och ".join(self.versions)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +60,15 @@ class RuleEntry:
     fields: tuple[str, ...]
     message: str
     readings: tuple[Reading, ...]
+    when: str  # when the rule fires, in Swedish (rules_sv.toml)
+    example: str  # an example the validator is tested to judge so (tests/test_rule_texts.py)
+    since: str  # the first version of the filtyp that has the rule
+    until: str | None  # the last version that has it, when a newer version dropped it
+
+    @property
+    def severity_words(self) -> str:
+        """What the severity does, in Swedish."""
+        return SEVERITY_WORDS[self.severity]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,9 +90,28 @@ def readings() -> tuple[Reading, ...]:
     """Every precise reading, by number."""
     raw = tomllib.loads(READINGS.read_text(encoding="utf-8"))
     return tuple(
-        Reading(number=int(r["number"]), text=r["text"], rules=tuple(r["rules"]), versions=tuple(r["versions"]))
+        Reading(
+            number=int(r["number"]),
+            text=r["text"],
+            spec=r["spec"],
+            rules=tuple(r["rules"]),
+            versions=tuple(r["versions"]),
+        )
         for r in sorted(raw["reading"], key=lambda r: int(r["number"]))
     )
+
+
+@cache
+def rule_texts() -> dict[str, dict[str, Any]]:
+    """Every rule code's Swedish texts: ``when``, ``example`` and the example's ``check``."""
+    return tomllib.loads(RULE_TEXTS.read_text(encoding="utf-8"))
+
+
+def _span(spec: FileSpec, code: str) -> tuple[str, str | None]:
+    """The first and, when a newer version dropped the rule, the last version of the filtyp with it."""
+    mine = [s for s in all_specs() if s.file_type == spec.file_type]  # oldest first
+    having = [s.spec_version for s in mine if code in s.file_rules or any(r.code == code for r in s.row_rules)]
+    return having[0], (None if having[-1] == mine[-1].spec_version else having[-1])
 
 
 def _release(spec: FileSpec) -> str:
@@ -87,28 +128,25 @@ def catalogue(spec_version: str) -> Catalogue:
     if spec is None:
         raise KeyError(spec_version)
     mine = [r for r in readings() if _release(spec) in r.versions]
-    entries = [
-        RuleEntry(
+
+    def entry(code: str, kind: str, severity: str, fields: tuple[str, ...], message: str) -> RuleEntry:
+        texts = rule_texts()[code]
+        since, until = _span(spec, code)
+        return RuleEntry(
             code=code,
-            kind="fil",
-            severity=rule.severity.value,
-            fields=(),
-            message=rule.message,
+            kind=kind,
+            severity=severity,
+            fields=fields,
+            message=message,
             readings=tuple(r for r in mine if code in r.rules),
+            when=texts["when"],
+            example=texts["example"],
+            since=since,
+            until=until,
         )
-        for code, rule in sorted(spec.file_rules.items())
-    ]
-    entries += [
-        RuleEntry(
-            code=rule.code,
-            kind="rad",
-            severity=rule.severity.value,
-            fields=rule.fields,
-            message=rule.message,
-            readings=tuple(r for r in mine if rule.code in r.rules),
-        )
-        for rule in spec.row_rules
-    ]
+
+    entries = [entry(c, "fil", r.severity.value, (), r.message) for c, r in sorted(spec.file_rules.items())]
+    entries += [entry(r.code, "rad", r.severity.value, r.fields, r.message) for r in spec.row_rules]
     return Catalogue(
         spec=spec,
         rules=tuple(entries),

@@ -75,17 +75,28 @@ def portal(tmp_path, monkeypatch):
     app.state.vardfil.close()
 
 
+def _shown(html: str) -> str:
+    """What a person reads of a page: no styles, scripts or tags."""
+    html = re.sub(r"<(style|script)\b.*?</\1>", "", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", html)
+
+
 def test_every_rule_of_every_version_has_a_page(portal):
     _, client = portal
     index = client.get("/regler")
+    assert not re.search(r"[`*]", _shown(index.text))
     assert index.status_code == 200 and all(v in index.text for v in versions())
     assert "Filen innehåller inga godkända besök" in index.text  # the 2026.1 → 2026.2 changes
     for spec in all_specs():
         page = client.get(f"/regler/{spec.spec_version}")
-        assert page.status_code == 200
+        assert page.status_code == 200 and not re.search(r"[`*]", _shown(page.text))
         for rule in catalogue(spec.spec_version).rules:
             one = client.get(f"/regler/{spec.spec_version}/{rule.code}")
             assert one.status_code == 200 and rule.message in one.text, (spec.spec_version, rule.code)
+            # The region's Swedish: the when, the example and the readings, no markup characters.
+            shown = _shown(one.text)
+            assert rule.when in shown and rule.example.replace('"', "&#34;") in one.text, rule.code
+            assert all(x.text in shown for x in rule.readings) and not re.search(r"[`*]", shown), rule.code
             assert f'href="/regler/{spec.spec_version}/{rule.code}"' in page.text
     assert client.get("/regler/VGP-2026.1/F11").status_code == 404  # F11 is 2026.2's
     assert client.get("/regler/VGP-9999.9").status_code == 404

@@ -296,7 +296,9 @@ def _read_container(source: bytes | Path, *, streamed: bool, max_bytes: int) -> 
     try:
         records = split_records(data)
     except ContentError as e:
-        return _Container(sha=scanned.sha256, size=scanned.size, rows=None, count=lambda: 0, fired=[e.code], where={e.code: e.detail})
+        return _Container(
+            sha=scanned.sha256, size=scanned.size, rows=None, count=lambda: 0, fired=[e.code], where={e.code: e.detail}
+        )
     del data
     fired = ["F03"] if records.header is None or records.count == 0 else []
     whole = _whole_rows(records) if records.header is not None else None

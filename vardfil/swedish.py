@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from babel import Locale
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from babel.numbers import NumberPattern, parse_pattern
 
 from filespec.calendar import STOCKHOLM, parse_instant
@@ -75,6 +75,12 @@ def excel_time(instant: dt.datetime | str) -> dt.datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(STOCKHOLM).replace(tzinfo=None)
+
+
+def month(period: str) -> str:
+    """A period (``2025-01``) as a month in words: ``januari 2025``."""
+    year, mon = period.split("-")
+    return format_date(dt.date(int(year), int(mon), 1), "LLLL y", locale=LOCALE)
 
 
 def status(code: str) -> str:

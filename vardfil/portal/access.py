@@ -42,6 +42,7 @@ TEMPLATES.env.filters.update(
     rad=swedish.line,
     periodstatus=swedish.period_state,
     roll=swedish.role,
+    manad=swedish.month,
 )
 
 

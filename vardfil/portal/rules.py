@@ -53,4 +53,5 @@ def rule_page(request: Request, version: str, code: str) -> Response:
     if entry is None:
         raise HTTPException(status_code=404, detail=f"Regeln {code[:10]} finns inte i {cat.spec.spec_version}")
     others = [v for v in versions() if v != version and catalogue(v).rule(code) is not None]
-    return page(request, "rule.html", user, cat=cat, rule=entry, others=others)
+    starts = {v: catalogue(v).spec.valid_from for v in versions()}
+    return page(request, "rule.html", user, cat=cat, rule=entry, others=others, starts=starts)
