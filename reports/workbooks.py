@@ -2,8 +2,9 @@
 
 Styled as people read them: bold header on a coloured band, frozen header row, autofilter, column
 widths from the content; Swedish number formats (``1 004 878,50 kr``) and instants as real date
-cells; printed landscape, one page wide, the header row repeated on every page and a footer naming
-whose underlag, which period, when it was closed and the page. Every value is written as a value — no formulas — and
+cells; printed on A4 (portrait when it fits, else landscape; one page wide unless that would
+shrink the text below 8 pt, then split across pages), the header row repeated on every page and a
+footer naming whose underlag, which period, when it was closed and the page. Every value is written as a value — no formulas — and
 text that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-`` or ``@``) is
 stored explicitly as text. Patient ids appear only masked.
 """
@@ -11,7 +12,8 @@ stored explicitly as text. Patient ids appear only masked.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -21,8 +23,11 @@ import polars as pl
 from openpyxl import Workbook
 from openpyxl.cell.cell import WriteOnlyCell
 from openpyxl.chart import BarChart, LineChart, Reference
+from openpyxl.chart.axis import ChartLines
+from openpyxl.chart.label import DataLabelList
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.page import PageMargins
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -39,10 +44,15 @@ DATETIME = f"{SV}yyyy-mm-dd hh:mm"  # the Swedish short form (CLDR sv: y-MM-dd H
 PAGE_FOOTER_RIGHT = "Sida &P av &N"
 HEADER_WIDTH = 16
 HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
-HEADER_FONT = Font(bold=True, color="FFFFFF")
-TITLE_FONT = Font(bold=True, size=14)
+# The workbook's body font (openpyxl's default, Calibri 11) named on every styled cell: a font with
+# no name is whatever the spreadsheet program picks (LibreOffice picked a serif, wider).
+BODY_FONT = "Calibri"
+HEADER_FONT = Font(name=BODY_FONT, bold=True, color="FFFFFF")
+TITLE_FONT = Font(name=BODY_FONT, bold=True, size=14)
+BOLD_FONT = Font(name=BODY_FONT, bold=True)
 FLAG_FILL = PatternFill("solid", fgColor="FCE4D6")
 LEFT = Alignment(horizontal="left")
+HEADER_ALIGNMENT = Alignment(vertical="center", wrap_text=True)
 FORMULA_STARTS = ("=", "+", "-", "@")
 
 
@@ -64,9 +74,18 @@ def _shown_width(value: object) -> int:
         return 5
     if isinstance(value, float):
         return 8
-    if isinstance(value, (int, Decimal)):
+    if isinstance(value, int):
+        return len(f"{value:,}")  # a count or a row number: no decimals, no " kr"
+    if isinstance(value, Decimal):
         return len(f"{value:,.2f}") + 3
     return len(str(value))
+
+
+def _header_width(text: object) -> int:
+    """A wrapped header's width: at most HEADER_WIDTH, but never narrower than its longest word
+    in bold (about a tenth wider than the body font), so "Momskompensation" is not broken."""
+    words = str(text).split()
+    return max(min(len(str(text)), HEADER_WIDTH), -(-max((len(w) for w in words), default=0) * 11 // 10))
 
 
 def quantity_format(value: object) -> str:
@@ -101,7 +120,7 @@ def _table(
     for c, h in enumerate(headers, start=1):
         cell: Any = ws.cell(row=top, column=c, value=h)
         cell.fill, cell.font = HEADER_FILL, HEADER_FONT
-        cell.alignment = Alignment(vertical="center", wrap_text=True)
+        cell.alignment = HEADER_ALIGNMENT
     for r, row in enumerate(rows, start=top + 1):
         for c, value in enumerate(row, start=1):
             write_value(ws.cell(row=r, column=c), value, formats.get(c - 1))
@@ -111,32 +130,62 @@ def _table(
 def _finish(ws: Worksheet, header_row: int, last_row: int, ncols: int, footer: Footer) -> None:
     ws.freeze_panes = f"A{header_row + 1}"  # the same anchor as a cell, as the stubs want it
     footer.apply(ws)
-    # Printed (or exported to PDF) as a person reads it: landscape, all columns on one page width.
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
-    _fit_to_page(ws)
     ws.print_title_rows = f"{header_row}:{header_row}"
     if last_row > header_row:
         ws.auto_filter.ref = f"A{header_row}:{get_column_letter(ncols)}{max(last_row - 1, header_row)}"
+    widths = []
     for col in range(1, ncols + 1):
         width = 8
         for (cell,) in ws.iter_rows(min_row=header_row, min_col=col, max_col=col):
             if cell.value is None:
                 continue
             # A header wraps (the Swedish component names are long): it sets no more than a short
-            # column's width, or the sheet printed one page wide shrinks to an unreadable size.
-            length = min(len(str(cell.value)), HEADER_WIDTH) if cell.row == header_row else _shown_width(cell.value)
+            # column's width, so a wide sheet stays as narrow as its figures allow.
+            length = _header_width(cell.value) if cell.row == header_row else _shown_width(cell.value)
             width = max(width, length)
-        ws.column_dimensions[get_column_letter(col)].width = min(width + 2, 60)
+        widths.append(min(width + 2, 60))
+        ws.column_dimensions[get_column_letter(col)].width = widths[-1]
     ws.row_dimensions[header_row].height = 48  # three lines of a wrapped header
+    print_setup(ws, widths, repeat_columns="A:B")
 
 
-def _fit_to_page(ws: Any) -> None:
-    # openpyxl creates the page-setup properties with every sheet; the stubs allow None.
+# Printing (issue 32). A4, never the US Letter openpyxl leaves unset; margins that keep the footer
+# clear of the table; portrait when the columns fit, else landscape; one page wide at the scale
+# that fits while that keeps the text at 8 pt or more (the 11 pt body at MIN_SCALE or above), else
+# split across pages at MIN_SCALE with the identifying columns repeated on each. Widths in Excel's character units:
+# a column of width w takes about 7w + 5 pixels at 96 dpi.
+A4_INCHES = (8.27, 11.69)
+MARGINS = PageMargins(left=0.5, right=0.5, top=0.6, bottom=0.85, header=0.3, footer=0.3)
+MIN_SCALE = 75  # 11 pt × 75 % = 8,25 pt: the smallest text a printed sheet shows
+
+
+def _inches(widths: Iterable[float]) -> float:
+    return sum(7 * w + 5 for w in widths) / 96
+
+
+def print_setup(
+    ws: Any, widths: Sequence[float], *, repeat_columns: str | None = None, extra_inches: float = 0.0
+) -> None:
+    """How a sheet prints: A4, portrait or landscape by its width, readable (see MIN_SCALE).
+    ``extra_inches``: what floats beside the cells (charts)."""
+    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4  # (a write-only sheet lacks the constant)
+    ws.page_margins = MARGINS
+    need = _inches(widths) + extra_inches
+    portrait, landscape = (side - MARGINS.left - MARGINS.right for side in A4_INCHES)
+    ws.page_setup.orientation = "portrait" if need <= portrait else "landscape"
     props = ws.sheet_properties.pageSetUpPr
-    if props is None:
+    if props is None:  # openpyxl creates the page-setup properties with every sheet; the stubs allow None
         props = ws.sheet_properties.pageSetUpPr = PageSetupProperties()
-    props.fitToPage = True
+    room = portrait if ws.page_setup.orientation == "portrait" else landscape
+    # An explicit scale, never "fit to width": a spreadsheet program fits with its own fonts'
+    # widths (LibreOffice without Calibri shrank a sheet to 6,7 pt), and nothing may print below 8 pt.
+    props.fitToPage = False
+    # 5 % to spare: the estimate of a column's printed width is a program's, not the printer's.
+    ws.page_setup.scale = max(MIN_SCALE, min(100, int(95 * room / need)))
+    if need * MIN_SCALE / 95 > landscape:  # split across pages: each column stays readable
+        ws.page_setup.pageOrder = "overThenDown"  # a row's continuation is the next page, not ten later
+        if repeat_columns:
+            ws.print_title_cols = repeat_columns
 
 
 def _save(wb: Workbook, path: Path) -> Path:
@@ -173,10 +222,12 @@ class _Sheet:
     def _widths(self, ncols: int) -> list[int]:
         widths = [8] * ncols
         start = (self.header_row or len(self.rows) + 1) - 1
-        for _kind, row in self.rows[start : start + 1 + self.WIDTH_SAMPLE]:
+        for kind, row in self.rows[start : start + 1 + self.WIDTH_SAMPLE]:
             for c, v in enumerate(row):
                 if v is not None:
-                    widths[c] = max(widths[c], _shown_width(v))
+                    # A header wraps: as in _finish, it sets no more than a short column's width.
+                    shown = _header_width(v) if kind == "header" else _shown_width(v)
+                    widths[c] = max(widths[c], shown)
         return widths
 
     def _cell(
@@ -196,23 +247,24 @@ class _Sheet:
 
     def write(self) -> None:
         ws, ncols = self.ws, max((len(r) for _k, r in self.rows), default=1)
-        for c, w in enumerate(self._widths(ncols), start=1):
+        widths = self._widths(ncols)
+        for c, w in enumerate(widths, start=1):
             ws.column_dimensions[get_column_letter(c)].width = min(w + 2, 60)
         if self.header_row:
             ws.freeze_panes = f"A{self.header_row + 1}"
             last = len(self.rows) - (1 if self.rows[-1][0] == "bold" else 0)  # a closing sum row is outside the filter
             ws.auto_filter.ref = f"A{self.header_row}:{get_column_letter(ncols)}{max(last, self.header_row)}"
-        ws.page_setup.orientation = "landscape"
-        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
-        _fit_to_page(ws)
+        print_setup(ws, [min(w + 2, 60) for w in widths], repeat_columns="A:B")
         if self.header_row:
             ws.print_title_rows = f"{self.header_row}:{self.header_row}"  # on every printed page
         self.footer.apply(ws)
         styled = sorted(self.formats)
-        bold = Font(bold=True)
+        bold = BOLD_FONT
         for kind, values in self.rows:
             if kind == "header":
                 out = [self._cell(v, font=HEADER_FONT, fill=HEADER_FILL) for v in values]
+                for cell in out:
+                    cell.alignment = HEADER_ALIGNMENT
             elif kind in ("title", "bold"):
                 out = [
                     self._cell(v, font=TITLE_FONT if kind == "title" else bold, number_format=self._format(c, v))
@@ -422,11 +474,11 @@ def region_workbook(
         if ws.cell(row=r, column=len(headers)).value:
             for c in range(1, len(headers) + 1):
                 ws.cell(row=r, column=c).fill = FLAG_FILL
-    ws.cell(row=end, column=1, value="Summa").font = Font(bold=True)
+    ws.cell(row=end, column=1, value="Summa").font = BOLD_FONT
     col_total = first_amount + len(components)
     write_value(
         ws.cell(row=end, column=col_total + 1), sum((u["total"] for u in units), Decimal(0)), KRONOR
-    ).font = Font(bold=True)
+    ).font = BOLD_FONT
     _finish(ws, 3, end, len(headers), footer)
     if trends is not None:
         _trend_sheet(wb, period, trends, footer)
@@ -464,27 +516,59 @@ def _trend_sheet(wb: Workbook, period: str, t: Trends, footer: Footer) -> None:
     top, anchor_row = 3, 3
     charts: list[Any] = [LineChart(), BarChart(), BarChart()]
     for (title, headers, rows, fmt), chart in zip(blocks, charts, strict=True):
-        ws.cell(row=top, column=1, value=title).font = Font(bold=True)
+        ws.cell(row=top, column=1, value=title).font = BOLD_FONT
         end = _table(ws, top + 1, headers, rows, {1: fmt})
         if rows:
-            chart.title, chart.legend = title, None
-            chart.height, chart.width = 7.5, 16
-            if isinstance(chart, BarChart):
-                chart.type = "bar"  # horizontal: unit names read along the axis
             chart.add_data(Reference(ws, min_col=2, min_row=top + 1, max_row=end - 1), titles_from_data=True)
             chart.set_categories(Reference(ws, min_col=1, min_row=top + 2, max_row=end - 1))
-            ws.add_chart(chart, f"D{anchor_row}")
+            _chart_style(chart, title, fmt, [float(str(r[1])) for r in rows])
+            ws.add_chart(chart, f"C{anchor_row}")  # beside its table (A:B), clear of its labels
             anchor_row += 16
         top = max(end + 2, top + 17)
-    ws.cell(row=top, column=1, value="Avvikelser mot enhetens egna senaste 12 månader").font = Font(bold=True)
+    ws.cell(row=top, column=1, value="Avvikelser mot enhetens egna senaste 12 månader").font = BOLD_FONT
     _table(ws, top + 1, ["Vårdenhet", "Vad", "Skäl"], [list(f) for f in t.flags] or [["–", "–", "Inga avvikelser"]])
-    for col, width in (("A", 34), ("B", 18), ("C", 70)):
+    widths = [34, 18, 70]
+    for col, width in zip("ABC", widths, strict=True):
         ws.column_dimensions[col].width = width
     # Several tables on one sheet: the sheet's title is the row every printed page repeats.
     ws.print_title_rows = "1:1"
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
-    _fit_to_page(ws)
     footer.apply(ws)
-    _fit_to_page(ws)
-    ws.page_setup.orientation = "landscape"
+    # The charts float over column C and beyond it: the page must hold A, B and the wider of C
+    # and a chart.
+    print_setup(ws, widths, extra_inches=max(0.0, CHART_CM / 2.54 - _inches(widths[2:])))
+
+
+CHART_CM = 16
+# Axis and label formats in whole kronor and one-decimal percent: a chart's text is read at a
+# glance, the table beside it has the öre.
+AXIS_FORMATS = {KRONOR: f'{SV}#,##0 "kr";{SV}-#,##0 "kr"', PERCENT: f"{SV}0.0 %"}
+
+
+def _chart_style(chart: Any, title: str, fmt: str, values: list[float]) -> None:
+    """A chart as a person reads it: both axes shown, values from zero, straight lines between
+    months (a smoothed curve invents values between them), every bar valued at its end, and the
+    unit names at the left edge, never on top of a bar that runs below zero."""
+    chart.title, chart.legend = title, None
+    chart.height, chart.width = 7.5, CHART_CM
+    chart.x_axis.delete = chart.y_axis.delete = False  # openpyxl 3.1 hides both axes by default
+    chart.y_axis.number_format = AXIS_FORMATS[fmt]
+    chart.y_axis.majorGridlines = ChartLines()
+    if isinstance(chart, LineChart):
+        chart.y_axis.scaling.min = 0
+        for series in chart.series:
+            series.smooth = False
+            series.marker.symbol = "circle"
+        return
+    chart.type = "bar"  # horizontal: unit names read along the axis
+    chart.x_axis.tickLblPos = "low"
+    lo, hi = min(0.0, *values), max(0.0, *values)
+    if lo < 0:  # room left of a bar below zero for its label, clear of the unit names
+        padded = lo - 0.4 * (hi - lo)
+        raw = (hi - padded) / 5
+        power = 10 ** math.floor(math.log10(raw))
+        step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)  # round gridlines
+        chart.y_axis.scaling.min = math.floor(padded / step) * step
+        chart.y_axis.majorUnit = step
+    chart.dataLabels = DataLabelList(showVal=True, dLblPos="outEnd", numFmt=AXIS_FORMATS[fmt])
+    for flag in ("showLegendKey", "showCatName", "showSerName", "showPercent", "showBubbleSize"):
+        setattr(chart.dataLabels, flag, False)

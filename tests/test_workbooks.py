@@ -194,7 +194,16 @@ def test_the_region_workbook_has_trends_with_native_charts(closed_month, tmp_pat
     region = next(p for p in paths if p.name == "region_2026-10.xlsx")
     with zipfile.ZipFile(region) as z:
         charts = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
+        # openpyxl writes the chart namespace as the default one: no "c:" prefixes.
+        xml = {n: z.read(n).decode().replace("<c:", "<") for n in charts}
     assert len(charts) == 3  # total per period, largest changes, rejected share
+    line = next(x for x in xml.values() if "<lineChart>" in x)
+    # Straight between months, from zero, both axes shown (issue 32).
+    assert '<smooth val="0"/>' in line and '<min val="0"/>' in line and '<smooth val="1"/>' not in line
+    for x in xml.values():
+        assert x.count('<delete val="0"/>') >= 2 and '<delete val="1"/>' not in x
+    for x in (x for x in xml.values() if "<barChart>" in x):
+        assert '<showVal val="1"/>' in x and '<tickLblPos val="low"/>' in x  # valued, names clear of bars
     ws = load_workbook(region)["Trender"]
     rows = [r for r in ws.iter_rows(values_only=True) if any(v is not None for v in r)]
     totals = {r[0]: Decimal(str(r[1])) for r in rows if r[0] in ("2026-09", "2026-10")}  # read back as float
@@ -258,6 +267,17 @@ def test_workbooks_are_swedish_and_print_as_people_read_them(closed_month):
             assert who in ws.oddFooter.left.text and "2026-10" in ws.oddFooter.left.text, ws.title
             assert ws.oddFooter.right.text == "Stängd 2026-11-04 15:00 · Sida &P av &N", ws.title
     assert unit["Besök"].print_title_rows == "$1:$1"
+    # A4 everywhere; the region's wide sheet landscape and split across pages with the unit's
+    # HSA-id and name on each, never shrunk below 75 % (8 pt); the footer's band below the table.
+    for wb in (unit, region):
+        for ws in wb.worksheets:
+            assert int(ws.page_setup.paperSize) == int(ws.PAPERSIZE_A4), ws.title
+            assert int(ws.page_setup.scale or 100) >= 75 and not ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+            assert ws.page_margins.bottom - ws.page_margins.footer >= 0.5, ws.title
+    wide = region["Region"]
+    assert wide.page_setup.orientation == "landscape" and wide.print_title_cols == "$A:$B"
+    assert wide.page_setup.pageOrder == "overThenDown"
+    assert int(unit["Sammanställning"].page_setup.scale) >= 95  # one page wide, near full size
 
 
 def test_the_printed_workbooks_read_swedish(closed_month, tmp_path):
@@ -290,6 +310,7 @@ def test_the_printed_workbooks_read_swedish(closed_month, tmp_path):
     artifacts.mkdir(exist_ok=True)
     for book, name in zip(books, ("enhet-arbetsbok", "region-arbetsbok"), strict=True):
         pdf = tmp_path / (book.stem + ".pdf")
+        _printed_as_people_read_it(pdf, name, landscape_first=name == "region-arbetsbok")
         pages = subprocess.run(
             ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
         ).stdout.split("\f")
@@ -322,3 +343,43 @@ def test_the_printed_workbooks_read_swedish(closed_month, tmp_path):
                 check=True,
                 timeout=120,
             )
+
+
+def _printed_as_people_read_it(pdf: Path, name: str, *, landscape_first: bool) -> None:
+    """Every page A4, nothing printed below 8 pt, the footer clear of the table (issue 32); the
+    region's wide sheet landscape. Measured on the PDF as LibreOffice printed it (pdfminer)."""
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LTChar, LTTextLine
+
+    def lines(item):
+        if isinstance(item, LTTextLine):
+            yield item
+        elif hasattr(item, "__iter__"):
+            for x in item:
+                yield from lines(x)
+
+    def chars(item):
+        if isinstance(item, LTChar):
+            yield item
+        elif hasattr(item, "__iter__"):
+            for x in item:
+                yield from chars(x)
+
+    pages = list(extract_pages(str(pdf)))
+    assert pages, name
+    for number, page in enumerate(pages, start=1):
+        w, h = page.width, page.height
+        assert sorted((round(w), round(h))) == [595, 842], (name, number, w, h)  # A4, not US Letter
+        if number == 1 and landscape_first:
+            assert w > h, (name, "the region sheet is printed landscape")
+        sizes = [c.size for c in chars(page) if c.get_text().strip()]
+        assert sizes and min(sizes) >= 8.0, (name, number, min(sizes))
+        text = list(lines(page))
+        foot = [t for t in text if f"Sida {number} av {len(pages)}" in t.get_text()]
+        assert foot, (name, number)
+        body = [t for t in text if t.y0 > foot[0].y1]  # everything above the footer's line
+        others = [t for t in text if t not in foot and t not in body]
+        # Nothing of the table shares the footer's band: whatever is not above it is the footer's
+        # own left part, on the same baseline.
+        assert all(abs(t.y0 - foot[0].y0) < 2 for t in others), (name, number, [t.get_text() for t in others])
+        assert not body or min(t.y0 for t in body) - foot[0].y1 > 10, (name, number)  # a clear gap

@@ -149,7 +149,7 @@ def _split_quoted(text: str) -> tuple[list[str] | None, pl.DataFrame]:
             starts.append(line)
             records.append(rec if rec else [""])
             line = reader.line_num + 1
-    except csv.Error as e:
+    except csv.Error:
         raise ContentError("F05", f"upptäckt på rad {reader.line_num}") from None
     if text.endswith("\n") and records and records[-1] == [""] and len(records) > 1:
         records.pop()  # the one trailing empty line

@@ -48,6 +48,11 @@ def kronor(amount: Decimal | str | float | int) -> str:
     return f"{_decimal(Decimal(str(amount)), '#,##0.00')} kr"
 
 
+def whole_kronor(amount: Decimal | str | float | int) -> str:
+    """An amount rounded to whole kronor, for a chart's axis: ``16 000 000 kr``."""
+    return f"{_decimal(Decimal(str(amount)).quantize(Decimal(1)), '#,##0')} kr"
+
+
 def percent(share: float) -> str:
     """A share as a percentage with one decimal: ``5,8 %``."""
     return f"{_decimal(Decimal(str(round(share * 100, 1))), '0.0')} %"

@@ -27,7 +27,7 @@ from vardfil.portal import charts
 from vardfil.portal.access import checked_form, now, page, require_analyst, served_period, vardfil
 from vardfil.privacy import masked
 from vardfil.publish.workbooks import trends
-from vardfil.swedish import kronor, percent
+from vardfil.swedish import kronor, percent, whole_kronor
 from vardfil.workers import close_job
 
 router = APIRouter()
@@ -97,19 +97,22 @@ def _dispenses(app: App, p: Period, at: dt.datetime) -> list[dict[str, object]]:
 
 
 def _board_charts(t: Trends) -> dict[str, Markup]:
-    """The board's pictures: the same three as the region workbook's Trender sheet."""
+    """The board's pictures: the same three as the region workbook's Trender sheet, each with its
+    numbers as a table beside it."""
+    totals = [(q, float(a)) for q, a in t.totals]
+    changes = [(n, float(c)) for n, c in t.changes]
     return {
         # A line needs two periods; with one, the table above already says it all.
-        "total": charts.line("c-total", "Regionens summa per period", [(q, float(a)) for q, a in t.totals], kronor)
+        "total": charts.line("c-total", "Regionens summa per period", totals, kronor, tick_fmt=whole_kronor)
+        + charts.table("c-total-tal", "Siffrorna i diagrammet", ("Period", "Summa"), totals, kronor)
         if len(t.totals) > 1
         else Markup(""),
-        "changes": charts.bars(
-            "c-changes",
-            "De största förändringarna mot föregående period",
-            [(n, float(c)) for n, c in t.changes],
-            kronor,
+        "changes": charts.bars("c-changes", "De största förändringarna mot föregående period", changes, kronor)
+        + charts.table("c-changes-tal", "Siffrorna i diagrammet", ("Vårdenhet", "Förändring"), changes, kronor),
+        "rejected": charts.bars("c-rejected", "Andel avvisade rader per enhet", t.rejected, percent)
+        + charts.table(
+            "c-rejected-tal", "Siffrorna i diagrammet", ("Vårdenhet", "Avvisade rader"), t.rejected, percent
         ),
-        "rejected": charts.bars("c-rejected", "Andel avvisade rader per enhet", t.rejected, percent),
     }
 
 

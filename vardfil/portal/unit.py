@@ -21,7 +21,7 @@ from vardfil.month.views import preview, record_diff, replaced_by, unit_months, 
 from vardfil.portal import charts
 from vardfil.portal.access import check_csrf, checked_form, file_of, now, page, served_period, unit_of, vardfil
 from vardfil.publish.workbooks import unit_workbook_path
-from vardfil.swedish import kronor
+from vardfil.swedish import kronor, whole_kronor
 from vardfil.web.body import read_upload
 from vardfil.workers import submit_job, workbook_job
 
@@ -54,12 +54,12 @@ def unit_page(request: Request, hsaid: str) -> Response:
 
 
 def _months_chart(app: App, unit: Unit) -> Markup:
-    points = unit_months(app, unit)
-    return (
-        charts.line("c-months", f"{unit.namn}: underlaget per period", [(q, float(a)) for q, a in points], kronor)
-        if len(points) > 1
-        else Markup("")
-    )
+    points = [(q, float(a)) for q, a in unit_months(app, unit)]
+    if len(points) < 2:
+        return Markup("")
+    return charts.line(
+        "c-months", f"{unit.namn}: underlaget per period", points, kronor, tick_fmt=whole_kronor
+    ) + charts.table("c-months-tal", "Siffrorna i diagrammet", ("Period", "Underlag"), points, kronor)
 
 
 @router.post("/enhet/{hsaid}/upload")
