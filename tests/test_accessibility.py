@@ -83,8 +83,12 @@ class Audit:
             {"id": v["id"], "impact": v["impact"], "nodes": len(v["nodes"]), "help": v["help"]} for v in found
         ]
 
+    def report_counts(self) -> dict[str, int]:
+        """The violations per page, without writing the artefact (a second flow's own check)."""
+        return {name: sum(v["nodes"] for v in found) for name, found in self.pages.items()}
+
     def report(self) -> dict[str, int]:
-        counts = {name: sum(v["nodes"] for v in found) for name, found in self.pages.items()}
+        counts = self.report_counts()
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "axe.json").write_text(
             json.dumps({"counts": counts, "violations": self.pages}, ensure_ascii=False, indent=2) + "\n",
@@ -256,3 +260,78 @@ def test_the_flows_work_with_the_keyboard_alone(portal):
         text = " ".join(page.text_content("#underlag-2026-10").split())
         assert "Ert svar: Invändning – Listningen stämmer inte för oktober." in text
         browser.close()
+
+
+EXAMPLE = Path(__file__).parent / "data" / "region_example"
+EXAMPLE_UNIT = "SE2321000131-E000000000101"
+
+
+@pytest.fixture
+def two_months(tmp_path):
+    """The region's test month (2026-09 and 2026-10, both closed) behind a real server, a week
+    after the second close: a board with periods to move between, a unit page with two."""
+    env, clock = server_env(
+        tmp_path, "2026-11-10T09:00:00+01:00", VARDFIL_PASSWORD=PASSWORD, VARDFIL_REFERENCE=str(EXAMPLE / "reference")
+    )
+    expected = json.loads((EXAMPLE / "expected.json").read_text(encoding="utf-8"))
+    closes = {c["after_submission"]: c for c in expected["closes"]}
+
+    def cli(*args: str, ok: tuple[int, ...] = (0,)) -> None:
+        done = subprocess.run([sys.executable, "-m", "vardfil.cli", *args], env=env, capture_output=True, timeout=300)
+        assert done.returncode in ok, (args, done.stderr[-2000:])
+
+    for sub in expected["submissions"]:  # an AVVISAD file is recorded too: exit 1
+        cli("submit", str(EXAMPLE / sub["file"]), "--received-at", sub["received_at"], ok=(0, 1))
+        if sub["index"] in closes:
+            cli("close", closes[sub["index"]]["period"], "--at", closes[sub["index"]]["at"])
+    cli("user", "add", "analytiker", "--role", "analyst")
+    cli("user", "add", "anna", "--role", "unit", "--hsaid", EXAMPLE_UNIT)
+    with running_server(env) as base:
+        yield base
+
+
+def test_a_newcomer_finds_the_way(two_months):
+    """Issue 32 in the browser: the board opens on the period that needs action and moves to the
+    previous one and back through the list; a unit's name leads to its page, where one period is
+    open and the others collapsed; the rule pages are Swedish without a markup character; axe
+    finds nothing on any of them."""
+    base = two_months
+    audit = Audit()
+    with sync_api.sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page()
+        _login(page, base, "analytiker")
+        page.goto(base + "/analys")
+        assert page.text_content("h1").startswith("Period 2026-10"), (
+            page.url,
+            page.text_content("h1"),
+        )  # closed, not finalised: to act on
+        page.click("#previous")
+        page.wait_for_url(base + "/analys/2026-09")
+        assert page.text_content("h1").startswith("Period 2026-09")
+        audit.check(page, "månadsöversikt, föregående period")
+        page.click("#periods a:text-is('2026-10')")
+        page.wait_for_url(base + "/analys/2026-10")
+        page.screenshot(path=str(ARTIFACTS / "manadsoversikt-navigering.png"), full_page=True)
+        page.click(f"tr[data-unit='{EXAMPLE_UNIT}'] td a >> nth=0")
+        page.wait_for_url(f"{base}/enhet/{EXAMPLE_UNIT}")
+        opened = page.locator("details[id^='underlag-'][open]")
+        assert page.locator("details[id^='underlag-']").count() == 2 and opened.count() == 1
+        assert opened.get_attribute("id") == "underlag-2026-10"  # the newest open, the older one a click away
+        audit.check(page, "enhet, från månadsöversikten")
+        page.screenshot(path=str(ARTIFACTS / "enhet-en-period-oppen.png"), full_page=True)
+        for code in ("F02", "F11", "R21", "W81"):
+            page.goto(f"{base}/regler/VGP-2026.2/{code}")
+            shown = page.inner_text("main")
+            assert "`" not in shown and "*" not in shown, code
+            assert "När regeln slår till" in shown and "Exempel" in shown and "Gäller från" in shown, code
+            assert page.get_attribute("html", "lang") == "sv"
+            audit.check(page, f"regel {code}")
+        page.screenshot(path=str(ARTIFACTS / "regel-w81.png"), full_page=True)
+        page.goto(f"{base}/regler/VGP-2026.1")
+        shown = page.inner_text("main")
+        assert "`" not in shown and "*" not in shown and "Precisering 19." in shown
+        audit.check(page, "regelkatalog 2026.1")
+        browser.close()
+    found = {name: n for name, n in audit.report_counts().items() if n}
+    assert not found, json.dumps(audit.pages, ensure_ascii=False, indent=1)

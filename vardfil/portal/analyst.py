@@ -22,7 +22,7 @@ from vardfil.directory import catalogue_flags
 from vardfil.errors import Refused
 from vardfil.month.approval import finalise
 from vardfil.month.dispens import grant_dispens
-from vardfil.month.views import board_periods, month_board
+from vardfil.month.views import board_periods, month_board, period_needing_action
 from vardfil.portal import charts
 from vardfil.portal.access import checked_form, now, page, require_analyst, served_period, vardfil
 from vardfil.privacy import masked
@@ -31,6 +31,13 @@ from vardfil.swedish import kronor, percent, whole_kronor
 from vardfil.workers import close_job
 
 router = APIRouter()
+
+
+@router.get("/analys")
+def board_now(request: Request) -> Response:
+    """The board without a period: the one that needs action now (as the start page does)."""
+    require_analyst(request)
+    return RedirectResponse(f"/analys/{period_needing_action(vardfil(request), now(request))}", status_code=303)
 
 
 @router.get("/analys/{period}", response_class=HTMLResponse)
