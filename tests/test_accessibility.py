@@ -270,7 +270,7 @@ EXAMPLE_UNIT = "SE2321000131-E000000000101"
 def two_months(tmp_path):
     """The region's test month (2026-09 and 2026-10, both closed) behind a real server, a week
     after the second close: a board with periods to move between, a unit page with two."""
-    env, clock = server_env(
+    env, _clock = server_env(
         tmp_path, "2026-11-10T09:00:00+01:00", VARDFIL_PASSWORD=PASSWORD, VARDFIL_REFERENCE=str(EXAMPLE / "reference")
     )
     expected = json.loads((EXAMPLE / "expected.json").read_text(encoding="utf-8"))
