@@ -71,3 +71,20 @@ def test_without_the_reference_each_command_names_the_setting_and_the_flag(sampl
             assert done.returncode == 2 and "VARDFIL_REFERENCE" in out and "--reference" in out, (line, out[-2000:])
             told.append(line.split()[1] if line.startswith(".venv/bin/vardfil") else line)
     assert {"status", "deviations", "validate"} <= set(told), told
+
+
+def test_the_documents_link_only_what_is_in_the_repository():
+    """Every relative link and every backticked repository path of the README and docs/ names a
+    file or folder that is here (issue 32: the README pointed to a FILSPECIFIKATION.md it lacked)."""
+    broken = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        text = doc.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if re.match(r"[a-z]+:", target):  # http:, mailto: …
+                continue
+            if not (doc.parent / target).exists():
+                broken.append((doc.relative_to(ROOT).as_posix(), target))
+        for path in re.findall(r"`((?:docs|scripts|benchmarks|tests|deploy|dags)/[\w./-]+\.(?:md|sh|py|conf|toml))`", text):
+            if not (ROOT / path).exists():
+                broken.append((doc.relative_to(ROOT).as_posix(), path))
+    assert not broken, broken
