@@ -176,6 +176,7 @@ ISOLATION = {
     ("GET", "/kvittens/{receipt_id}/kvittens.json"): "/kvittens/{b}/kvittens.json",
     ("GET", "/enhet/{hsaid}/underlag/{period}.xlsx"): f"/enhet/{UNIT_B}/underlag/2026-10.xlsx",
     ("POST", "/enhet/{hsaid}/underlag/{period}/svar"): f"/enhet/{UNIT_B}/underlag/2026-10/svar",
+    ("GET", "/analys"): "/analys",
     ("GET", "/analys/{period}"): "/analys/2026-10",
     ("POST", "/analys/{period}/dispens"): "/analys/2026-10/dispens",
     ("POST", "/analys/{period}/close"): "/analys/2026-10/close",
