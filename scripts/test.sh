@@ -13,9 +13,9 @@ elif [ "${CI:-}" = "true" ]; then
   echo "test.sh: CI needs PostgreSQL for the ledger tests" >&2; exit 1
 fi
 if bash scripts/ensure-tools.sh; then
-  export VARDFIL_REQUIRE_LIBREOFFICE=1 VARDFIL_REQUIRE_BROWSER=1
+  export VARDFIL_REQUIRE_LIBREOFFICE=1 VARDFIL_REQUIRE_BROWSER=1 VARDFIL_REQUIRE_PROMTOOL=1
 elif [ "${CI:-}" = "true" ]; then
-  echo "test.sh: CI needs LibreOffice and chromium" >&2; exit 1
+  echo "test.sh: CI needs LibreOffice, chromium and promtool" >&2; exit 1
 fi
 if bash scripts/ensure-node.sh; then
   export VARDFIL_REQUIRE_OIDC=1  # the test IdP (node oidc-provider) can run: its tests must

@@ -23,6 +23,7 @@ AIRFLOW = "VARDFIL_REQUIRE_AIRFLOW"
 OIDC = "VARDFIL_REQUIRE_OIDC"  # Node.js and the test IdP (node oidc-provider, tests/oidc)
 SLAPD = "VARDFIL_REQUIRE_SLAPD"  # Debian's slapd and ldap-utils (the catalogue)
 NGINX = "VARDFIL_REQUIRE_NGINX"  # Debian's nginx (mutual TLS in front of vardfil)
+PROMTOOL = "VARDFIL_REQUIRE_PROMTOOL"  # Debian's prometheus package (promtool tests the alert rules)
 
 CHROMIUM = Path("/usr/bin/chromium")
 
