@@ -84,7 +84,9 @@ def test_the_documents_link_only_what_is_in_the_repository():
                 continue
             if not (doc.parent / target).exists():
                 broken.append((doc.relative_to(ROOT).as_posix(), target))
-        for path in re.findall(r"`((?:docs|scripts|benchmarks|tests|deploy|dags)/[\w./-]+\.(?:md|sh|py|conf|toml))`", text):
+        for path in re.findall(
+            r"`((?:docs|scripts|benchmarks|tests|deploy|dags)/[\w./-]+\.(?:md|sh|py|conf|toml))`", text
+        ):
             if not (ROOT / path).exists():
                 broken.append((doc.relative_to(ROOT).as_posix(), path))
     assert not broken, broken
