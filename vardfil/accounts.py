@@ -35,6 +35,7 @@ from vardfil.app import App
 from vardfil.errors import AccountRefused
 from vardfil.ledger import Ledger, utcnow
 from vardfil.ledger.tables import Account, ApiToken
+from vardfil.metrics import signed_in
 from vardfil.names import check_name, name_key
 from vardfil.rights import Person
 
@@ -191,6 +192,7 @@ def sign_in(
     for key, free in ((name_k, NAME_FREE), (addr_k, ADDRESS_FREE)):
         attempt = ledger.accounts.claim_attempt(key, now=now, free=free, quiet=QUIET, longest=LONGEST_WAIT)
         if not attempt.allowed:
+            signed_in("password", "throttled")
             return SignIn(token=None, locked_until=attempt.opens_at)
         if attempt.waits and attempt.attempts in (free, free + 10):
             # When a key starts to wait, and when it has waited ten times: enough for an analyst to
@@ -215,6 +217,7 @@ def sign_in(
         # audit log. Throttling is audited whatever the name, since it is what an analyst acts on.
         if acc is not None:
             ledger.add_audit(actor=job("portal"), action="sign_in_failed", subject=person(acc.id))
+        signed_in("password", "credentials")
         return SignIn(token=None)
     if _outdated(acc.password_hash):
         ledger.accounts.set_password_hash(acc.id, hash_password(password))
@@ -231,6 +234,7 @@ def sign_in(
     # A sign-in rotates: the account's earlier sessions (a forgotten browser elsewhere) end here.
     ledger.accounts.end_other_sessions(acc.id, keep=_token_hash(token))
     ledger.accounts.purge_expired_sessions(now)
+    signed_in("password")
     return SignIn(token=token)
 
 
@@ -285,6 +289,7 @@ def sign_in_person(ledger: Ledger, who: Person, *, id_token: str, sid: str | Non
             subject=person(who.hsa_id),
             detail={"reason": "disabled"},
         )
+        signed_in("oidc", "disabled")
         return SignIn(token=None)
     acc = ledger.accounts.upsert_person(
         hsa_id=who.hsa_id,
@@ -317,6 +322,7 @@ def sign_in_person(ledger: Ledger, who: Person, *, id_token: str, sid: str | Non
     )
     ledger.accounts.end_other_sessions(acc.id, keep=_token_hash(token))
     ledger.accounts.purge_expired_sessions(now)
+    signed_in("oidc")
     return SignIn(token=token)
 
 

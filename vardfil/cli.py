@@ -332,27 +332,49 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the portal and the API (``--workers N``: N server processes behind one port)."""
     import uvicorn
 
+    from vardfil import logs
+    from vardfil.settings import load_settings
+    from vardfil.workers import JSON_LOGS_ENV
+
+    _metrics_folder(load_settings().home, args.port)
+    os.environ[JSON_LOGS_ENV] = "1"  # the worker processes write JSON lines like the server's
+    common: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_config": logs.log_config(),
+        # X-Forwarded-For is read by the app, from VARDFIL_TRUSTED_PROXIES only (uvicorn's own
+        # handling trusts any header from loopback).
+        "proxy_headers": False,
+    }
     if args.workers <= 1:
         from vardfil.portal.app import create_app
 
-        uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info", proxy_headers=False)
+        uvicorn.run(create_app(), **common)
         return EXIT_OK
     # Each server process has its own validation workers: share the cores between them unless the
     # operator said otherwise (the setting reaches the spawned processes through the environment).
     cores = os.cpu_count() or 1
     os.environ.setdefault("VARDFIL_POOL_WORKERS", str(max(1, cores // args.workers)))
-    uvicorn.run(
-        "vardfil.portal.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
-        # X-Forwarded-For is read by the app, from VARDFIL_TRUSTED_PROXIES only (uvicorn's own
-        # handling trusts any header from loopback).
-        proxy_headers=False,
-    )
+    uvicorn.run("vardfil.portal.app:create_app", factory=True, workers=args.workers, **common)
     return EXIT_OK
+
+
+def _metrics_folder(home: Path, port: int) -> Path:
+    """Where every process of this server writes its metrics (prometheus_client's multiprocess
+    mode): ``PROMETHEUS_MULTIPROC_DIR`` when the operator set it, else one under the home per port;
+    emptied, since a previous run's values would be added to this one's. Set before anything
+    imports prometheus_client (it reads the variable once, at import), and inherited by the
+    server's and the lanes' spawned processes."""
+    import shutil
+
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before the metrics folder was set")
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or home / "metrics" / f"serve-{port}")
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ __all__ = [
     "PeriodStatus",
     "UnitStatus",
     "claimed_unit",
+    "close_due",
     "ensure_closable",
     "ensure_no_open_dispens",
     "last_dispens_end",
@@ -85,6 +86,13 @@ def last_dispens_end(ledger: Ledger, period: Period) -> dt.datetime | None:
     """When the period's last dispens ends (None: it has none)."""
     ends = ledger.decisions.dispens_for_period(str(period)).values()
     return max(ends, default=None)
+
+
+def close_due(ledger: Ledger, period: Period) -> dt.datetime:
+    """When the period's close is due, and the instant it is as of: its deadline, or the end of
+    its last dispens when that is later (a close never falls inside a unit's open dispens)."""
+    last = last_dispens_end(ledger, period)
+    return max(period.deadline, last) if last else period.deadline
 
 
 def on_time_file(

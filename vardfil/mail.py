@@ -6,8 +6,9 @@ STARTTLS when it offers it, login when the URL names a user. Without it (the emb
 ``$VARDFIL_HOME/outbox/`` for a person to open.
 
 Every message is sent once: it is recorded in the ledger under a key that says what it is about
-(``kvittens:KV-…``) before it is sent, and released again when sending fails, so a rerun, a retry
-or a byte-identical copy of a file sends nothing twice, and a failure can be retried. A failed send
+(``kvittens:KV-…``) before it is sent, and marked failed when sending fails, so a rerun, a retry
+or a byte-identical copy of a file sends nothing twice, and a failure can be retried (the nightly
+run does; a message failed for over an hour is an alert, ``docs/operations.md``). A failed send
 never fails what caused it (a submission, a close): it is logged, without addresses or contents.
 
 Messages are Swedish, plain text with a simple HTML part, link to the page, and never carry a
@@ -34,6 +35,7 @@ from filespec.calendar import DEADLINE_VARDAG, STOCKHOLM, Period, is_vardag, par
 from validators.kvittens import Status
 from vardfil.app import App
 from vardfil.ledger import utcnow
+from vardfil.metrics import MAILS
 from vardfil.settings import Settings
 from vardfil.swedish import kronor, local_time, number, percent
 
@@ -78,8 +80,10 @@ def send_once(app: App, *, key: str, kind: str, to: list[str], subject: str, tex
         return False
     settings = app.settings
     via = "smtp" if settings.smtp_url else "outbox"
-    if not app.ledger.outbox.claim_message(key=key, kind=kind, recipients=len(to), via=via):
+    claimed = app.ledger.outbox.claim_message(key=key, kind=kind, recipients=len(to), via=via)
+    if claimed is None:
         return False
+    MAILS.labels(kind, claimed).inc()
     msg = EmailMessage()
     msg["From"] = settings.mail_from
     msg["To"] = ", ".join(to)
@@ -95,9 +99,11 @@ def send_once(app: App, *, key: str, kind: str, to: list[str], subject: str, tex
             _deliver_outbox(settings, msg, kind)
     except (OSError, smtplib.SMTPException, ValueError) as e:
         app.ledger.outbox.release_message(key)
+        MAILS.labels(kind, "failed").inc()
         # What and why, never to whom or what it said: addresses and contents are personal data.
         log.warning("message %s (%s) not sent: %s", key, kind, type(e).__name__)
         return False
+    MAILS.labels(kind, "sent").inc()
     return True
 
 

@@ -46,6 +46,17 @@ class RawStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
+    def writable(self) -> bool:
+        """Whether a file can be written (and removed) in the store now (``/readyz``)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-ready-")
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError:
+            return False
+        return True
+
     def raw_path(self, sha256: str) -> Path:
         """Where the bytes with this hash live."""
         return self.root / "raw" / sha256[:2] / sha256[2:4] / sha256

@@ -21,7 +21,10 @@ import asyncio
 import datetime as dt
 import os
 import threading
+import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -35,10 +38,28 @@ R = TypeVar("R")
 LARGE_BYTES = 20 * 1024 * 1024
 
 _worker_app: App | None = None
+# Set by ``vardfil serve``: the worker processes it spawns write JSON lines too.
+JSON_LOGS_ENV = "VARDFIL_JSON_LOGS"
+# How long a lane may take to answer ``warm`` before /readyz calls it not alive.
+PROBE_SECONDS = 2.0
+
+
+def _job(fn: Any, rid: str | None, queued_at: float, lane: str, *args: Any) -> Any:
+    """In a worker: one job of request ``rid``, its wait for a worker counted."""
+    from vardfil.logs import in_request
+    from vardfil.metrics import WORKER_WAIT
+
+    WORKER_WAIT.labels(lane).observe(max(0.0, time.time() - queued_at))
+    with in_request(rid):
+        return fn(*args)
 
 
 def _init_worker(settings: Settings) -> None:
     global _worker_app
+    if os.environ.get(JSON_LOGS_ENV):  # a worker of ``vardfil serve``: its lines as the server's
+        from vardfil import logs
+
+        logs.configure()
     # The parent opened (and migrated) the ledger already.
     _worker_app = open_app(settings, migrate=False)
     import validators.engine  # noqa: F401 - the imports cost ~1 s: pay them before the first file
@@ -86,11 +107,25 @@ def validate_job(path: str, file_name: str, received_at: dt.datetime) -> dict[st
 
 def close_job(period: str, at: dt.datetime, actor: str, despite_dispens: bool = False) -> None:
     """In a worker: close a period and publish it (the unit workbooks follow when asked for)."""
+    from vardfil.errors import Refused
+    from vardfil.metrics import CLOSE_DURATION, CLOSE_LINES, CLOSES
     from vardfil.month.close import close_period
     from vardfil.publish.workbooks import write_region_workbook
 
-    close_period(period, at=at, app=_app(), actor=actor, despite_dispens=despite_dispens)
-    write_region_workbook(period, app=_app())
+    started = time.perf_counter()
+    try:
+        summary = close_period(period, at=at, app=_app(), actor=actor, despite_dispens=despite_dispens)
+        write_region_workbook(period, app=_app())
+    except Refused:
+        CLOSES.labels("refused").inc()
+        raise
+    except Exception:
+        CLOSES.labels("failed").inc()
+        raise
+    CLOSE_DURATION.observe(time.perf_counter() - started)
+    CLOSES.labels("done").inc()
+    if not summary.get("already_closed"):
+        CLOSE_LINES.inc(len(_app().ledger.closes.underlag_lines(period)))
 
 
 def workbook_job(period: str, unit_hsaid: str) -> str | None:
@@ -115,6 +150,7 @@ class WorkerPool:
         self.settings = settings
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self._lanes: dict[str, Executor] = {}
+        self._probes: dict[str, Future[Any] | None] = {}
         self._lock = threading.Lock()
 
     def _lane(self, name: str) -> Executor:
@@ -143,9 +179,55 @@ class WorkerPool:
                 f.result()
 
     async def run(self, lane: str, fn: Any, *args: Any) -> Any:
-        """Run ``fn(*args)`` in a lane and wait for it without holding the event loop."""
-        future: Future[Any] = self._lane(lane).submit(fn, *args)
-        return await asyncio.wrap_future(future)
+        """Run ``fn(*args)`` in a lane and wait for it without holding the event loop (the
+        request's id goes with it, and the lane's queue depth counts it until it is done)."""
+        from vardfil.logs import request_id
+        from vardfil.metrics import QUEUE_DEPTH
+
+        depth = QUEUE_DEPTH.labels(lane)
+        depth.inc()
+        try:
+            future: Future[Any] = self._submit(lane, _job, fn, request_id.get(), time.time(), lane, *args)
+            return await asyncio.wrap_future(future)
+        finally:
+            depth.dec()
+
+    def _submit(self, lane: str, fn: Any, *args: Any) -> Future[Any]:
+        try:
+            return self._lane(lane).submit(fn, *args)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): the lane is started anew for the next job,
+            # and this one is tried once on it.
+            with self._lock:
+                broken = self._lanes.pop(lane, None)
+            if broken is not None:
+                broken.shutdown(wait=False, cancel_futures=True)
+            return self._lane(lane).submit(fn, *args)
+
+    def alive(self) -> dict[str, dict[str, Any]]:
+        """Per lane: whether it answers ``warm`` within ``PROBE_SECONDS``, and its processes' ids
+        (an on-call engineer's first look). A probe still unanswered is waited on again, not
+        queued behind itself."""
+        report: dict[str, dict[str, Any]] = {}
+        for lane in ("small", "large"):
+            with self._lock:
+                probe = self._probes.get(lane)
+                if probe is None or probe.done():
+                    try:
+                        probe = self._lanes[lane].submit(warm) if lane in self._lanes else None
+                    except (BrokenProcessPool, RuntimeError):
+                        probe = None
+                    self._probes[lane] = probe
+            ok = False
+            if probe is not None:
+                try:
+                    ok = bool(probe.result(timeout=PROBE_SECONDS))
+                except (FutureTimeout, BrokenProcessPool, RuntimeError):
+                    ok = False
+            executor = self._lanes.get(lane)
+            processes = getattr(executor, "_processes", None) or {}
+            report[lane] = {"alive": ok, "pids": sorted(processes)}
+        return report
 
     def lane_for(self, size: int) -> str:
         """The lane of a file of ``size`` bytes."""

@@ -154,13 +154,13 @@ def due_periods(now: str) -> list[str]:
 def dispens_wait(period: str, now: str | None = None) -> dict[str, Any]:
     """Whether the period's last dispens has ended (``done``), and the instant its close is as of:
     the deadline, or the end of the last dispens when one runs past it (``at``)."""
-    from vardfil.delivery import last_dispens_end
+    from vardfil.delivery import close_due, last_dispens_end
 
     p = Period.parse(period)
     real = parse_instant(now) if now else dt.datetime.now(dt.UTC)
     with _app() as app:
         last = last_dispens_end(app.ledger, p)
-    at = max(p.deadline, last) if last else p.deadline
+        at = close_due(app.ledger, p)
     return {"done": real >= at, "at": at.isoformat(), "last_dispens": last.isoformat() if last else None}
 
 

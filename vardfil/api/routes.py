@@ -21,6 +21,7 @@ from vardfil.app import App
 from vardfil.delivery import claimed_unit
 from vardfil.errors import CopyOfAnotherUnit
 from vardfil.ledger.tables import ReceivedFile
+from vardfil.metrics import kvittens_ready
 from vardfil.month.intake import display_name, sent_name
 from vardfil.systems import certificate_of, trusted_peer
 from vardfil.web.body import BadUpload, read_upload
@@ -145,6 +146,7 @@ async def send_file(request: Request, test: Annotated[bool, Query()] = False) ->
             )
         except CopyOfAnotherUnit as e:
             raise _error(409, str(e)) from None
+        kvittens_ready(request, "api")
         return JSONResponse(done["kvittens"])
     finally:
         upload.discard()

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vardfil.actors import is_typed
 from vardfil.errors import DatabaseBusy
 from vardfil.ledger.tables import AuditLog
+from vardfil.logs import request_id
 from vardfil.privacy import masked
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -146,6 +147,15 @@ class Core:
                 if raw is not None:
                     raw.execute("PRAGMA foreign_keys=ON")
 
+    def schema_at_head(self) -> bool:
+        """Whether the database answers and its schema is at the newest revision (``/readyz``)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        heads = set(ScriptDirectory(str(MIGRATIONS)).get_heads())
+        with _busy_is_transient(), self.read_engine.connect() as conn:
+            return set(MigrationContext.configure(conn).get_current_heads()) == heads
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
@@ -202,6 +212,8 @@ class Core:
                 action=action,
                 subject=masked(subject),
                 detail=json.dumps(masked(detail), ensure_ascii=False, sort_keys=True) if detail else None,
+                # The request this decision was made in (its X-Request-ID and its log lines).
+                request_id=request_id.get(),
             )
         )
 
@@ -225,16 +237,6 @@ class Core:
             if subject:
                 q = q.where(AuditLog.subject == subject)
             return list(s.scalars(q))
-
-    # --- received files ----------------------------------------------------------------------------
-
-    # --- messages ---------------------------------------------------------------------------------
-
-    # --- dispens ---------------------------------------------------------------------------------
-
-    # --- closes ----------------------------------------------------------------------------------
-
-    # --- approval --------------------------------------------------------------------------------
 
 
 def _lock_id(text_: str) -> int:

@@ -8,7 +8,8 @@ log) with its parts, each a focused set of the queries and writes asked in the m
 - ``ledger.decisions``: dispens, approvals and disputes, the finalisation (``decisions``);
 - ``ledger.outbox``: the messages sent (``outbox``);
 - ``ledger.accounts``: accounts, sessions, tokens, grants, sign-ins (``accounts``);
-- ``ledger.systems``: journal systems, the catalogue's syncs (``systems``).
+- ``ledger.systems``: journal systems, the catalogue's syncs (``systems``);
+- ``ledger.figures``: the health figures ``/metrics`` reads at each scrape (``figures``).
 
 Rows come back detached (``expire_on_commit=False``): callers read their attributes and never see
 a session.
@@ -22,6 +23,7 @@ from vardfil.ledger.accounts import Accounts
 from vardfil.ledger.closes import Closes
 from vardfil.ledger.core import Core, FileKey, utcnow
 from vardfil.ledger.decisions import Decisions
+from vardfil.ledger.figures import Figures
 from vardfil.ledger.files import Files, newest_usable
 from vardfil.ledger.outbox import Outbox
 from vardfil.ledger.systems import Systems
@@ -40,3 +42,4 @@ class Ledger(Core):
         self.outbox = Outbox(self)
         self.accounts = Accounts(self)
         self.systems = Systems(self)
+        self.figures = Figures(self)

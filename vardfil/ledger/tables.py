@@ -147,6 +147,7 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # X-Request-ID (0012)
 
 
 class PeriodClose(Base):
@@ -371,7 +372,11 @@ class SentMessage(Base):
     kind: Mapped[str] = mapped_column(String(32))
     recipients: Mapped[int] = mapped_column(Integer)
     via: Mapped[str] = mapped_column(String(8))  # smtp | outbox
-    sent_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)  # claimed (sent, or last tried)
+    # "sent", or "failed" until a retry succeeds (migration 0012): the oldest failure is an alert.
+    state: Mapped[str] = mapped_column(String(8), default="sent")
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    failed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)  # the first failure
 
 
 class AccountLink(Base):

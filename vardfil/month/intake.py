@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from vardfil.actors import Actor, job
 from vardfil.app import App
 from vardfil.errors import CopyOfAnotherUnit, HistoryChanged
 from vardfil.ledger import FileKey, Ledger, ReceivedFile, utcnow
+from vardfil.metrics import FILES_RECEIVED, VALIDATION_DURATION, size_band
 
 MAX_NAME = 255
 RETRIES = 5
@@ -92,6 +94,7 @@ def submit(
     # The bytes are stored before anything else can fail: whatever happens next, nothing received
     # is lost, and a retry finds them under the same name.
     sha, size, raw = store.put_raw(source)
+    started = time.perf_counter()
 
     # The version of the file's period decides what is a copy and what counts for F09 (section 9);
     # a file without a valid name goes by the period that ended last before it arrived.
@@ -136,6 +139,9 @@ def submit(
             continue
         if not new:  # a copy recorded meanwhile won: this arrival is its copy
             return _copy(ledger, recorded, shown, received_at, source_kind, actor, units)
+        VALIDATION_DURATION.labels(size_band(size)).observe(time.perf_counter() - started)
+        on_time = "unknown" if recorded.on_time is None else str(recorded.on_time).lower()
+        FILES_RECEIVED.labels(source_kind, recorded.file_type or "unknown", recorded.status, on_time).inc()
         # The unit's people get the kvittens by mail (once per receipt; a failure is logged and
         # never fails the submission). A copy sends nothing: it is not a submission.
         from vardfil.mail import notify_submission

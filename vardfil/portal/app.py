@@ -23,16 +23,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -41,10 +45,11 @@ from filespec.calendar import STOCKHOLM, parse_instant
 from vardfil.accounts import User
 from vardfil.api import create_api
 from vardfil.app import App, open_app
+from vardfil.metrics import exposition, process_gone
 from vardfil.portal import analyst, oidc, rules, signin, unit, unit_admin
 from vardfil.portal.access import current_user, page
 from vardfil.web.body import BadUpload
-from vardfil.web.middleware import ArrivalStamp, BodyLimit, PeerStamp, SecurityHeaders
+from vardfil.web.middleware import ArrivalStamp, BodyLimit, PeerStamp, RequestLog, SecurityHeaders
 from vardfil.workers import WorkerPool
 
 STATIC = Path(__file__).parent / "static"
@@ -74,6 +79,7 @@ def make_clock(clock_file: Path | None) -> Callable[[], dt.datetime]:
 def create_app(vardfil_app: App | None = None) -> FastAPI:
     """The server on an application (default: opened from the process's settings)."""
     core = vardfil_app or open_app()
+    logging.captureWarnings(True)  # a library's warning is a log line too (JSON under ``vardfil serve``)
     core.ledger  # noqa: B018 - open and migrate the ledger at start, not on the first request
     pool = WorkerPool(core.settings, workers=core.settings.pool_workers)
 
@@ -82,6 +88,7 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
         pool.start()  # the workers import pandera and polars now, not when the first file waits
         yield
         pool.shutdown()
+        process_gone(os.getpid())  # this process's share of the live gauges ends with it
 
     web = FastAPI(title="vardfil", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     web.state.vardfil = core
@@ -102,8 +109,9 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
     # off in ``vardfil serve``. Outermost, so every layer sees the same client.
     if core.settings.trusted_proxies:
         web.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(core.settings.trusted_proxies))
-    web.add_middleware(PeerStamp)  # outermost: the peer as it connected
-    _redact_access_log()
+    web.add_middleware(PeerStamp)  # the peer as it connected
+    # Outermost: every answer, a 413 from BodyLimit too, has its request id and its access line.
+    web.add_middleware(RequestLog)
 
     @web.exception_handler(StarletteHTTPException)
     async def _errors(request: Request, exc: StarletteHTTPException) -> Response:
@@ -122,26 +130,29 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
 
     @web.get("/healthz")
     async def healthz() -> dict[str, bool]:
+        """Liveness: the process answers (nothing else is asked: a liveness probe that fails on
+        a busy database would restart every pod at once)."""
         return {"ok": True}
+
+    @web.get("/readyz")
+    async def readyz() -> Response:
+        """Readiness (``docs/operations.md``): 503 unless the ledger answers at its newest schema,
+        the store takes a write and both worker lanes answer; the mail queue is reported."""
+        checks = await run_in_threadpool(readiness, core, pool, clock())
+        ready = all(c["ok"] for name, c in checks.items() if name != "mail")
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @web.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus' scrape (``vardfil.metrics``): no personal data in any name or label."""
+        body = await run_in_threadpool(exposition, core, clock())
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     for router in (signin.router, oidc.router, unit.router, unit_admin.router, analyst.router, rules.router):
         web.include_router(router)
     web.mount("/api/v1", create_api(core, pool))
     web.mount("/static", StaticFiles(directory=STATIC), name="static")
     return web
-
-
-class _RedactLinks(logging.Filter):
-    """Keeps a set-password link's token out of the access log: the token is the proof of the
-    link, and a log is read by more people than the account's owner."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
-            record.args = (*record.args[:2], LINK_PATH.sub(r"\1…", record.args[2]), *record.args[3:])
-        return True
-
-
-LINK_PATH = re.compile(r"(/konto/losenord/)[^/?#\s]+")
 
 
 def _origins(url: str | None) -> tuple[str, ...]:
@@ -151,15 +162,33 @@ def _origins(url: str | None) -> tuple[str, ...]:
     return (f"{u.scheme}://{u.netloc}",)
 
 
-def _redact_access_log() -> None:
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, _RedactLinks) for f in access.filters):
-        access.addFilter(_RedactLinks())
+def readiness(core: App, pool: WorkerPool, now: dt.datetime) -> dict[str, dict[str, Any]]:
+    """The checks of ``/readyz``, each ``{"ok": bool, ...}``."""
+    try:
+        at_head = core.ledger.schema_at_head()
+        ledger: dict[str, Any] = {"ok": at_head, **({} if at_head else {"detail": "schema not at head"})}
+    except Exception as e:  # noqa: BLE001 - any failure to answer is "not ready", named by its type
+        ledger = {"ok": False, "detail": type(e).__name__}
+    lanes = pool.alive()
+    checks: dict[str, dict[str, Any]] = {
+        "ledger": ledger,
+        "store": {"ok": core.store.writable()},
+        "lanes": {"ok": all(lane["alive"] for lane in lanes.values()), **lanes},
+    }
+    if ledger["ok"]:
+        unsent, oldest = core.ledger.figures.unsent_mail()
+        waited = (now - oldest).total_seconds() if oldest else 0.0
+        # Reported, not a reason to take the portal out of service: units must still be able to
+        # deliver while mail is down (the VardfilMailFailing alert is what calls someone).
+        checks["mail"] = {"ok": waited <= MAIL_STUCK_SECONDS, "unsent": unsent, "oldest_unsent_seconds": round(waited)}
+    return checks
+
+
+# A message that has waited this long is "stuck" (the VardfilMailFailing alert's threshold).
+MAIL_STUCK_SECONDS = 3600
 
 
 async def _user_or_none(request: Request) -> User | None:
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(current_user, request)
 
 

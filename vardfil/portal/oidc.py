@@ -26,6 +26,7 @@ from vardfil.accounts import SESSION_HOURS, sign_in_person
 from vardfil.actors import job, person
 from vardfil.app import App
 from vardfil.ledger import utcnow
+from vardfil.metrics import signed_in
 from vardfil.oidc import OidcError, RelyingParty
 from vardfil.portal.access import COOKIE, page, vardfil
 from vardfil.rights import Grant, Person, Refusal, decide
@@ -105,6 +106,7 @@ async def callback(request: Request) -> Response:
         max_age=dt.timedelta(minutes=MAX_LOGIN_AGE_MINUTES),
     )
     if pending is None or not code:
+        signed_in("oidc", "state")
         return refusal_page(
             request,
             "Inloggningen kan inte slutföras",
@@ -124,12 +126,14 @@ async def callback(request: Request) -> Response:
             subject="oidc",
             detail={"reason": e.reason},
         )
+        signed_in("oidc", e.reason)
         return refusal_page(request, "Inloggningen kunde inte verifieras", str(e), status=401)
     claims = tokens.claims
     hsa = str(claims.get(rp.settings.claim("employeeHsaId")) or "")
     verdict = await run_in_threadpool(_verdict, app, rp, claims, hsa)
     if isinstance(verdict, Refusal):
         await run_in_threadpool(_audit_refusal, app, verdict, hsa, claims)
+        signed_in("oidc", verdict.code)
         return refusal_page(request, verdict.title, verdict.message)
     signed = await run_in_threadpool(
         lambda: sign_in_person(

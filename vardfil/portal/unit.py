@@ -15,6 +15,7 @@ from filespec.catalogue import versions
 from vardfil.app import App
 from vardfil.delivery import claimed_unit, deadline_of
 from vardfil.errors import CopyOfAnotherUnit, Refused
+from vardfil.metrics import kvittens_ready
 from vardfil.month.approval import answer
 from vardfil.month.intake import sent_name
 from vardfil.month.views import preview, record_diff, replaced_by, unit_months, unit_underlag_overview
@@ -95,6 +96,7 @@ async def upload(request: Request, hsaid: str) -> Response:
             raise HTTPException(status_code=409, detail=str(e)) from None
     finally:
         received.discard()
+    kvittens_ready(request, "portal")
     return RedirectResponse(f"/kvittens/{done['receipt_id']}", status_code=303)
 
 

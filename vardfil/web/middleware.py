@@ -1,5 +1,5 @@
-"""ASGI middleware of the web front doors (portal and API): the arrival stamp, the body limit and
-the security headers. Pure ASGI, not Starlette's BaseHTTPMiddleware: they must act before a
+"""ASGI middleware of the web front doors (portal and API): the arrival stamp, the request id and
+access line, the body limit and the security headers. Pure ASGI, not Starlette's BaseHTTPMiddleware: they must act before a
 handler runs and while the body streams, without buffering it.
 """
 
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -54,8 +56,80 @@ class ArrivalStamp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope.setdefault("state", {})["received_at"] = self.clock()
+            state = scope.setdefault("state", {})
+            state["received_at"] = self.clock()
+            # The same instant on the monotonic clock, for the kvittens latency: the server's
+            # clock may be a test's or the burst benchmark's, running faster than time.
+            state["arrived"] = time.perf_counter()
         await self.app(scope, receive, send)
+
+
+class RequestLog:
+    """One request id a request (the client's ``X-Request-ID`` when it is a sane one, else a new
+    one): in the response header, in every log line and audit entry the request makes, and in one
+    JSON access line when it is answered, which also counts it (``vardfil_http_requests_total``,
+    by the route's template: never the values in the path)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from vardfil import logs
+        from vardfil.metrics import HTTP_DURATION, HTTP_REQUESTS
+
+        offered = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = logs.new_request_id(offered)
+        started = time.perf_counter()
+        status = 500
+
+        async def with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        token = logs.request_id.set(rid)
+        try:
+            await self.app(scope, receive, with_id)
+        finally:
+            duration = time.perf_counter() - started
+            route = route_of(scope)
+            HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
+            HTTP_DURATION.labels(route).observe(duration)
+            if route not in QUIET_ROUTES or status >= 400:
+                access.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "path": logs.redact_path(scope["path"]),
+                        "status": status,
+                        "duration_ms": round(duration * 1000, 1),
+                    },
+                )
+            logs.request_id.reset(token)
+
+
+access = logging.getLogger("vardfil.access")
+# Probes and scrapes come every few seconds: a line each would bury the requests people made.
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/static"})
+
+
+def route_of(scope: Scope) -> str:
+    """The template of the route that answered (``/enhet/{hsaid}/upload``), ``/static`` for a
+    static file, ``other`` for an address no route knows."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path is None:
+        return "other"
+    if path == "/static":
+        return "/static"
+    root = str(scope.get("root_path", ""))
+    return f"{root}{path}" if root.endswith("/api/v1") else str(path)
 
 
 class PeerStamp:
