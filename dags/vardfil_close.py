@@ -1,6 +1,7 @@
 """vardfil_close: the close at the deadline itself — 15:00 Europe/Stockholm on the third vardag.
 
-On the ``ThirdVardagTimetable`` (vardfil's Airflow plugin). First every file waiting in the inbox
+On the ``ThirdVardagTimetable`` (vardfil's Airflow plugin); a Deadline Alert mails the operators
+when the run is not done 30 minutes after the deadline. First every file waiting in the inbox
 is taken in (a file that landed at 14:59 counts: its arrival is its modification time), then the
 period that just ended is closed as of the run's instant and the region workbook is written (a
 unit's workbook is written when the unit first downloads it). The closed period is announced on the ``vardfil://underlag`` Asset (extra: the period), so the
@@ -11,11 +12,21 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Asset, PokeReturnValue, dag, get_current_context, task
+from airflow.sdk import (
+    Asset,
+    AsyncCallback,
+    DeadlineAlert,
+    DeadlineReference,
+    PokeReturnValue,
+    dag,
+    get_current_context,
+    task,
+)
 
 # The imports from outside airflow.sdk: Airflow needs the timetable as an instance (it loads only
 # the calendar, filespec.calendar), and the task groups both DAGs share; neither loads pandas or
 # polars.
+from vardfil.airflow.alerts import CLOSE_GRACE, deadline_missed
 from vardfil.airflow.dag_parts import RETRIES, RETRY_DELAY, inbox_intake, publish_workbooks
 from vardfil.airflow.plugin import ThirdVardagTimetable
 
@@ -30,6 +41,14 @@ UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a
     max_active_runs=1,
     tags=["vardfil"],
     doc_md=__doc__,
+    # The run's logical date is the deadline: not done half an hour later, the operators are
+    # mailed (vardfil.airflow.alerts; Prometheus' VardfilCloseOverdue says the same from the ledger).
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=CLOSE_GRACE,
+        callback=AsyncCallback(deadline_missed, kwargs={"what": "close"}),
+        name="close-30-minutes-after-the-deadline",
+    ),
 )
 def vardfil_close():
     # A unit granted a dispens is waited for: the close runs when the period's last dispens has

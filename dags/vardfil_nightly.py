@@ -2,7 +2,8 @@
 
 intake (one mapped task per batch of inbox files) → the period whose deadline passed, if not closed → close
 → the region workbook (a unit's when it is first downloaded); reminders while a window is open; the catalogue sync
-(KIV/HSA: who still works where, when ``VARDFIL_DIRECTORY_URL`` is set); a run summary. Every task is idempotent: a rerun or
+(KIV/HSA: who still works where, when ``VARDFIL_DIRECTORY_URL`` is set); a run summary; ``vardfil
+verify`` of every kept file. A Deadline Alert mails the operators when the run is not done by 06:00. Every task is idempotent: a rerun or
 backfill finds files already taken and periods already closed. Wiring only: each task calls one
 ``vardfil.airflow.tasks`` function (imported inside the task, so parsing this file stays light).
 """
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, dag, get_current_context, task
 
+from vardfil.airflow.alerts import NIGHTLY_BY, deadline_missed
 from vardfil.airflow.dag_parts import RETRIES, RETRY_DELAY, inbox_intake, intake_results, publish_workbooks
 
 UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a closed period"})
@@ -26,6 +28,13 @@ UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a
     max_active_runs=1,
     tags=["vardfil"],
     doc_md=__doc__,
+    # The run at 02:00 done by 06:00, or the operators are mailed (vardfil.airflow.alerts).
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=NIGHTLY_BY,
+        callback=AsyncCallback(deadline_missed, kwargs={"what": "nightly"}),
+        name="nightly-done-by-0600",
+    ),
 )
 def vardfil_nightly():
     @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
@@ -56,6 +65,13 @@ def vardfil_nightly():
 
         return sync()
 
+    # Every kept file re-hashed against the ledger; problems fail the task (and show in /metrics).
+    @task(retries=RETRIES, retry_delay=RETRY_DELAY)
+    def verify() -> dict:
+        from vardfil.airflow.tasks import verify_store
+
+        return verify_store()
+
     @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
     def summary(
         intakes: list[list[dict]], closes: list[dict], due: list[dict], books: list[str], catalogue: dict
@@ -68,6 +84,7 @@ def vardfil_nightly():
     closes = close.expand(period=due_periods(taken))
     books = publish_workbooks(closes, many=True)
     summary(taken, closes, reminders(taken), books, directory_sync())
+    verify()
 
 
 vardfil_nightly()

@@ -112,6 +112,53 @@ def test_task_graphs_are_as_designed(dagbag):
     assert [o.uri.rstrip("/") for o in close.get_task("close").outlets] == ["vardfil://underlag"]
 
 
+@pytest.mark.parametrize(
+    ("dag_id", "interval", "what"),
+    [("vardfil_close", dt.timedelta(minutes=30), "close"), ("vardfil_nightly", dt.timedelta(hours=4), "nightly")],
+)
+def test_each_dag_carries_its_deadline_alert(dagbag, dag_id, interval, what):
+    from airflow.sdk import AsyncCallback, DeadlineReference
+
+    (alert,) = dagbag.dags[dag_id].deadline
+    # From the run's logical date: the close's is the deadline itself (15:00), the nightly's 02:00.
+    assert alert.reference == DeadlineReference.DAGRUN_LOGICAL_DATE and alert.interval == interval
+    assert isinstance(alert.callback, AsyncCallback)
+    assert alert.callback.path == "vardfil.airflow.alerts.deadline_missed" and alert.callback.kwargs == {"what": what}
+    if dag_id == "vardfil_nightly":  # runs at 02:00, so the alert is at 06:00
+        assert dagbag.dags[dag_id].timetable.expression == "0 2 * * *"
+
+
+def test_a_missed_deadline_mails_the_operators_once(tmp_path, monkeypatch):
+    """The callback as the triggerer runs it, with the context Airflow 3.3 gives it."""
+    import asyncio
+    import email
+    from email import policy
+
+    from vardfil.airflow.alerts import deadline_missed
+
+    monkeypatch.setenv("VARDFIL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VARDFIL_OPERATOR_EMAIL", "jour@vgregion.example, drift@vgregion.example")
+    for var in ("VARDFIL_DATABASE_URL", "VARDFIL_STORE", "VARDFIL_SMTP_URL"):
+        monkeypatch.delenv(var, raising=False)
+    context = {
+        "dag_run": {
+            "dag_id": "vardfil_close",
+            "dag_run_id": "scheduled__2026-12-03T14:00:00+00:00",
+            "logical_date": "2026-12-03T14:00:00Z",
+            "state": "running",
+        },
+        "deadline": {"id": "d1", "deadline_time": "2026-12-03T14:30:00Z"},
+    }
+    assert asyncio.run(deadline_missed(context=context, what="close")) is True
+    assert asyncio.run(deadline_missed(context=context, what="close")) is False  # once per run
+    (eml,) = (tmp_path / "home" / "outbox").glob("*.eml")
+    msg = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert msg["To"] == "drift@vgregion.example, jour@vgregion.example"
+    assert msg["Subject"] == "Stängningen av 2026-11 är inte klar 30 minuter efter tidsgränsen"
+    text = msg.get_body(("plain",)).get_content()
+    assert "tidsgräns 2026-12-03 15:00" in text and "larmtiden 2026-12-03 15:30" in text and "running" in text
+
+
 def test_timetable_runs_at_15_on_the_third_vardag_2026_2027():
     from airflow.timetables.base import TimeRestriction
     from pendulum import datetime as pdt

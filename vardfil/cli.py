@@ -139,6 +139,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return EXIT_REJECTED if sub.kvittens["status"] == "AVVISAD" else EXIT_OK
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Re-hash every kept file against the ledger; exit 1 when one is missing or changed."""
+    from vardfil.verify import lines, verify
+
+    with _app(args) as app:
+        report = verify(app, actor=_actor(args, app))
+    if args.json:
+        _print_json(report)
+    else:
+        print("\n".join(lines(report)))
+    return EXIT_OK if report["ok"] else EXIT_REJECTED
+
+
 def cmd_intake(args: argparse.Namespace) -> int:
     """Take in every new file of an inbox folder."""
     from vardfil.month.intake import InboxResult, intake_folder
@@ -741,6 +754,14 @@ def _file_commands(sub: Any) -> None:
     it.add_argument("--reference", type=Path, metavar="DIR")
     it.add_argument("--actor")
     it.set_defaults(func=cmd_intake)
+
+    vf = sub.add_parser(
+        "verify",
+        help="re-hash every stored, derived and published file against the ledger (exit 1: missing or changed)",
+    )
+    vf.add_argument("--json", action="store_true", help="machine-readable output")
+    vf.add_argument("--actor", metavar="ACTOR", help="who runs it (a typed actor; default job:cli:verify)")
+    vf.set_defaults(func=cmd_verify)
 
 
 def _month_commands(sub: Any) -> None:

@@ -322,3 +322,51 @@ def mail_pending(app: App, since: dt.datetime) -> int:
         if f"kvittens:{f.receipt_id}" not in sent and f.unit_hsaid:
             n += notify_submission(app, json.loads(f.kvittens_json), f.unit_hsaid)
     return n
+
+
+# --- the operators ----------------------------------------------------------------------------------
+
+
+def notify_deadline_missed(
+    app: App,
+    *,
+    what: str,
+    dag_id: str,
+    run_id: str,
+    logical_date: dt.datetime | None,
+    deadline: dt.datetime | None,
+    state: str,
+) -> bool:
+    """An Airflow run was not done by its deadline (``vardfil.airflow.alerts``): the operators
+    (``VARDFIL_OPERATOR_EMAIL``, else the analysts and admins) are told once per run."""
+    to = list(app.settings.operator_emails) or _analysts(app)
+    if what == "close" and logical_date is not None:
+        period = Period.of_window(logical_date)
+        title = f"Stängningen av {period} är inte klar 30 minuter efter tidsgränsen"
+        first = (
+            f"Körningen {run_id} av {dag_id} (tidsgräns {local_time(logical_date.isoformat())}) var inte klar "
+            f"vid larmtiden {local_time(deadline.isoformat()) if deadline else ''}. Ingen enhet kan få betalt "
+            "förrän perioden är stängd."
+        )
+    else:
+        title = "Nattkörningen är inte klar klockan 06:00"
+        first = (
+            f"Körningen {run_id} av {dag_id} "
+            f"(start {local_time(logical_date.isoformat()) if logical_date else 'okänd'}) var inte klar "
+            f"vid larmtiden {local_time(deadline.isoformat()) if deadline else ''}."
+        )
+    lines = [
+        first,
+        f"Läge i Airflow när larmet gick: {state or 'okänt'}.",
+        "Se driftboken (docs/operations.md, avsnittet om Airflows tidsgränslarm) för vad som ska kontrolleras.",
+    ]
+    return send_page(
+        app,
+        key=f"deadline:{dag_id}:{run_id}",
+        kind="deadline",
+        to=to,
+        title=title,
+        lines=lines,
+        link=f"{app.settings.base_url}/analys",
+        link_text="Öppna månadsöversikten",
+    )

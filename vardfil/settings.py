@@ -33,6 +33,7 @@ the environment; everything else is handed a :class:`Settings`.
 | ``VARDFIL_DIRECTORY_UNITS_BASE`` / ``…_PERSONS_BASE`` / ``…_COMMISSIONS_BASE`` | — / — / the units' | the base DNs of the three searches |
 | ``VARDFIL_DIRECTORY_MAPPING`` | HSA's names (``vardfil.directory.Mapping``) | a TOML file naming another catalogue's object classes and attributes |
 | ``VARDFIL_DIRECTORY_MAX_REMOVAL`` | 0.2 | the share of known rights one sync may take away without ``--confirm`` |
+| ``VARDFIL_OPERATOR_EMAIL`` | none: the analysts' and admins' addresses | who Airflow's deadline alerts mail (comma-separated): the on-call engineers |
 | ``VARDFIL_CLOCK_FILE`` | none | demos and tests only: a file holding the portal's "now" |
 | ``VARDFIL_ACTOR`` | ``job:cli:<command>`` | who the CLI records as acting: a typed actor (``person:<HSA-id>``, ``job:…``; ``vardfil.actors``) |
 | ``VARDFIL_PASSWORD`` | asked for | the password of ``vardfil user add`` (scripts) |
@@ -79,6 +80,7 @@ class Settings:
     oidc_acr_values: tuple[str, ...] = ("http://id.sambi.se/loa/loa3",)
     oidc_purposes: tuple[str, ...] = ("Vård och behandling", "Administration")
     oidc_claims: tuple[tuple[str, str], ...] = ()
+    operator_emails: tuple[str, ...] = ()  # VARDFIL_OPERATOR_EMAIL: who the deadline alerts mail
     password_signin: str = "on"  # on | admin-only | off
     directory_url: str | None = None
     directory_bind_dn: str | None = None
@@ -143,6 +145,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         or "",
         directory_mapping=Path(mp) if (mp := env.get("VARDFIL_DIRECTORY_MAPPING")) else None,
         directory_max_removal=float(env.get("VARDFIL_DIRECTORY_MAX_REMOVAL") or 0.2),
+        operator_emails=_list(env.get("VARDFIL_OPERATOR_EMAIL")),
         password_signin=_choice(
             env.get("VARDFIL_PASSWORD_SIGNIN"), ("on", "admin-only", "off"), "VARDFIL_PASSWORD_SIGNIN"
         ),

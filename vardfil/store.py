@@ -40,6 +40,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, read in chunks (``vardfil verify``, the published files' record)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 class RawStore:
     """A folder of immutable, content-addressed files."""
 

@@ -280,6 +280,21 @@ def directory_sync() -> dict[str, Any]:
     }
 
 
+@retry_only_transient
+def verify_store() -> dict[str, Any]:
+    """``vardfil verify``: the counts checked; a missing or changed file fails the task (named in
+    the error and the audit log; ``vardfil_verify_problems`` on /metrics)."""
+    from vardfil.errors import Refused
+    from vardfil.verify import verify
+
+    with _app() as app:
+        report = verify(app, actor=_job())
+    if not report["ok"]:
+        named = "; ".join(f"{p['state']} {p['kind']} {p['path']}" for p in report["problems"][:20])
+        raise Refused(f"vardfil verify: {len(report['problems'])} files missing or changed: {named}")
+    return {"checked": report["checked"], "problems": 0}
+
+
 def _job() -> Actor:
     """Who acts in a task: ``job:dag:<dag id>`` inside an Airflow task, else ``job:airflow``."""
     try:

@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vardfil.errors import NotClosed
-from vardfil.ledger.tables import PeriodClose, PeriodState, Settlement, UnderlagLineRow
+from vardfil.ledger.core import utcnow
+from vardfil.ledger.tables import PeriodClose, PeriodState, PublishedFile, Settlement, UnderlagLineRow
 
 if TYPE_CHECKING:
     from vardfil.ledger.core import Core
@@ -105,6 +106,23 @@ class Closes:
         except IntegrityError:  # the period_close primary key: a close of this period exists
             return False
         return True
+
+    def record_published(self, period: str, files: list[tuple[str, str, int]], *, replace: bool = True) -> None:
+        """Record published files (relative path, SHA-256, size) as written now; with ``replace``
+        False only those not yet on record (a rerun that found them in place)."""
+        now = utcnow()
+        with self.ledger.transaction() as s:
+            for path, sha, size in files:
+                row = s.get(PublishedFile, path)
+                if row is None:
+                    s.add(PublishedFile(path=path, period=period, sha256=sha, size_bytes=size, written_at=now))
+                elif replace:
+                    row.sha256, row.size_bytes, row.written_at = sha, size, now
+
+    def published_files(self) -> list[PublishedFile]:
+        """Every published file on record, by path."""
+        with self.ledger.reading() as s:
+            return list(s.scalars(select(PublishedFile).order_by(PublishedFile.path)))
 
 
 def state_of(session: Session, period: str) -> str:

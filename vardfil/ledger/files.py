@@ -108,6 +108,11 @@ class Files:
             )
             return list(s.scalars(q))
 
+    def stored_files(self) -> list[ReceivedFile]:
+        """Every received file, first recorded first (``vardfil verify`` walks them)."""
+        with self.ledger.reading() as s:
+            return list(s.scalars(select(ReceivedFile).order_by(ReceivedFile.id)))
+
     def files_recorded_since(self, since: dt.datetime) -> list[ReceivedFile]:
         """Every file recorded at or after an instant (not received: an inbox file keeps its
         transfer time), in the order recorded."""

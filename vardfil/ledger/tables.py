@@ -73,6 +73,9 @@ class ReceivedFile(Base):
     kvittens_json: Mapped[str] = mapped_column(Text)
     findings_path: Mapped[str] = mapped_column(String(255))  # relative to the store root
     accepted_path: Mapped[str | None] = mapped_column(String(255))
+    # The derived files' hashes, checked by ``vardfil verify`` (migration 0012; None before it).
+    findings_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
+    accepted_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
 
     __table_args__ = (
         Index("ix_received_file_key", "unit_hsaid", "file_type", "period", "received_at"),
@@ -148,6 +151,19 @@ class AuditLog(Base):
     subject: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[str | None] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # X-Request-ID (0012)
+
+
+class PublishedFile(Base):
+    """A file a close published (Parquet, a workbook), as it was written: ``vardfil verify``
+    re-hashes it. Rewritten on purpose (the region workbook), the row follows (migration 0012)."""
+
+    __tablename__ = "published_file"
+
+    path: Mapped[str] = mapped_column(String(500), primary_key=True)  # relative to the output root
+    period: Mapped[str] = mapped_column(String(7))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    written_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
 class PeriodClose(Base):

@@ -52,6 +52,7 @@ from vardfil.publish.inputs import (
     reh_history,
     required_listing,
 )
+from vardfil.publish.record import record_published
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -114,7 +115,7 @@ def close_period(
     # click) answers with what was recorded, never with a second, possibly different, underlag.
     existing = close_summary(app, period)
     if existing is not None:
-        publish_year(app, period)  # refreshes what an interrupted close did not write
+        publish_year(app, period, fresh=False)  # refreshes what an interrupted close did not write
         notify_close(app, existing)  # sends only what a failed or interrupted close did not
         return existing
 
@@ -159,7 +160,7 @@ def close_period(
     )
     summary = close_summary(app, period, already_closed=False)
     assert summary is not None  # recorded just now, by this close or a concurrent one
-    publish_year(app, period)
+    publish_year(app, period, fresh=True)
     # The units hear that their underlag is ready, the analysts how the month went (each once).
     notify_close(app, summary)
     return summary
@@ -323,14 +324,19 @@ def _record(
     )
 
 
-def publish_year(app: App, period: str) -> None:
+def publish_year(app: App, period: str, *, fresh: bool) -> None:
     """The closed period in the datasets across periods (``vardfil.analysis``): its lines, visits
     and the delivery of every unit; and, for each earlier period this close corrects, that period's
-    deliveries again (its late files have arrived since its own close)."""
-    publish_period_datasets(output=app.output, period=period, deliveries=delivery_rows(app, period))
+    deliveries again (its late files have arrived since its own close). Every file is recorded
+    with its hash (``fresh``: written by this close; else a rerun, which adds only what is missing)."""
+    here = app.output / period
+    written = [here / name for name in ("underlag.parquet", "besok.parquet", "acg.parquet")]
+    written += publish_period_datasets(output=app.output, period=period, deliveries=delivery_rows(app, period))
+    record_published(app, period, written, replace=fresh)
     corrected = {ln.corrected_period for ln in app.ledger.closes.underlag_lines(period) if ln.corrected_period}
     for q in sorted(corrected):
-        publish_deliveries(output=app.output, period=q, deliveries=delivery_rows(app, q))
+        path = publish_deliveries(output=app.output, period=q, deliveries=delivery_rows(app, q))
+        record_published(app, q, [path])
 
 
 def delivery_rows(app: App, period: str) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ commit; store files written before a crash are content-addressed and simply reus
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import time
@@ -38,6 +39,7 @@ from vardfil.app import App
 from vardfil.errors import CopyOfAnotherUnit, HistoryChanged
 from vardfil.ledger import FileKey, Ledger, ReceivedFile, utcnow
 from vardfil.metrics import FILES_RECEIVED, VALIDATION_DURATION, size_band
+from vardfil.store import sha256_of
 
 MAX_NAME = 255
 RETRIES = 5
@@ -189,7 +191,8 @@ def _judge(
         accepted_path = store.adopt_parquet(key_hex, staged) if result.kvittens.rows.accepted else None
     kv = result.kvittens.to_dict()
     kv["file_name"] = shown
-    findings_path = store.put_bytes("findings", key_hex, ".csv", findings_to_csv(result.findings))
+    findings = findings_to_csv(result.findings)
+    findings_path = store.put_bytes("findings", key_hex, ".csv", findings)
     k = result.kvittens
     sha, size = stored
     return result, ReceivedFile(
@@ -216,6 +219,8 @@ def _judge(
         kvittens_json=json.dumps(kv, ensure_ascii=False),
         findings_path=store.relative(findings_path),
         accepted_path=store.relative(accepted_path) if accepted_path else None,
+        findings_sha256=hashlib.sha256(findings).hexdigest(),
+        accepted_sha256=sha256_of(accepted_path) if accepted_path else None,
     )
 
 

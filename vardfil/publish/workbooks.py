@@ -34,6 +34,7 @@ from vardfil.deviations import deviations
 from vardfil.errors import NotClosed
 from vardfil.ledger import ReceivedFile
 from vardfil.publish.inputs import UnitListings, reh_history
+from vardfil.publish.record import record_published
 from vardfil.swedish import component, excel_time, local_time
 
 
@@ -218,7 +219,9 @@ def write_unit_workbooks(period: str, *, app: App, units: Collection[str] | None
             )
         )
         del visits, rejected
-    return renderer.finish()
+    paths = renderer.finish()
+    record_published(app, period, paths)
+    return paths
 
 
 def write_region_workbook(period: str, *, app: App) -> Path:
@@ -255,7 +258,7 @@ def write_region_workbook(period: str, *, app: App) -> Path:
             }
         )
     used = [c.value for c in Component if any(c.value in u["components"] for u in region_units)]
-    return region_workbook(
+    path = region_workbook(
         app.output / period / f"region_{period}.xlsx",
         period=period,
         closed_at=local_time(closed.snapshot["at"]),
@@ -263,6 +266,8 @@ def write_region_workbook(period: str, *, app: App) -> Path:
         units=region_units,
         trends=trends(app, period),
     )
+    record_published(app, period, [path])
+    return path
 
 
 def write_workbooks(period: str, *, app: App) -> list[Path]:
