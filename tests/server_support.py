@@ -40,16 +40,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(env: dict[str, str], *args: str, port: int | None = None) -> Iterator[str]:
+def running_server(env: dict[str, str], *args: str, port: int | None = None, log: Path | None = None) -> Iterator[str]:
     """``vardfil serve`` in its own process until the block ends; its base URL, once it answers
     (its workers import pandera and polars first). ``port``: when the address must be known first
-    (the IdP is told vardfil's callback before vardfil starts)."""
+    (the IdP is told vardfil's callback before vardfil starts); ``log``: a file for its output."""
     port = port or free_port()
+    out = log.open("w") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vardfil.cli", "serve", "--port", str(port), *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "vardfil.cli", "serve", "--port", str(port), *args], env=env, stdout=out, stderr=out
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -63,3 +61,5 @@ def running_server(env: dict[str, str], *args: str, port: int | None = None) -> 
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+        if log:
+            out.close()  # type: ignore[union-attr]
