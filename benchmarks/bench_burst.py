@@ -45,6 +45,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_month import PERIOD, build_month  # noqa: E402
 from bench_validate import parse_floor  # noqa: E402
+from scraped import quantile, samples, total  # noqa: E402
 
 from filespec.calendar import parse_instant  # noqa: E402
 
@@ -74,6 +75,10 @@ def _large_files(month: Path, units: list[tuple[str, str]], sizes_mb: list[int],
             path.write_bytes(to_csv(cols))
         out.append(path)
     return out
+
+
+def _secs(value: float) -> str:
+    return "none" if value != value else f"{value:.2f} s"  # NaN: the histogram has no observation
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -226,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         run = asyncio.run(_replay(base, plan, clock, args.concurrency))
         wall = time.time() - t0
+        scrape = samples(httpx.get(base + "/metrics", timeout=60).text)  # as Prometheus would see the hour
     finally:
         server.terminate()
         server.wait(timeout=120)
@@ -286,6 +292,15 @@ def main(argv: list[str] | None = None) -> int:
             f"  largest gap: {worst['gap_ms']:.0f} ms, a {worst['path'].stat().st_size / 1e6:.1f} MB file sent at "
             f"{clock.simulated(worst['sent']):%H:%M:%S}"
         )
+    all_lat = [r["latency"] for r in ok]
+    print(
+        f"/metrics, as an operator sees it: kvittens p95 {quantile(scrape, 'vardfil_kvittens_latency_seconds', 0.95):.2f} s "
+        f"over {total(scrape, 'vardfil_kvittens_latency_seconds_count'):.0f} kvittenser (histogram, from the arrival "
+        f"stamp; this client measured p95 {_pct(all_lat, 95):.2f} s over all {len(all_lat)} files, from sending), "
+        f"worker wait p95 small {_secs(quantile(scrape, 'vardfil_worker_wait_seconds', 0.95, lane='small'))}, "
+        f"large {_secs(quantile(scrape, 'vardfil_worker_wait_seconds', 0.95, lane='large'))}; "
+        f"files received {total(scrape, 'vardfil_files_received_total'):.0f}"
+    )
     print(f"sent before 15:00 but stamped at or after it: {len(late)}   (target 0)")
     print(
         f"/healthz: p50 {_pct(run['health'], 50) * 1000:.0f} ms, p95 {_pct(run['health'], 95) * 1000:.0f} ms "

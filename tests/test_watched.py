@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from server_support import running_server, server_env
 
 from sample_data.generate import generate_visits, kva_list, to_csv
 
+ROOT = Path(__file__).resolve().parent.parent
 UNIT = "SE2321000131-E000000001001"
 EXAMPLE = Path(__file__).parent / "data" / "region_example"
 EXPECTED = json.loads((EXAMPLE / "expected.json").read_text(encoding="utf-8"))
@@ -160,6 +162,30 @@ def test_a_stopped_lane_is_not_ready_and_its_queue_grows(tmp_path):
         assert _sum(_samples(httpx.get(base + "/metrics", timeout=60).text), "vardfil_worker_queue_depth") == 0
 
 
+def test_a_lane_whose_worker_died_is_started_anew(tmp_path):
+    env, _ = server_env(tmp_path, "2026-11-04T14:30:00+01:00", VARDFIL_POOL_WORKERS="1")
+    token = _token(env)
+    with running_server(env) as base:
+        (worker,) = httpx.get(base + "/readyz", timeout=60).json()["checks"]["lanes"]["small"]["pids"]
+        os.kill(worker, signal.SIGKILL)
+        for _ in range(40):  # until the pool has noticed
+            if httpx.get(base + "/readyz", timeout=60).status_code == 503:
+                break
+            time.sleep(0.25)
+        else:
+            pytest.fail("/readyz never saw the dead worker")
+        name, body = _file(1)
+        resp = httpx.post(
+            base + "/api/v1/filer",
+            headers={"Authorization": f"Bearer {token}"},
+            files={"file": (name, body)},
+            timeout=300,
+        )
+        assert resp.status_code == 200, resp.text
+        ready = httpx.get(base + "/readyz", timeout=60)
+        assert ready.status_code == 200 and ready.json()["checks"]["lanes"]["small"]["pids"] != [worker]
+
+
 def test_no_personnummer_reaches_a_log_line_or_a_metric(tmp_path):
     from conftest import file_name, make_file
 
@@ -256,3 +282,23 @@ def _now():
     import datetime as dt
 
     return dt.datetime.now(dt.UTC)
+
+
+def test_the_manifest_probes_what_the_server_serves():
+    import yaml
+
+    from vardfil import settings
+    from vardfil.cli import build_parser
+
+    deployment, service = yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "vardfil.yaml").read_text())
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    # The command is vardfil's own, with flags it has; every setting named is one vardfil reads.
+    assert container["args"][:2] == ["vardfil", "serve"]
+    assert build_parser().parse_args(container["args"][1:]).workers == 2
+    named = {e["name"] for e in container["env"]}
+    assert named - {"PROMETHEUS_MULTIPROC_DIR"} <= set(re.findall(r"VARDFIL_[A-Z_]+", settings.__doc__ or ""))
+    assert service["spec"]["ports"][0]["targetPort"] == "http"

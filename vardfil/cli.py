@@ -383,9 +383,12 @@ def _metrics_folder(home: Path, port: int) -> Path:
     if "prometheus_client" in sys.modules:
         raise RuntimeError("prometheus_client was imported before the metrics folder was set")
     folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or home / "metrics" / f"serve-{port}")
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():  # the contents, not the folder: it may be a mounted volume
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     return folder
 
