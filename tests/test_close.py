@@ -94,7 +94,7 @@ def test_parquet_types_and_datasets(app_env, monkeypatch):
     from vardfil.app import open_app
 
     with open_app(app_env) as app:
-        publish_year(app, "2026-09")
+        publish_year(app, "2026-09", fresh=False)
     assert copied == ["besok"] and pq.read_table(part).equals(written)
 
 
