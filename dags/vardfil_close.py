@@ -12,21 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import (
-    Asset,
-    AsyncCallback,
-    DeadlineAlert,
-    DeadlineReference,
-    PokeReturnValue,
-    dag,
-    get_current_context,
-    task,
-)
+from airflow.sdk import Asset, PokeReturnValue, dag, get_current_context, task
 
 # The imports from outside airflow.sdk: Airflow needs the timetable as an instance (it loads only
 # the calendar, filespec.calendar), and the task groups both DAGs share; neither loads pandas or
 # polars.
-from vardfil.airflow.alerts import CLOSE_GRACE, deadline_missed
+from vardfil.airflow.alerts import alert as deadline_alert
 from vardfil.airflow.dag_parts import RETRIES, RETRY_DELAY, inbox_intake, publish_workbooks
 from vardfil.airflow.plugin import ThirdVardagTimetable
 
@@ -43,12 +34,7 @@ UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a
     doc_md=__doc__,
     # The run's logical date is the deadline: not done half an hour later, the operators are
     # mailed (vardfil.airflow.alerts; Prometheus' VardfilCloseOverdue says the same from the ledger).
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
-        interval=CLOSE_GRACE,
-        callback=AsyncCallback(deadline_missed, kwargs={"what": "close"}),
-        name="close-30-minutes-after-the-deadline",
-    ),
+    deadline=deadline_alert("close"),
 )
 def vardfil_close():
     # A unit granted a dispens is waited for: the close runs when the period's last dispens has

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, dag, get_current_context, task
+from airflow.sdk import Asset, dag, get_current_context, task
 
-from vardfil.airflow.alerts import NIGHTLY_BY, deadline_missed
+from vardfil.airflow.alerts import alert as deadline_alert
 from vardfil.airflow.dag_parts import RETRIES, RETRY_DELAY, inbox_intake, intake_results, publish_workbooks
 
 UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a closed period"})
@@ -29,12 +29,7 @@ UNDERLAG = Asset("vardfil://underlag", extra={"what": "ersättningsunderlag of a
     tags=["vardfil"],
     doc_md=__doc__,
     # The run at 02:00 done by 06:00, or the operators are mailed (vardfil.airflow.alerts).
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
-        interval=NIGHTLY_BY,
-        callback=AsyncCallback(deadline_missed, kwargs={"what": "nightly"}),
-        name="nightly-done-by-0600",
-    ),
+    deadline=deadline_alert("nightly"),
 )
 def vardfil_nightly():
     @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
