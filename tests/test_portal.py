@@ -197,6 +197,11 @@ ISOLATION = {
     ("POST", "/enhet/{hsaid}/konto/{account_id}/aterstall"): f"/enhet/{UNIT_B}/konto/2/aterstall",
     ("POST", "/enhet/{hsaid}/nyckel/{token_id}/aterkalla"): f"/enhet/{UNIT_B}/nyckel/1/aterkalla",
     ("POST", "/enhet/{hsaid}/konto/{account_id}/admin"): f"/enhet/{UNIT_B}/konto/2/admin",
+    # The auditor's pages (the access log's follow-up and a patient's extract): not a unit's.
+    ("GET", "/logg"): "/logg",
+    ("GET", "/logg/uppfoljning/{period}"): "/logg/uppfoljning/2026-10",
+    ("POST", "/logg/uppfoljning/{period}"): "/logg/uppfoljning/2026-10",
+    ("POST", "/logg/patient"): "/logg/patient",
 }
 
 

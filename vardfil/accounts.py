@@ -25,6 +25,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from vardfil.metrics import signed_in
 from vardfil.names import check_name, name_key
 from vardfil.rights import Person
 
-ROLES = ("unit", "unit_admin", "analyst", "admin")
+ROLES = ("unit", "unit_admin", "analyst", "admin", "auditor")  # auditor: the access log's follow-up only
 LINK_HOURS = 48  # a one-time link to set a password works this long
 SESSION_HOURS = 8
 # OWASP Password Storage Cheat Sheet: scrypt N=2^17, r=8, p=1 (128 MiB of memory per hash).
@@ -103,6 +104,8 @@ class User:
     hsa_id: str | None = None  # a person from the IdP
     display_name: str | None = None
     signed_in_with_idp: bool = False
+    # The commissions signed in with (IdP only): hsaid, name, purpose, unit.
+    commissions: tuple[dict[str, str | None], ...] = ()
 
     def may_see_unit(self, hsaid: str | None) -> bool:
         """Analysts and admins see every unit; a unit user (or unit admin) only its own."""
@@ -118,6 +121,12 @@ class User:
         """Who this user is in every record: ``person:<HSA-id>`` for a person from the IdP,
         ``person:<account id>`` for a password account."""
         return person(self.hsa_id) if self.hsa_id else person(self.id)
+
+    @property
+    def auditor(self) -> bool:
+        """Follows up the access log (the patient extract, the monthly review): a role of its own,
+        given apart from the analysts' (who are among the readers followed up)."""
+        return self.role in ("auditor", "admin")
 
     @property
     def analyst(self) -> bool:
@@ -267,6 +276,7 @@ def user_for(ledger: Ledger, token: str | None, *, idle_minutes: int = IDLE_MINU
         hsa_id=acc.hsa_id,
         display_name=acc.display_name,
         signed_in_with_idp=sess.id_token is not None,
+        commissions=tuple(json.loads(sess.commissions)) if sess.commissions else (),
     )
 
 
@@ -319,6 +329,7 @@ def sign_in_person(ledger: Ledger, who: Person, *, id_token: str, sid: str | Non
         oidc_sid=sid,
         oidc_sub=sub,
         id_token=id_token,
+        commissions=json.dumps([c.as_dict() for c in who.commissions], ensure_ascii=False),
     )
     ledger.accounts.end_other_sessions(acc.id, keep=_token_hash(token))
     ledger.accounts.purge_expired_sessions(now)
@@ -490,7 +501,7 @@ def revoke_unit_token(ledger: Ledger, *, unit_hsaid: str, token: int | str, acto
 
 # --- roles granted inside vardfil ------------------------------------------------------------
 
-GRANTABLE = ("analyst", "unit_admin")
+GRANTABLE = ("analyst", "unit_admin", "auditor")
 
 
 def grant_role(app: App, *, person_hsaid: str, role: str, unit_hsaid: str | None, actor: str) -> None:

@@ -139,6 +139,55 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return EXIT_REJECTED if sub.kvittens["status"] == "AVVISAD" else EXIT_OK
 
 
+def cmd_access_log(args: argparse.Namespace) -> int:
+    """The access log: list entries, a patient's extract, the monthly follow-up, an export."""
+    from vardfil import access
+
+    with _app(args) as app:
+        if args.access_command == "list":
+            since = parse_instant(args.since) if args.since else None
+            entries = app.ledger.accesses.entries(person=args.person, unit=args.unit, period=args.period, since=since)
+            rows = [access.entry_dict(e) for e in entries]
+            if args.json:
+                _print_json(rows)
+            else:
+                for r in rows:
+                    print(
+                        f"{r['at']}\t{r['hsa_id'] or r['actor']}\t{r['role']}\t{access.ACTIONS[r['action']]}\t"
+                        f"{access.KINDS[r['kind']]}\t{r['unit_hsaid'] or '–'}\t{r['period'] or '–'}\t"
+                        f"{r['patients']} patienter\t{r['file']}"
+                    )
+        elif args.access_command == "patient":
+            extract = access.patient_extract(app, args.personnummer, actor=_actor(args, app))
+            if args.json:
+                _print_json(extract)
+            else:
+                print(f"Filer som innehåller patienten: {len(extract['files'])}; åtkomster: {len(extract['accesses'])}")
+                for r in extract["accesses"]:
+                    print(
+                        f"{r['at']}\t{r['hsa_id'] or r['actor']}\t{access.ACTIONS[r['action']]}\t{r['unit_hsaid'] or '–'}"
+                    )
+        elif args.access_command == "review":
+            period = _period_given(args.period)
+            report = (
+                access.sign_review(app, period, actor=_actor(args, app), comment=args.comment)
+                if args.sign
+                else access.review(app, period)
+            )
+            if args.json:
+                _print_json(report)
+            else:
+                print("\n".join(access.review_lines(report)))
+        else:
+            out = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8", newline="")
+            try:
+                access.export(app, out, fmt=args.format, what=args.what)
+            finally:
+                if args.out is not None:
+                    out.close()
+    return EXIT_OK
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Re-hash every kept file against the ledger; exit 1 when one is missing or changed."""
     from vardfil.verify import lines, verify
@@ -758,6 +807,30 @@ def _file_commands(sub: Any) -> None:
     it.add_argument("--actor")
     it.set_defaults(func=cmd_intake)
 
+    al = sub.add_parser("access-log", help="who read patient-level data: list, a patient's extract, the follow-up")
+    al_sub = al.add_subparsers(dest="access_command", required=True)
+    ls = al_sub.add_parser("list", help="the entries, oldest first")
+    ls.add_argument("--person", metavar="HSAID", help="a person's or system's HSA-id, or a typed actor")
+    ls.add_argument("--unit", metavar="HSAID")
+    ls.add_argument("--period", type=_period, metavar="PERIOD", help="the period the data is of")
+    ls.add_argument("--since", metavar="ISO8601")
+    ls.add_argument("--json", action="store_true", help="a JSON array of objects, one an entry")
+    pe = al_sub.add_parser("patient", help="who accessed files that hold this patient (the patient's extract)")
+    pe.add_argument("personnummer", metavar="PERSONNUMMER")
+    pe.add_argument("--json", action="store_true")
+    pe.add_argument("--actor", help="the auditor asking (a typed actor)")
+    rv = al_sub.add_parser("review", help="the monthly follow-up report of a calendar month")
+    rv.add_argument("period", metavar="PERIOD")
+    rv.add_argument("--sign", action="store_true", help="record the reviewer's sign-off of the report")
+    rv.add_argument("--comment", metavar="TEXT")
+    rv.add_argument("--actor", help="the reviewer (a typed actor)")
+    rv.add_argument("--json", action="store_true")
+    ex = al_sub.add_parser("export", help="the log or the sign-offs for the region's log analysis tool")
+    ex.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
+    ex.add_argument("--what", choices=["entries", "reviews"], default="entries")
+    ex.add_argument("--out", type=Path, metavar="FILE", help="default: standard output")
+    al.set_defaults(func=cmd_access_log)
+
     vf = sub.add_parser(
         "verify",
         help="re-hash every stored, derived and published file against the ledger (exit 1: missing or changed)",
@@ -834,7 +907,7 @@ def _people_commands(sub: Any) -> None:
     us_sub = us.add_subparsers(dest="user_command", required=True)
     ua = us_sub.add_parser("add", help="add an account (password from $VARDFIL_PASSWORD or asked for)")
     ua.add_argument("username")
-    ua.add_argument("--role", choices=["unit", "unit_admin", "analyst", "admin"], required=True)
+    ua.add_argument("--role", choices=["unit", "unit_admin", "analyst", "admin", "auditor"], required=True)
     ua.add_argument("--hsaid", action="append", help="a unit the account acts for (repeatable)")
     ua.add_argument("--email", metavar="ADDRESS", help="where the account's mail goes (kvittenser, reminders)")
     ua.add_argument("--actor")
@@ -853,7 +926,7 @@ def _people_commands(sub: Any) -> None:
     )
     gr.add_argument("target", metavar="PERSON_HSAID|list|revoke")
     gr.add_argument("person", nargs="?", metavar="PERSON_HSAID", help="with revoke: whose role")
-    gr.add_argument("--role", choices=["analyst", "unit_admin"])
+    gr.add_argument("--role", choices=["analyst", "unit_admin", "auditor"])
     gr.add_argument("--unit", metavar="HSAID", help="the unit of a unit_admin role")
     gr.add_argument("--json", action="store_true", help="machine-readable output (list)")
     gr.add_argument("--reference", type=Path, metavar="DIR")

@@ -46,7 +46,7 @@ class Commission:
 class Grant:
     """A role granted inside vardfil (``vardfil grant``)."""
 
-    role: str  # analyst | unit_admin
+    role: str  # analyst | unit_admin | auditor
     unit_hsaid: str | None = None
 
 
@@ -57,7 +57,7 @@ class Person:
     hsa_id: str
     name: str
     email: str | None
-    role: str  # unit | unit_admin | analyst
+    role: str  # unit | unit_admin | analyst | auditor
     units: frozenset[str]
     admin_units: frozenset[str]
     commissions: tuple[Commission, ...]  # the ones that gave rights
@@ -170,7 +170,8 @@ def decide(
     on_units = [c for c in accepted if c.unit_hsaid in units]
     unit_ids = frozenset(c.unit_hsaid for c in on_units if c.unit_hsaid)
     analyst = any(g.role == "analyst" for g in grants)
-    if not unit_ids and not analyst:
+    auditor = any(g.role == "auditor" for g in grants)
+    if not unit_ids and not analyst and not auditor:
         return Refusal(
             code="unit",
             title="Din vårdenhet finns inte i vårdvalets enhetsregister",
@@ -186,7 +187,7 @@ def decide(
         hsa_id=hsa_id,
         name=" ".join(x for x in (given, family) if x) or hsa_id,
         email=_text(claims.get(claim("email"))),
-        role="analyst" if analyst else ("unit_admin" if admin else "unit"),
+        role="analyst" if analyst else ("auditor" if auditor else ("unit_admin" if admin else "unit")),
         units=unit_ids,
         admin_units=admin,
         commissions=tuple(on_units or accepted),

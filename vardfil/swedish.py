@@ -26,7 +26,7 @@ LOCALE = "sv_SE"
 
 # A period's state as the analysts' board and the CLI say it (the ledger keeps the codes).
 PERIOD_STATES = {"OPEN": "Öppen", "CLOSED": "Stängd", "FINALISED": "Fastställd"}
-ROLES = {"unit": "enhet", "unit_admin": "enhetens administratör", "analyst": "analytiker"}
+ROLES = {"unit": "enhet", "unit_admin": "enhetens administratör", "analyst": "analytiker", "auditor": "logggranskare"}
 
 
 # Babel's format_decimal parses its pattern and looks the locale up on every call (~36 µs; a

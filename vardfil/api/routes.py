@@ -37,6 +37,7 @@ ERRORS = {
     413: "too_large",
     422: "bad_request",
     500: "internal",
+    503: "unavailable",
 }
 
 
@@ -157,6 +158,8 @@ async def kvittens(request: Request, receipt_id: str) -> Response:
     sender = await _sender(request)
     f = await run_in_threadpool(_own_file, _core(request), sender, receipt_id)
     body: dict[str, Any] = json.loads(f.kvittens_json)
+    if body.get("findings"):  # rows and visits of the file: a read of patient-level data
+        await _log_read(request, sender, f, kind="kvittens", action="läsa", file=f.receipt_id)
     return JSONResponse(body)
 
 
@@ -164,11 +167,36 @@ async def findings(request: Request, receipt_id: str) -> Response:
     """The full findings list of one of the sender's files."""
     sender = await _sender(request)
     f = await run_in_threadpool(_own_file, _core(request), sender, receipt_id)
+    name = f"{f.file_name.removesuffix('.csv')}_fel.csv"
+    await _log_read(request, sender, f, kind="fellista", action="ladda_ner", file=name)
     return FileResponse(
-        _core(request).store.resolve(f.findings_path),
-        media_type="text/csv; charset=utf-8",
-        filename=f"{f.file_name.removesuffix('.csv')}_fel.csv",
+        _core(request).store.resolve(f.findings_path), media_type="text/csv; charset=utf-8", filename=name
     )
+
+
+async def _log_read(request: Request, sender: Sender, f: ReceivedFile, *, kind: str, action: str, file: str) -> None:
+    """The access-log entry of this read (``vardfil.access``); 503 when it cannot be written."""
+    from vardfil.access import AccessLogUnavailable, logged, reader_of_sender
+    from vardfil.logs import request_id
+
+    reader = reader_of_sender(
+        sender.actor, address=request.client.host if request.client else None, request_id=request_id.get()
+    )
+    try:
+        await run_in_threadpool(
+            lambda: logged(
+                _core(request),
+                reader,
+                action=action,
+                kind=kind,
+                unit_hsaid=f.unit_hsaid,
+                period=f.period,
+                file=file,
+                receipts=[f.receipt_id],
+            )
+        )
+    except AccessLogUnavailable:
+        raise _error(503, "Åtkomstloggen kan inte skrivas just nu; uppgifterna lämnas inte ut. Försök igen.") from None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,9 +11,12 @@ Outside this package no module imports SQLAlchemy or Alembic (an import-linter c
 
 from vardfil.ledger.database import FileKey, Ledger, newest_usable, utcnow
 from vardfil.ledger.tables import (
+    AccessEntry,
     Approval,
     AuditLog,
     Dispens,
+    GallringDecision,
+    LogReview,
     PeriodClose,
     PeriodState,
     ReceivedFile,
@@ -22,11 +25,14 @@ from vardfil.ledger.tables import (
 )
 
 __all__ = [
+    "AccessEntry",
     "Approval",
     "AuditLog",
     "Dispens",
     "FileKey",
+    "GallringDecision",
     "Ledger",
+    "LogReview",
     "PeriodClose",
     "PeriodState",
     "ReceivedFile",

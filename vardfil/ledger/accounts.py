@@ -118,6 +118,7 @@ class Accounts:
         oidc_sid: str | None = None,
         oidc_sub: str | None = None,
         id_token: str | None = None,
+        commissions: str | None = None,
     ) -> None:
         """Record a signed-in session (and the successful sign-in in the audit log: for a person
         from the IdP with the commission, ``acr`` and ``amr`` in ``detail``)."""
@@ -134,6 +135,7 @@ class Accounts:
                     oidc_sid=oidc_sid,
                     oidc_sub=oidc_sub,
                     id_token=id_token,
+                    commissions=commissions,
                 )
             )
             self.ledger.audit(s, actor=who, action="sign_in", subject=who, detail=detail)

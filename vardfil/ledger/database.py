@@ -9,7 +9,8 @@ log) with its parts, each a focused set of the queries and writes asked in the m
 - ``ledger.outbox``: the messages sent (``outbox``);
 - ``ledger.accounts``: accounts, sessions, tokens, grants, sign-ins (``accounts``);
 - ``ledger.systems``: journal systems, the catalogue's syncs (``systems``);
-- ``ledger.figures``: the health figures ``/metrics`` reads at each scrape (``figures``).
+- ``ledger.figures``: the health figures ``/metrics`` reads at each scrape (``figures``);
+- ``ledger.accesses``, ``ledger.retention``: the access log and its follow-ups, gallring (``accesses``).
 
 Rows come back detached (``expire_on_commit=False``): callers read their attributes and never see
 a session.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from vardfil.ledger.accesses import Accesses, Retention
 from vardfil.ledger.accounts import Accounts
 from vardfil.ledger.closes import Closes
 from vardfil.ledger.core import Core, FileKey, utcnow
@@ -43,3 +45,5 @@ class Ledger(Core):
         self.accounts = Accounts(self)
         self.systems = Systems(self)
         self.figures = Figures(self)
+        self.accesses = Accesses(self)
+        self.retention = Retention(self)

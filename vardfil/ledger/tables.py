@@ -76,6 +76,10 @@ class ReceivedFile(Base):
     # The derived files' hashes, checked by ``vardfil verify`` (migration 0012; None before it).
     findings_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
     accepted_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
+    # Gallrad (its raw bytes, accepted rows and findings removed under a decision, 0013): the
+    # record, the hashes and the kvittens stay.
+    gallrad_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True, default=None)
+    gallrad_by: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
 
     __table_args__ = (
         Index("ix_received_file_key", "unit_hsaid", "file_type", "period", "received_at"),
@@ -346,6 +350,9 @@ class WebSession(Base):
     oidc_sid: Mapped[str | None] = mapped_column(String(255))
     oidc_sub: Mapped[str | None] = mapped_column(String(255))
     id_token: Mapped[str | None] = mapped_column(Text)
+    # The commissions the person signed in with (JSON: hsaid, name, purpose, unit; 0013): the
+    # access log names the one a read of a unit's data was made under.
+    commissions: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
 
 
 class ApiToken(Base):
@@ -406,3 +413,57 @@ class AccountLink(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class AccessEntry(Base):
+    """One read of patient-level data (patientdatalagen 4 kap. 3 §): who, under which role and
+    commission, what was done with which file of which unit, how many patients it covers, when,
+    from where. Append-only (triggers, 0013). The patients themselves are found from the files
+    (``receipts``), never copied here."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(128))  # a typed actor
+    hsa_id: Mapped[str | None] = mapped_column(String(64))  # the person's or the system's HSA-id
+    role: Mapped[str] = mapped_column(String(16))
+    commission: Mapped[str | None] = mapped_column(String(255))  # "HSA-id (ändamål)" of the commission used
+    purpose: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # läsa | ladda_ner | skriva_ut
+    kind: Mapped[str] = mapped_column(String(16))  # kvittens | fellista | arbetsbok | besok | acg
+    unit_hsaid: Mapped[str | None] = mapped_column(String(31))
+    period: Mapped[str | None] = mapped_column(String(7))
+    file: Mapped[str] = mapped_column(String(255))  # what was served, as its name
+    receipts: Mapped[str] = mapped_column(Text)  # JSON: the received files whose patients it covers
+    patients: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(64))
+
+
+class LogReview(Base):
+    """A signed-off monthly follow-up of the access log (HSLF-FS 2016:40 4 kap. 9 §)."""
+
+    __tablename__ = "log_review"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(7))
+    reviewed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    report_sha256: Mapped[str] = mapped_column(String(64))  # the report as it was signed
+    flags: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class GallringDecision(Base):
+    """A recorded decision to gallra (the archive authority's, referred to by ``ref``): what kind
+    of material, received (or made) before when."""
+
+    __tablename__ = "gallring_decision"
+
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    what: Mapped[str] = mapped_column(String(16))  # a kind of vardfil/retention.toml
+    before: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    text: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -138,3 +138,54 @@ async def checked_form(request: Request, user: User) -> FormData:
 def page(request: Request, template: str, user: User | None, **ctx: Any) -> HTMLResponse:
     """A rendered page; every template gets the user and the portal's "now"."""
     return TEMPLATES.TemplateResponse(request, template, {"user": user, "now": now(request), **ctx})
+
+
+# A read of patient-level data that cannot be logged is not served (vardfil.access).
+NOT_LOGGED = "Uppgifterna kan inte visas just nu: åtkomstloggen går inte att skriva. Försök igen om en stund."
+
+
+def log_read(
+    request: Request,
+    user: User,
+    *,
+    action: str,
+    kind: str,
+    unit_hsaid: str | None,
+    period: str | None,
+    file: str,
+    receipts: list[str],
+) -> None:
+    """The access-log entry of a read this request is about to serve; 503 when it cannot be written."""
+    from vardfil.access import AccessLogUnavailable, logged, reader_of_user
+    from vardfil.logs import request_id
+
+    reader = reader_of_user(user, unit_hsaid, address=address_of(request), request_id=request_id.get())
+    try:
+        logged(
+            vardfil(request),
+            reader,
+            action=action,
+            kind=kind,
+            unit_hsaid=unit_hsaid,
+            period=period,
+            file=file,
+            receipts=receipts,
+        )
+    except AccessLogUnavailable:
+        raise HTTPException(status_code=503, detail=NOT_LOGGED) from None
+
+
+def address_of(request: Request) -> str | None:
+    """The client's address as the request's own layers saw it (the trusted proxy's header read)."""
+    return request.client.host if request.client else None
+
+
+def close_receipts(app: App, period: str, unit_hsaid: str | None = None) -> list[str]:
+    """The received files a close took (of one unit, or all): what its published data covers."""
+    import json
+
+    pc = app.ledger.closes.close_of(period)
+    if pc is None:
+        return []
+    files = json.loads(pc.snapshot)["files"]
+    return [f["receipt_id"] for f in files if f["receipt_id"] and (unit_hsaid is None or f["unit_hsaid"] == unit_hsaid)]

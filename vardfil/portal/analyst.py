@@ -24,7 +24,16 @@ from vardfil.month.approval import finalise
 from vardfil.month.dispens import grant_dispens
 from vardfil.month.views import board_periods, month_board, period_needing_action
 from vardfil.portal import charts
-from vardfil.portal.access import checked_form, now, page, require_analyst, served_period, vardfil
+from vardfil.portal.access import (
+    checked_form,
+    close_receipts,
+    log_read,
+    now,
+    page,
+    require_analyst,
+    served_period,
+    vardfil,
+)
 from vardfil.privacy import masked
 from vardfil.publish.workbooks import trends
 from vardfil.swedish import kronor, percent, whole_kronor
@@ -197,7 +206,7 @@ async def finalise_period(request: Request, period: str) -> Response:
 @router.get("/analys/{period}/download/{name}")
 def download(request: Request, period: str, name: str) -> Response:
     """One of the period's published files, by its fixed name (never a path from the request)."""
-    require_analyst(request)
+    user = require_analyst(request)
     p = served_period(period)
     # The name is looked up, never joined onto a path: nothing from the request reaches the file system.
     allowed = {"underlag.parquet", "besok.parquet", "acg.parquet", f"region_{p}.xlsx"}
@@ -206,7 +215,22 @@ def download(request: Request, period: str, name: str) -> Response:
     path = vardfil(request).output / str(p) / name
     if not path.is_file():
         raise HTTPException(status_code=404, detail="Filen finns inte (perioden är inte stängd)")
+    if name in PATIENT_LEVEL:  # visit by visit, pseudonymised: still a patient's data
+        log_read(
+            request,
+            user,
+            action="ladda_ner",
+            kind=PATIENT_LEVEL[name],
+            unit_hsaid=None,
+            period=str(p),
+            file=name,
+            receipts=close_receipts(vardfil(request), str(p)),
+        )
     return FileResponse(path, filename=name)
+
+
+# The period's files that hold a row per visit (the underlag and the region workbook are sums).
+PATIENT_LEVEL = {"besok.parquet": "besok", "acg.parquet": "acg"}
 
 
 def _shown_detail(detail: str | None) -> str:

@@ -46,7 +46,7 @@ from vardfil.accounts import User
 from vardfil.api import create_api
 from vardfil.app import App, open_app
 from vardfil.metrics import exposition, process_gone
-from vardfil.portal import analyst, oidc, rules, signin, unit, unit_admin
+from vardfil.portal import analyst, logg, oidc, rules, signin, unit, unit_admin
 from vardfil.portal.access import current_user, page
 from vardfil.web.body import BadUpload
 from vardfil.web.middleware import ArrivalStamp, BodyLimit, PeerStamp, RequestLog, SecurityHeaders
@@ -148,7 +148,15 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
         body = await run_in_threadpool(exposition, core, clock())
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    for router in (signin.router, oidc.router, unit.router, unit_admin.router, analyst.router, rules.router):
+    for router in (
+        signin.router,
+        oidc.router,
+        unit.router,
+        unit_admin.router,
+        analyst.router,
+        rules.router,
+        logg.router,
+    ):
         web.include_router(router)
     web.mount("/api/v1", create_api(core, pool))
     web.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -132,6 +132,8 @@ def home(request: Request) -> Response:
         # the open window's.
         target = period_needing_action(vardfil(request), now(request))
         return RedirectResponse(f"/analys/{target}", status_code=303)
+    if user.auditor:
+        return RedirectResponse("/logg", status_code=303)
     return RedirectResponse(f"/enhet/{sorted(user.units)[0]}", status_code=303)
 
 

@@ -12,15 +12,28 @@ from starlette.concurrency import run_in_threadpool
 from filespec import Unit, file_rule_messages, spec_for
 from filespec.calendar import Period
 from filespec.catalogue import versions
+from vardfil.accounts import User
 from vardfil.app import App
 from vardfil.delivery import claimed_unit, deadline_of
 from vardfil.errors import CopyOfAnotherUnit, Refused
+from vardfil.ledger import ReceivedFile
 from vardfil.metrics import kvittens_ready
 from vardfil.month.approval import answer
 from vardfil.month.intake import sent_name
 from vardfil.month.views import preview, record_diff, replaced_by, unit_months, unit_underlag_overview
 from vardfil.portal import charts
-from vardfil.portal.access import check_csrf, checked_form, file_of, now, page, served_period, unit_of, vardfil
+from vardfil.portal.access import (
+    check_csrf,
+    checked_form,
+    close_receipts,
+    file_of,
+    log_read,
+    now,
+    page,
+    served_period,
+    unit_of,
+    vardfil,
+)
 from vardfil.publish.workbooks import unit_workbook_path
 from vardfil.swedish import kronor, whole_kronor
 from vardfil.web.body import read_upload
@@ -106,6 +119,7 @@ def kvittens_page(request: Request, receipt_id: str) -> Response:
     user, f = file_of(request, receipt_id)
     app = vardfil(request)
     kv = json.loads(f.kvittens_json)
+    _log_kvittens(request, user, f, kv, "läsa")
     spec = spec_for(f.file_type, f.period) if f.file_type and f.period else None
     messages = {
         rule: (spec.message(rule) if spec else file_rule_messages().get(rule, "")) for rule in kv["counts_by_rule"]
@@ -131,7 +145,17 @@ def kvittens_page(request: Request, receipt_id: str) -> Response:
 @router.get("/kvittens/{receipt_id}/findings.csv")
 def kvittens_csv(request: Request, receipt_id: str) -> Response:
     """The full findings list."""
-    _, f = file_of(request, receipt_id)
+    user, f = file_of(request, receipt_id)
+    log_read(
+        request,
+        user,
+        action="ladda_ner",
+        kind="fellista",
+        unit_hsaid=f.unit_hsaid,
+        period=f.period,
+        file=f"{f.file_name.removesuffix('.csv')}_fel.csv",
+        receipts=[f.receipt_id],
+    )
     return FileResponse(
         vardfil(request).store.resolve(f.findings_path),
         media_type="text/csv; charset=utf-8",
@@ -142,7 +166,8 @@ def kvittens_csv(request: Request, receipt_id: str) -> Response:
 @router.get("/kvittens/{receipt_id}/kvittens.json")
 def kvittens_json(request: Request, receipt_id: str) -> Response:
     """The kvittens JSON, as the spec defines it."""
-    _, f = file_of(request, receipt_id)
+    user, f = file_of(request, receipt_id)
+    _log_kvittens(request, user, f, json.loads(f.kvittens_json), "ladda_ner")
     return Response(
         f.kvittens_json,
         media_type="application/json",
@@ -154,7 +179,7 @@ def kvittens_json(request: Request, receipt_id: str) -> Response:
 async def unit_workbook(request: Request, hsaid: str, period: str) -> Response:
     """The unit's workbook of a closed period, written in the large lane the first time it is asked
     for (the close publishes the underlag; the workbook follows on demand)."""
-    _, unit = await run_in_threadpool(unit_of, request, hsaid)
+    user, unit = await run_in_threadpool(unit_of, request, hsaid)
     p = served_period(period)
     app = vardfil(request)
     path = unit_workbook_path(app, str(p), unit)
@@ -164,7 +189,36 @@ async def unit_workbook(request: Request, hsaid: str, period: str) -> Response:
         written = await request.app.state.pool.run("large", workbook_job, str(p), hsaid)
         if written is None:
             raise HTTPException(status_code=404, detail="Underlaget är inte publicerat")
+    receipts = await run_in_threadpool(close_receipts, app, str(p), hsaid)
+    await run_in_threadpool(
+        lambda: log_read(
+            request,
+            user,
+            action="ladda_ner",
+            kind="arbetsbok",
+            unit_hsaid=hsaid,
+            period=str(p),
+            file=path.name,
+            receipts=receipts,
+        )
+    )
     return FileResponse(path, filename=path.name)
+
+
+def _log_kvittens(request: Request, user: User, f: ReceivedFile, kv: dict[str, object], action: str) -> None:
+    """A kvittens with findings names rows and visits of the file: its read is logged. One
+    without findings shows counts only, and is not patient-level data."""
+    if kv.get("findings"):
+        log_read(
+            request,
+            user,
+            action=action,
+            kind="kvittens",
+            unit_hsaid=f.unit_hsaid,
+            period=f.period,
+            file=f.receipt_id,
+            receipts=[f.receipt_id],
+        )
 
 
 @router.post("/enhet/{hsaid}/underlag/{period}/svar")
