@@ -30,7 +30,8 @@ def alert(what: str) -> Any:
     deadline; ``nightly``: 4 hours after its 02:00 run), or None when ``VARDFIL_DEADLINE_ALERTS=0``."""
     if os.environ.get(SWITCH) == "0":
         return None
-    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+    from airflow.sdk.definitions.callback import AsyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
