@@ -188,6 +188,29 @@ def cmd_access_log(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Back up the ledger and the files it refers to into DIR, or check a backup (``--verify``)."""
+    from vardfil.backup import backup, verify_backup
+
+    if args.verify:
+        report = verify_backup(args.dir)
+        _print_json(report)
+        return EXIT_OK if report["ok"] else EXIT_REJECTED
+    with _app(args) as app:
+        manifest = backup(app, args.dir)
+    _print_json({k: v for k, v in manifest.items() if k != "files"} | {"files": len(manifest["files"])})
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore a backup into the (empty) home of this environment."""
+    from vardfil.backup import restore_backup
+    from vardfil.settings import load_settings
+
+    _print_json(restore_backup(load_settings(), args.dir))
+    return EXIT_OK
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Re-hash every kept file against the ledger; exit 1 when one is missing or changed."""
     from vardfil.verify import lines, verify
@@ -830,6 +853,14 @@ def _file_commands(sub: Any) -> None:
     ex.add_argument("--what", choices=["entries", "reviews"], default="entries")
     ex.add_argument("--out", type=Path, metavar="FILE", help="default: standard output")
     al.set_defaults(func=cmd_access_log)
+
+    bk = sub.add_parser("backup", help="a consistent copy of the ledger and its files into DIR (--verify: check one)")
+    bk.add_argument("dir", type=Path, metavar="DIR")
+    bk.add_argument("--verify", action="store_true", help="check the backup in DIR against its manifest")
+    bk.set_defaults(func=cmd_backup)
+    rs = sub.add_parser("restore", help="restore a backup into an empty home (VARDFIL_HOME, VARDFIL_DATABASE_URL)")
+    rs.add_argument("dir", type=Path, metavar="DIR")
+    rs.set_defaults(func=cmd_restore)
 
     vf = sub.add_parser(
         "verify",
