@@ -8,8 +8,11 @@ once per process.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from filespec import Reference, load_reference
+from filespec.calendar import STOCKHOLM, parse_instant
 from vardfil.ledger import Ledger
 from vardfil.settings import Settings, load_settings
 from vardfil.store import RawStore
@@ -110,6 +114,25 @@ class App:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def make_clock(clock_file: Path | None) -> Callable[[], dt.datetime]:
+    """The application's clock (the portal's "now", the instant ``vardfil gallra`` judges ages by). A clock file (``VARDFIL_CLOCK_FILE``: demos, tests and the burst
+    benchmark only) holds the current instant, so a test can cross a deadline; or
+    ``INSTANT EPOCH RATE``: the clock showed INSTANT at Unix time EPOCH and runs RATE times as
+    fast as real time (the benchmark replays 14:00–15:00 in two minutes). Else the real time."""
+    if clock_file is None:
+        return lambda: dt.datetime.now(dt.UTC).astimezone(STOCKHOLM)
+
+    def read() -> dt.datetime:
+        instant, *moving = clock_file.read_text().split()
+        at = parse_instant(instant)
+        if moving:
+            epoch, rate = float(moving[0]), float(moving[1])
+            at += dt.timedelta(seconds=(time.time() - epoch) * rate)
+        return at
+
+    return read
 
 
 def open_app(settings: Settings | None = None, *, reference: Path | None = None, migrate: bool = True) -> App:

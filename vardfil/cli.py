@@ -211,6 +211,30 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_gallra(args: argparse.Namespace) -> int:
+    """Retention: what is due (--dry-run), record a decision, carry one out."""
+    from vardfil import retention
+
+    with _app(args) as app:
+        if args.record_decision:
+            if not (args.what and args.before and args.text):
+                raise UsageError("--record-decision needs --what KIND, --before ISO8601 and --text TEXT")
+            d = retention.record_decision(
+                app,
+                ref=args.record_decision,
+                what=args.what,
+                before=parse_instant(args.before),
+                text=args.text,
+                actor=_actor(args, app),
+            )
+            _print_json({"decision": d.ref, "what": d.what, "before": d.before.isoformat()})
+        elif args.decision:
+            _print_json(retention.gallra(app, args.decision, actor=_actor(args, app)))
+        else:
+            _print_json(retention.dry_run(app))
+    return EXIT_OK
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Re-hash every kept file against the ledger; exit 1 when one is missing or changed."""
     from vardfil.verify import lines, verify
@@ -853,6 +877,17 @@ def _file_commands(sub: Any) -> None:
     ex.add_argument("--what", choices=["entries", "reviews"], default="entries")
     ex.add_argument("--out", type=Path, metavar="FILE", help="default: standard output")
     al.set_defaults(func=cmd_access_log)
+
+    ga = sub.add_parser("gallra", help="retention: what is due (--dry-run), record a decision, carry one out")
+    mode = ga.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="list what the rules make due (the default)")
+    mode.add_argument("--decision", metavar="REF", help="remove what the recorded decision REF covers")
+    mode.add_argument("--record-decision", metavar="REF", help="record the archive authority's decision REF")
+    ga.add_argument("--what", metavar="KIND", help="with --record-decision: a kind of vardfil/retention.toml")
+    ga.add_argument("--before", metavar="ISO8601", help="with --record-decision: what was made or received before")
+    ga.add_argument("--text", metavar="TEXT", help="with --record-decision: the decision's words and reference")
+    ga.add_argument("--actor")
+    ga.set_defaults(func=cmd_gallra)
 
     bk = sub.add_parser("backup", help="a consistent copy of the ledger and its files into DIR (--verify: check one)")
     bk.add_argument("dir", type=Path, metavar="DIR")

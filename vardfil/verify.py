@@ -65,8 +65,12 @@ def verify(app: App, *, actor: Actor) -> dict[str, Any]:
         return True
 
     receipts: dict[str, str] = {}
+    gallrade: set[str] = set()
     for f in app.ledger.files.stored_files():
         receipts[f.receipt_id] = f.sha256
+        if f.gallrad_at is not None:  # its bytes were removed under a decision: nothing to find
+            gallrade.add(f.receipt_id)
+            continue
         if f.sha256 not in raw_ok:  # the same bytes recorded twice (2026.2) are one stored file
             raw = store.raw_path(f.sha256)
             raw_ok[f.sha256] = check("raw", raw, store.relative(raw), f.receipt_id, f.sha256)
@@ -79,7 +83,7 @@ def verify(app: App, *, actor: Actor) -> dict[str, Any]:
         checked["snapshot"] += 1
         for entry in json.loads(pc.snapshot)["files"]:
             rid, sha = entry.get("receipt_id"), entry.get("sha256")
-            if rid is None:
+            if rid is None or rid in gallrade:
                 continue
             if receipts.get(rid) != sha:
                 problems.append(Problem("snapshot", "changed" if rid in receipts else "missing", rid, pc.period))

@@ -191,6 +191,15 @@ def _close_period(
     return summary
 
 
+def _gallrade(app: App, receipts: list[str]) -> list[dict[str, str]]:
+    gone = []
+    for rid in receipts:
+        f = app.ledger.files.file_by_receipt(rid)
+        if f is not None and f.gallrad_at is not None:
+            gone.append({"receipt_id": rid, "gallrad_at": f.gallrad_at.isoformat(), "decision": f.gallrad_by or ""})
+    return gone
+
+
 Taken = list[tuple[Unit, FileKey, ReceivedFile | None]]
 
 
@@ -500,4 +509,7 @@ def close_summary(app: App, period: str, already_closed: bool = True) -> dict[st
         ],
         "total": pc.total,
         "snapshot_sha256": hashlib.sha256(pc.snapshot.encode()).hexdigest(),
+        # The received files whose rows were gallrade since (under a recorded decision): the lines
+        # and totals above are as recorded, the rows behind them are gone.
+        "gallrade": _gallrade(app, [f["receipt_id"] for f in snapshot["files"] if f["receipt_id"]]),
     }

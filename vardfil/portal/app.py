@@ -25,8 +25,7 @@ import datetime as dt
 import logging
 import os
 import re
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -41,10 +40,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from filespec import max_file_bytes
-from filespec.calendar import STOCKHOLM, parse_instant
 from vardfil.accounts import User
 from vardfil.api import create_api
-from vardfil.app import App, open_app
+from vardfil.app import App, make_clock, open_app
 from vardfil.metrics import exposition, process_gone
 from vardfil.portal import analyst, logg, oidc, rules, signin, unit, unit_admin
 from vardfil.portal.access import current_user, page
@@ -55,25 +53,6 @@ from vardfil.workers import WorkerPool
 STATIC = Path(__file__).parent / "static"
 # The two routes that take a file; every other body is a small form.
 UPLOAD_PATHS = re.compile(r"^/(enhet/[^/]+/upload|api/v1/filer)$")
-
-
-def make_clock(clock_file: Path | None) -> Callable[[], dt.datetime]:
-    """The server's clock. A clock file (``VARDFIL_CLOCK_FILE``: demos, tests and the burst
-    benchmark only) holds the current instant, so a test can cross a deadline; or
-    ``INSTANT EPOCH RATE``: the clock showed INSTANT at Unix time EPOCH and runs RATE times as
-    fast as real time (the benchmark replays 14:00–15:00 in two minutes). Else the real time."""
-    if clock_file is None:
-        return lambda: dt.datetime.now(dt.UTC).astimezone(STOCKHOLM)
-
-    def read() -> dt.datetime:
-        instant, *moving = clock_file.read_text().split()
-        at = parse_instant(instant)
-        if moving:
-            epoch, rate = float(moving[0]), float(moving[1])
-            at += dt.timedelta(seconds=(time.time() - epoch) * rate)
-        return at
-
-    return read
 
 
 def create_app(vardfil_app: App | None = None) -> FastAPI:

@@ -210,8 +210,10 @@ def write_unit_workbooks(period: str, *, app: App, units: Collection[str] | None
     for unit, f, line_dicts in closed.entries(app):
         if units is not None and unit.hsaid not in units:
             continue
-        visits = _visit_rows(app, unit, period, f, closed.at, listings.of(unit.hsaid)) if f else None
-        rejected = _rejected_rows(app, f) if f else []
+        # A file gallrad since the close has no rows left: the workbook keeps its lines and sums.
+        present = f if f is not None and f.gallrad_at is None else None
+        visits = _visit_rows(app, unit, period, present, closed.at, listings.of(unit.hsaid)) if present else None
+        rejected = _rejected_rows(app, present) if present else []
         renderer.add(
             (
                 unit_workbook_path(app, period, unit),
