@@ -45,6 +45,7 @@ def portal(tmp_path):
         ["ulla", "--role", "unit_admin", "--hsaid", UNIT, "--email", "ulla@exempel.vgregion.se"],
         ["olle", "--role", "unit", "--hsaid", OTHER],
         ["analytiker", "--role", "analyst"],
+        ["granskare", "--role", "auditor"],
     )
     for args in users:
         subprocess.run(
@@ -168,6 +169,18 @@ def test_every_page_passes_axe_wcag21aa(portal):
         _login(page, base, "anna")
         page.wait_for_selector("#underlag-2026-10")
         audit.check(page, "enhet med underlag")
+        page.click("text=Logga ut")
+
+        _login(page, base, "granskare")
+        page.wait_for_selector("#personnummer")
+        audit.check(page, "logguppföljning")
+        page.goto(base + "/logg/uppfoljning/2026-11")
+        audit.check(page, "logguppföljning, en månad")
+        page.goto(base + "/logg")
+        page.fill("#personnummer", "194311094298")
+        page.click("text=Visa utdrag")
+        page.wait_for_selector("h1")
+        audit.check(page, "utdrag för en patient")
         browser.close()
     counts = audit.report()
     assert counts and all(n == 0 for n in counts.values()), json.dumps(audit.pages, ensure_ascii=False, indent=1)
