@@ -68,11 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.sample_year:
         home = work / "home"
         env = _env(home, reference)
-        subprocess.run([sys.executable, "-m", "vardfil.cli", "sample", "--direct"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "vardfil.cli", "sample", "--direct"], env=env, check=True, capture_output=True
+        )
         what = "the sample year"
     elif args.month_scale:
         out = subprocess.run(
-            [sys.executable, str(HERE / "bench_month.py"), "--scale", str(args.month_scale), "--keep", "--until", "close"],
+            [
+                sys.executable,
+                str(HERE / "bench_month.py"),
+                "--scale",
+                str(args.month_scale),
+                "--keep",
+                "--until",
+                "close",
+            ],
             check=True,
             capture_output=True,
             text=True,

@@ -235,6 +235,15 @@ def cmd_gallra(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_payment(args: argparse.Namespace) -> int:
+    """The payment basis of a finalised period: the self-billing documents and the payment list."""
+    from vardfil.publish.payment import make_payment
+
+    with _app(args) as app:
+        _print_json(make_payment(app, args.period, out=args.out))
+    return EXIT_OK
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Re-hash every kept file against the ledger; exit 1 when one is missing or changed."""
     from vardfil.verify import lines, verify
@@ -877,6 +886,15 @@ def _file_commands(sub: Any) -> None:
     ex.add_argument("--what", choices=["entries", "reviews"], default="entries")
     ex.add_argument("--out", type=Path, metavar="FILE", help="default: standard output")
     al.set_defaults(func=cmd_access_log)
+
+    py = sub.add_parser(
+        "payment", help="the payment basis of a finalised period: Peppol documents and the payment list"
+    )
+    py.add_argument("period", type=_period, metavar="PERIOD")
+    py.add_argument("--out", type=Path, metavar="DIR", help="default: $VARDFIL_HOME/utbetalning/YYYY-MM/")
+    py.add_argument("--reference", type=Path, metavar="DIR")
+    py.add_argument("--json", action="store_true", help="the summary as JSON (the default output)")
+    py.set_defaults(func=cmd_payment)
 
     ga = sub.add_parser("gallra", help="retention: what is due (--dry-run), record a decision, carry one out")
     mode = ga.add_mutually_exclusive_group()

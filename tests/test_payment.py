@@ -1,0 +1,226 @@
+"""Paying the units (UTBETALNING.md): the region's example month, finalised, gives one document
+per PRIVAT unit and filtyp whose PayableAmount is its underlag total to the öre and a payment list
+whose sum is the close's total; a negative total is a CreditNote 261; a missing or invalid
+provider row stops the run with its message and writes nothing; the same bytes every run; and
+each document passes the rules its receiver runs, which also catch a broken one."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import cli
+from lxml import etree
+
+EXAMPLE = Path(__file__).parent / "data" / "region_example"
+EXPECTED = json.loads((EXAMPLE / "expected.json").read_text(encoding="utf-8"))
+REF = EXAMPLE / "reference"
+NS = {
+    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
+}
+
+
+def _month(reference: Path) -> dict[str, dict]:
+    """Both closes of the region's example, each finalised; their summaries."""
+    closes = {c["after_submission"]: c for c in EXPECTED["closes"]}
+    out = {}
+    for sub in EXPECTED["submissions"]:
+        cli("submit", str(EXAMPLE / sub["file"]), "--received-at", sub["received_at"], "--reference", str(reference))
+        close = closes.get(sub["index"])
+        if close:
+            code, summary = cli("close", close["period"], "--at", close["at"], "--reference", str(reference))
+            assert code == 0
+            out[close["period"]] = json.loads(summary)
+    return out
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_the_example_month_is_paid_to_the_ore(app_env, tmp_path):
+    from vardfil.publish.peppol import check
+
+    summaries = _month(REF)
+    assert cli("payment", "2026-09", "--reference", str(REF))[0] == 2  # not finalised yet
+    for period, summary in summaries.items():
+        assert cli("finalise", period)[0] == 0
+        code, out = cli("payment", period, "--reference", str(REF))
+        assert code == 0, out
+        paid = json.loads(out)
+        folder = app_env.home / "utbetalning" / period
+        totals = {(u["unit_hsaid"], u["file_type"]): Decimal(u["total"]) for u in summary["units"]}
+        lines = {}
+        for ln in _underlag(summary):
+            key = (ln["unit_hsaid"], ln["file_type"])
+            lines[key] = lines.get(key, Decimal(0)) + Decimal(str(ln["amount"]))
+        privat = {
+            r["hsaid"] for r in csv.DictReader(io.StringIO((REF / "enhetsregister.csv").read_text()), delimiter=";")
+            if r["driftform"] == "PRIVAT"
+        }  # fmt: skip
+        expected_docs = {k for k, v in lines.items() if k[0] in privat and v != 0}
+        assert {(d["unit_hsaid"], d["file_type"]) for d in paid["documents"]} == expected_docs
+        for d in paid["documents"]:
+            xml = Path(d["path"]).read_bytes()
+            root = etree.fromstring(xml)
+            payable = Decimal(root.findtext("cac:LegalMonetaryTotal/cbc:PayableAmount", namespaces=NS))
+            assert payable == abs(lines[(d["unit_hsaid"], d["file_type"])]) and d["amount"] == str(
+                lines[(d["unit_hsaid"], d["file_type"])]
+            )
+            assert (
+                root.findtext("cbc:ID", namespaces=NS)
+                == f"VF-{period.replace('-', '')}-{d['file_type']}-{d['unit_hsaid']}"
+            )
+            assert check(xml) == []
+        # The list: every unit of the close, OFFENTLIG as INTERN, zero as INGEN; its sum the close's.
+        rows = list(
+            csv.DictReader(
+                io.StringIO((folder / f"utbetalning_{period.replace('-', '')}.csv").read_text()), delimiter=";"
+            )
+        )
+        assert list(rows[0]) == [
+            "hsaid",
+            "namn",
+            "filtyp",
+            "driftform",
+            "orgnr",
+            "bankgiro",
+            "dokument",
+            "dokumenttyp",
+            "belopp",
+            "forfallodag",
+        ]
+        assert sum(Decimal(r["belopp"]) for r in rows) == Decimal(summary["total"]) == Decimal(paid["list"]["total"])
+        assert {r["dokumenttyp"] for r in rows if r["driftform"] == "OFFENTLIG"} <= {"INTERN"}
+        assert all(
+            r["dokumenttyp"] == "INGEN" for r in rows if r["driftform"] == "PRIVAT" and Decimal(r["belopp"]) == 0
+        )
+        table = pq.read_table(folder / f"utbetalning_{period.replace('-', '')}.parquet")
+        assert table.num_rows == len(rows) and sum(table.column("belopp").to_pylist()) == Decimal(summary["total"])
+        assert set(totals) <= {(r["hsaid"], r["filtyp"]) for r in rows}
+        # The payment day: the last vardag of the next month.
+        assert {r["forfallodag"] for r in rows} == {paid["due_date"]}
+        before = _files(folder)
+        assert cli("payment", period, "--reference", str(REF))[0] == 0
+        assert _files(folder) == before  # the same bytes
+    assert json.loads(cli("payment", "2026-10", "--reference", str(REF))[1])["due_date"] == "2026-11-30"
+
+
+def _underlag(summary: dict) -> list[dict]:
+    return pq.read_table(summary["underlag_parquet"]).to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda rows: rows[:1] + rows[2:], "saknar rad i vardgivare.csv"),
+        (lambda rows: [r.replace("5590123450", "5590123451") for r in rows], "fel kontrollsiffra"),
+        (lambda rows: [r.replace("50512342", "505123") for r in rows], "har inte 7 eller 8 siffror"),
+    ],
+    ids=["no row", "orgnr Luhn", "bankgiro of six digits"],
+)
+def test_a_bad_provider_row_stops_the_run_and_writes_nothing(app_env, tmp_path, change, message, capsys):
+    from vardfil.cli import main
+
+    reference = tmp_path / "reference"
+    shutil.copytree(REF, reference)
+    text = (reference / "vardgivare.csv").read_text().splitlines()
+    (reference / "vardgivare.csv").write_text("\n".join([text[0], *change(text[1:])]) + "\n")
+    _month(reference)
+    assert cli("finalise", "2026-09")[0] == 0
+    assert main(["payment", "2026-09", "--reference", str(reference)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "inget skrevs" in err
+    assert not (app_env.home / "utbetalning").exists()
+
+
+def test_a_negative_total_is_a_credit_note(app):
+    """A correction that takes back more than the unit earns in its period: the unit pays back."""
+    from vardfil.ledger import PeriodClose, UnderlagLineRow
+    from vardfil.publish.payment import make_payment
+    from vardfil.publish.peppol import check
+
+    unit = "SE2321000131-E000000001001"  # a PRIVAT VGP unit of the sample register
+    assert app.reference.units[unit].driftform == "PRIVAT"
+    ref = app.reference.root
+    providers = ref / "vardgivare.csv"
+    assert providers.is_file()
+    now = dt.datetime(2026, 12, 4, 15, tzinfo=dt.UTC)
+    close = PeriodClose(
+        period="2026-11", closed_at=now, recorded_at=now, actor="job:test",
+        snapshot=json.dumps({"files": [{"unit_hsaid": unit, "file_type": "VGP", "receipt_id": None}], "at": now.isoformat()}),
+        underlag_path="x", total="-1500.00",
+    )  # fmt: skip
+    lines = [
+        UnderlagLineRow(close_period="2026-11", period="2026-11", file_type="VGP", unit_hsaid=unit, component="ALDER_KON", quantity="10",
+                        unit_price="50.00", amount="500.00", corrected_period=None),
+        UnderlagLineRow(close_period="2026-11", period="2026-11", file_type="VGP", unit_hsaid=unit, component="RATTELSE", quantity=None,
+                        unit_price=None, amount="-2000.00", corrected_period="2026-10"),
+    ]  # fmt: skip
+    assert app.ledger.closes.record_close(close, lines, [], audit_detail={})
+    app.ledger.decisions.finalise(period="2026-11", actor="job:test")
+    paid = make_payment(app, "2026-11")
+    (doc,) = paid["documents"]
+    assert doc["type"] == "261" and doc["amount"] == "-1500.00"
+    root = etree.fromstring(Path(doc["path"]).read_bytes())
+    assert etree.QName(root).localname == "CreditNote"
+    assert root.findtext("cbc:CreditNoteTypeCode", namespaces=NS) == "261"
+    assert root.findtext("cac:LegalMonetaryTotal/cbc:PayableAmount", namespaces=NS) == "1500.00"
+    credited = [
+        (ln.findtext("cbc:CreditedQuantity", namespaces=NS), ln.findtext("cbc:LineExtensionAmount", namespaces=NS))
+        for ln in root.findall("cac:CreditNoteLine", namespaces=NS)
+    ]
+    assert credited == [("-10", "-500.00"), ("1", "2000.00")]  # every sign turned
+    assert check(Path(doc["path"]).read_bytes()) == []
+
+
+def _set(xml: bytes, path: str, value: str) -> bytes:
+    root = etree.fromstring(xml)
+    root.find(path, namespaces=NS).text = value
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def test_the_rules_catch_a_broken_document():
+    """Each check can fail: a document changed the way a mistake would change it breaks its rule."""
+    from vardfil.publish.peppol import check
+    from vardfil.publish.ubl import Document, Line, Party, build
+
+    seller = Party(orgnr="5590123450", name="Ängens Vårdcentral AB", street="Storgatan 12", postcode="44130",
+                   city="Alingsås", vat="SE559012345001")  # fmt: skip
+    buyer = Party(
+        orgnr="2321000131", name="Västra Götalandsregionen", street="Östergatan 1", postcode="46280", city="Vänersborg"
+    )
+    doc = Document(
+        id="VF-202610-VGP-X", issue_date=dt.date(2026, 11, 20), due_date=dt.date(2026, 11, 30),
+        buyer_reference="VGP-202610", note="n", period_start=dt.date(2026, 10, 1), period_end=dt.date(2026, 10, 31),
+        seller=seller, buyer=buyer, bankgiro="50512342",
+        lines=(Line(quantity=Decimal(3), price=Decimal("100.00"), amount=Decimal("300.00"), name="a", code="CNI"),),
+    )  # fmt: skip
+    good = build(doc)
+    assert check(good) == []
+    breaks = {
+        "BR-CO-10": _set(good, "cac:LegalMonetaryTotal/cbc:LineExtensionAmount", "301.00"),
+        "PEPPOL-EN16931-R120": good.replace(
+            b'<cbc:PriceAmount currencyID="SEK">100.00', b'<cbc:PriceAmount currencyID="SEK">99.00'
+        ),
+        "SE-R-013": good.replace(b"5590123450", b"5590123451"),
+        "SE-R-009": good.replace(b"50512342", b"505123"),
+        "PEPPOL-EN16931-R002": good.replace(b"<cbc:Note>n</cbc:Note>", b"<cbc:Note>n</cbc:Note><cbc:Note>m</cbc:Note>"),
+        "BR-E-10": good.replace(
+            b"<cbc:TaxExemptionReasonCode>VATEX-EU-132-1C</cbc:TaxExemptionReasonCode>", b""
+        ).replace(b"<cbc:TaxExemptionReason>Momsfri sjukv\xc3\xa5rd</cbc:TaxExemptionReason>", b""),
+        "PEPPOL-EN16931-R008": good.replace(b"<cbc:Note>n</cbc:Note>", b"<cbc:Note></cbc:Note>"),
+        "BR-27": good.replace(b">100.00</cbc:PriceAmount>", b">-100.00</cbc:PriceAmount>"),
+    }
+    for rule_id, broken in breaks.items():
+        assert broken != good, rule_id
+        assert rule_id in check(broken), rule_id
