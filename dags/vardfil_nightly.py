@@ -3,7 +3,7 @@
 intake (one mapped task per batch of inbox files) → the period whose deadline passed, if not closed → close
 → the region workbook (a unit's when it is first downloaded); reminders while a window is open; the catalogue sync
 (KIV/HSA: who still works where, when ``VARDFIL_DIRECTORY_URL`` is set); a run summary; ``vardfil
-verify`` of every kept file. A Deadline Alert mails the operators when the run is not done by 06:00. Every task is idempotent: a rerun or
+verify`` of every kept file; the payment basis of a finalised period. A Deadline Alert mails the operators when the run is not done by 06:00. Every task is idempotent: a rerun or
 backfill finds files already taken and periods already closed. Wiring only: each task calls one
 ``vardfil.airflow.tasks`` function (imported inside the task, so parsing this file stays light).
 """
@@ -60,6 +60,13 @@ def vardfil_nightly():
 
         return sync()
 
+    # The payment basis of a period the analysts finalised (once; UTBETALNING.md).
+    @task(retries=RETRIES, retry_delay=RETRY_DELAY)
+    def payments() -> list:
+        from vardfil.airflow.tasks import payments_due
+
+        return payments_due()
+
     # Every kept file re-hashed against the ledger; problems fail the task (and show in /metrics).
     @task(retries=RETRIES, retry_delay=RETRY_DELAY)
     def verify() -> dict:
@@ -80,6 +87,7 @@ def vardfil_nightly():
     books = publish_workbooks(closes, many=True)
     summary(taken, closes, reminders(taken), books, directory_sync())
     verify()
+    payments()
 
 
 vardfil_nightly()

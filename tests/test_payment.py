@@ -224,3 +224,45 @@ def test_the_rules_catch_a_broken_document():
     for rule_id, broken in breaks.items():
         assert broken != good, rule_id
         assert rule_id in check(broken), rule_id
+
+
+def test_the_portal_offers_the_payment_basis(tmp_path, monkeypatch):
+    from conftest import web_env
+    from test_portal import FILE_A1, PASSWORD, UNIT_A, csrf_of, login, upload
+
+    from vardfil.accounts import create_account
+    from vardfil.portal.app import create_app
+
+    clock = web_env(monkeypatch, tmp_path, "2026-11-02T10:00:00+01:00", pool_workers="0")
+    app = create_app()
+    core = app.state.vardfil
+    for name, role, units in (("anna", "unit", [UNIT_A]), ("analytiker", "analyst", [])):
+        create_account(core.ledger, username=name, password=PASSWORD, role=role, units=units, actor="job:test")
+    try:
+        anna = login(app, "anna")
+        upload(anna, UNIT_A, FILE_A1)
+        clock.write_text("2026-11-04T15:05:00+01:00")
+        analyst = login(app, "analytiker")
+        analyst.post("/analys/2026-10/close", data={"csrf": csrf_of(analyst, "/analys/2026-10")})
+        analyst.post("/analys/2026-10/finalise", data={"csrf": csrf_of(analyst, "/analys/2026-10")})
+        board = analyst.get("/analys/2026-10").text
+        assert "Betalningsunderlaget är inte gjort ännu" in board
+        analyst.post("/analys/2026-10/utbetalning", data={"csrf": csrf_of(analyst, "/analys/2026-10")})
+        board = analyst.get("/analys/2026-10").text
+        doc_id = f"VF-202610-VGP-{UNIT_A}"
+        assert 'id="payment"' in board and doc_id in board and "intern överföring" in board
+        listed = analyst.get("/analys/2026-10/utbetalning/utbetalning_202610.csv")
+        assert listed.status_code == 200 and listed.text.startswith("hsaid;namn;filtyp")
+        assert analyst.get(f"/analys/2026-10/utbetalning/{doc_id}.xml").content.startswith(b"<?xml")
+        assert analyst.get("/analys/2026-10/utbetalning/..%2Fledger.sqlite3").status_code == 404
+        # The unit reads its own document as a page, and downloads it.
+        assert f"/enhet/{UNIT_A}/utbetalning/2026-10" in anna.get(f"/enhet/{UNIT_A}").text
+        page = anna.get(f"/enhet/{UNIT_A}/utbetalning/2026-10").text
+        assert (
+            "Avräkningsnota 2026-10" in page and "50712348" in page and "Förfallodag" in page and "2026-11-30" in page
+        )
+        xml = anna.get(f"/enhet/{UNIT_A}/utbetalning/2026-10/avrakningsnota.xml")
+        assert xml.status_code == 200 and doc_id.encode() in xml.content
+    finally:
+        app.state.pool.shutdown()
+        core.ledger.dispose()

@@ -197,6 +197,14 @@ ISOLATION = {
     ("POST", "/enhet/{hsaid}/konto/{account_id}/aterstall"): f"/enhet/{UNIT_B}/konto/2/aterstall",
     ("POST", "/enhet/{hsaid}/nyckel/{token_id}/aterkalla"): f"/enhet/{UNIT_B}/nyckel/1/aterkalla",
     ("POST", "/enhet/{hsaid}/konto/{account_id}/admin"): f"/enhet/{UNIT_B}/konto/2/admin",
+    # The payment basis: the analysts' (make it, its files), a unit's own document.
+    ("POST", "/analys/{period}/utbetalning"): "/analys/2026-10/utbetalning",
+    ("GET", "/analys/{period}/utbetalning/{name}"): "/analys/2026-10/utbetalning/utbetalning_202610.csv",
+    ("GET", "/enhet/{hsaid}/utbetalning/{period}"): f"/enhet/{UNIT_B}/utbetalning/2026-10",
+    (
+        "GET",
+        "/enhet/{hsaid}/utbetalning/{period}/avrakningsnota.xml",
+    ): f"/enhet/{UNIT_B}/utbetalning/2026-10/avrakningsnota.xml",
     # The auditor's pages (the access log's follow-up and a patient's extract): not a unit's.
     ("GET", "/logg"): "/logg",
     ("GET", "/logg/uppfoljning/{period}"): "/logg/uppfoljning/2026-10",

@@ -34,8 +34,10 @@ from vardfil.actors import job
 from vardfil.app import App, open_app
 from vardfil.ledger import utcnow
 from vardfil.mail import outbox_of
+from vardfil.month.approval import finalise
 from vardfil.month.close import close_period
 from vardfil.month.intake import Submission, submit
+from vardfil.publish.payment import make_payment
 from vardfil.publish.workbooks import write_region_workbook, write_workbooks
 from vardfil.settings import Settings, load_settings
 from vardfil.swedish import kronor, local_time, number, status
@@ -212,6 +214,12 @@ def run_sample_month(
     # The demo writes every unit's workbook of its month at once, as `vardfil report` does; a close
     # publishes only the region's, and a unit's is written when the unit first downloads it.
     workbooks = write_workbooks(period, app=app)
+    # The analysts fastställer the month, and the units are paid (UTBETALNING.md): the documents
+    # and the payment list of a finalised period.
+    state = ledger.closes.period_state(period)
+    if state is None or state.state != "FINALISED":
+        finalise(ledger, period=period, actor=SAMPLE)
+    payment = make_payment(app, period)
     app.close()
     print(
         f"\nStängning av {period} {local_time(summary['closed_at'])}: summa {kronor(summary['total'])}, "
@@ -225,6 +233,11 @@ def run_sample_month(
     print(f"Underlag (Parquet):       {summary['underlag_parquet']}")
     print(f"Besök, ACG (Parquet):     {summary['besok_parquet']}, {summary['acg_parquet']}")
     print(f"Arbetsböcker:             {workbooks[-1]} och {len(workbooks) - 1} för enheterna i {workbooks[0].parent}")
+    print(
+        f"Utbetalning (fastställd): {Path(payment['list']['csv']).parent} — {len(payment['documents'])} "
+        f"dokument i Peppol BIS Billing 3, betalningslistan summa {kronor(payment['list']['total'])}, "
+        f"förfaller {payment['due_date']}"
+    )
     print(f"Huvudbok (databas):       {settings.database_url}\nLagrade filer:            {settings.store}")
     outbox = outbox_of(settings)
     mails = sorted(outbox.glob("*.eml")) if outbox.is_dir() else []

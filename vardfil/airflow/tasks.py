@@ -281,6 +281,24 @@ def directory_sync() -> dict[str, Any]:
 
 
 @retry_only_transient
+def payments_due() -> list[dict[str, Any]]:
+    """The payment basis of every finalised period that has none yet (``vardfil payment``): made
+    once, the night after the analysts finalised it. A refusal (a provider row missing or wrong)
+    fails the task with the units named, for a person to correct ``vardgivare.csv``."""
+    from vardfil.publish.payment import make_payment, payment_folder
+
+    made = []
+    with _app() as app:
+        for period in app.ledger.closes.closed_periods():
+            state = app.ledger.closes.period_state(period)
+            listed = payment_folder(app, period) / f"utbetalning_{period.replace('-', '')}.csv"
+            if state is not None and state.state == "FINALISED" and not listed.is_file():
+                paid = make_payment(app, period)
+                made.append({"period": period, "documents": len(paid["documents"]), "total": paid["list"]["total"]})
+    return made
+
+
+@retry_only_transient
 def verify_store() -> dict[str, Any]:
     """``vardfil verify``: the counts checked; a missing or changed file fails the task (named in
     the error and the audit log; ``vardfil_verify_problems`` on /metrics)."""

@@ -35,6 +35,7 @@ from vardfil.portal.access import (
     vardfil,
 )
 from vardfil.privacy import masked
+from vardfil.publish.payment import make_payment, payment_view
 from vardfil.publish.workbooks import trends
 from vardfil.swedish import kronor, percent, whole_kronor
 from vardfil.workers import close_job
@@ -57,6 +58,7 @@ def month_board_page(request: Request, period: str) -> Response:
     state = app.ledger.closes.period_state(str(p))
     closed = app.ledger.closes.period_closed(str(p))
     t = trends(app, str(p)) if closed else None
+    payment = payment_view(app, str(p)) if state is not None and state.state == "FINALISED" else None
     return page(
         request,
         "board.html",
@@ -74,6 +76,7 @@ def month_board_page(request: Request, period: str) -> Response:
         previous=str(p.previous()),
         following=str(p.next()),
         dispenses=_dispenses(app, p, now(request)),
+        payment=payment,
         open_dispens=[
             {"name": _unit_name(app, u), "until": until}
             for u, until in open_dispens(app.ledger, p, now(request)).items()
@@ -201,6 +204,28 @@ async def finalise_period(request: Request, period: str) -> Response:
         return await run_in_threadpool(lambda: finalise(app.ledger, period=str(p), actor=user.actor))
 
     return await _act(request, period, action)
+
+
+@router.post("/analys/{period}/utbetalning")
+async def make_payment_basis(request: Request, period: str) -> Response:
+    """Make the payment basis of a finalised period now (the nightly run makes it otherwise)."""
+
+    async def action(app: App, p: Period, user: User, _form: FormData, _at: dt.datetime) -> object:
+        return await run_in_threadpool(lambda: make_payment(app, str(p)))
+
+    return await _act(request, period, action)
+
+
+@router.get("/analys/{period}/utbetalning/{name}")
+def payment_file(request: Request, period: str, name: str) -> Response:
+    """A file of the period's payment basis, by a name the folder holds (never a path from the request)."""
+    require_analyst(request)
+    p = served_period(period)
+    view = payment_view(vardfil(request), str(p))
+    if view is None or name not in view["files"]:
+        raise HTTPException(status_code=404, detail="Filen finns inte (betalningsunderlaget är inte gjort)")
+    media = {"xml": "application/xml", "csv": "text/csv; charset=utf-8"}.get(name.rsplit(".", 1)[-1])
+    return FileResponse(view["folder"] / name, filename=name, media_type=media)
 
 
 @router.get("/analys/{period}/download/{name}")

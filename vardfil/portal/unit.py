@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -34,6 +35,7 @@ from vardfil.portal.access import (
     unit_of,
     vardfil,
 )
+from vardfil.publish.payment import document_view, payment_folder
 from vardfil.publish.workbooks import unit_workbook_path
 from vardfil.swedish import kronor, whole_kronor
 from vardfil.web.body import read_upload
@@ -63,7 +65,13 @@ def unit_page(request: Request, hsaid: str) -> Response:
         seconds_left=max(0, int((deadline - at).total_seconds())),
         history=app.ledger.files.unit_history(hsaid),
         months=_months_chart(app, unit),
-        underlag=unit_underlag_overview(app, unit),
+        underlag=(underlag := unit_underlag_overview(app, unit)),
+        documents={
+            u.period
+            for u in underlag
+            if u.finalised
+            and (payment_folder(app, u.period) / f"VF-{u.period.replace('-', '')}-{unit.filtyp}-{hsaid}.xml").is_file()
+        },
     )
 
 
@@ -241,3 +249,28 @@ async def respond(request: Request, hsaid: str, period: str) -> Response:
     except Refused as e:
         raise HTTPException(status_code=400, detail=str(e)) from None
     return RedirectResponse(f"/enhet/{hsaid}", status_code=303)
+
+
+def _own_document(request: Request, hsaid: str, period: str) -> tuple[User, Unit, Path]:
+    """The unit's self-billing document of a period (404 when it has none: not finalised, not
+    made yet, a zero total, or an OFFENTLIG unit, which is settled internally)."""
+    user, unit = unit_of(request, hsaid)
+    p = served_period(period)
+    path = payment_folder(vardfil(request), str(p)) / f"VF-{p.compact}-{unit.filtyp}-{hsaid}.xml"
+    if not path.is_file():
+        raise HTTPException(status_code=404, detail="Det finns ingen avräkningsnota för perioden")
+    return user, unit, path
+
+
+@router.get("/enhet/{hsaid}/utbetalning/{period}", response_class=HTMLResponse)
+def unit_payment(request: Request, hsaid: str, period: str) -> Response:
+    """The unit's self-billing document as a page: the lines, the total, the due date, the bankgiro."""
+    user, unit, path = _own_document(request, hsaid, period)
+    return page(request, "payment.html", user, unit=unit, period=period, doc=document_view(path.read_bytes()))
+
+
+@router.get("/enhet/{hsaid}/utbetalning/{period}/avrakningsnota.xml")
+def unit_payment_xml(request: Request, hsaid: str, period: str) -> Response:
+    """The document itself (Peppol BIS Billing 3, UBL 2.1)."""
+    _, _, path = _own_document(request, hsaid, period)
+    return FileResponse(path, filename=path.name, media_type="application/xml")

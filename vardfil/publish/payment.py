@@ -314,3 +314,52 @@ def _write(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)
+
+
+def payment_view(app: App, period: str) -> dict[str, Any] | None:
+    """What a period's payment basis holds, read back from its files (None: not made yet)."""
+    folder = payment_folder(app, period)
+    listed = folder / f"utbetalning_{Period.parse(period).compact}.csv"
+    if not listed.is_file():
+        return None
+    rows = list(csv.DictReader(io.StringIO(listed.read_text(encoding="utf-8")), delimiter=";"))
+    return {
+        "folder": folder,
+        "files": sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")),
+        "rows": rows,
+        "total": sum((Decimal(r["belopp"]) for r in rows), Decimal("0.00")),
+        "due": rows[0]["forfallodag"] if rows else None,
+    }
+
+
+def document_view(xml: bytes) -> dict[str, Any]:
+    """A self-billing document as a person reads it: its lines, total, due date and bankgiro."""
+    from lxml import etree
+
+    from vardfil.publish.ubl import NS
+
+    root = etree.fromstring(xml)
+    credit = etree.QName(root).localname == "CreditNote"
+    qty = "cbc:CreditedQuantity" if credit else "cbc:InvoicedQuantity"
+    lines = [
+        {
+            "name": ln.findtext("cac:Item/cbc:Name", namespaces=NS),
+            "quantity": Decimal(ln.findtext(qty, namespaces=NS)),
+            "price": Decimal(ln.findtext("cac:Price/cbc:PriceAmount", namespaces=NS)),
+            "amount": Decimal(ln.findtext("cbc:LineExtensionAmount", namespaces=NS)),
+        }
+        for ln in root.findall("cac:CreditNoteLine" if credit else "cac:InvoiceLine", namespaces=NS)
+    ]
+    return {
+        "id": root.findtext("cbc:ID", namespaces=NS),
+        "credit": credit,
+        "issue_date": root.findtext("cbc:IssueDate", namespaces=NS),
+        "due_date": root.findtext("cbc:DueDate", namespaces=NS),
+        "seller": root.findtext(
+            "cac:AccountingSupplierParty/cac:Party/cac:PartyLegalEntity/cbc:RegistrationName", namespaces=NS
+        ),
+        "bankgiro": root.findtext("cac:PaymentMeans/cac:PayeeFinancialAccount/cbc:ID", namespaces=NS),
+        "payable": Decimal(root.findtext("cac:LegalMonetaryTotal/cbc:PayableAmount", namespaces=NS)),
+        "note": root.findtext("cbc:Note", namespaces=NS),
+        "lines": lines,
+    }
