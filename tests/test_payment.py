@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import shutil
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -224,6 +225,25 @@ def test_the_rules_catch_a_broken_document():
     for rule_id, broken in breaks.items():
         assert broken != good, rule_id
         assert rule_id in check(broken), rule_id
+    # The UBL 2.1 schema of what is written: an element out of UBL's order, a required one missing,
+    # one the document type does not have.
+    from vardfil.publish.peppol import schema_errors
+
+    root = etree.fromstring(good)
+    due, type_code = root.find("cbc:DueDate", NS), root.find("cbc:InvoiceTypeCode", NS)
+    type_code.addnext(due)  # DueDate after InvoiceTypeCode
+    swapped = etree.tostring(root)
+    assert schema_errors(swapped) and "UBL-2.1" in check(swapped)
+    root = etree.fromstring(good)
+    root.remove(root.find("cac:LegalMonetaryTotal", NS))
+    assert schema_errors(etree.tostring(root))
+    credit = build(replace(doc, lines=(replace(doc.lines[0], quantity=Decimal(-3), amount=Decimal("-300.00")),)))
+    assert schema_errors(credit) == [] and check(credit) == []
+    root = etree.fromstring(credit)
+    date = etree.Element(f"{{{NS['cbc']}}}DueDate")
+    date.text = "2026-11-30"
+    root.find("cbc:IssueDate", NS).addnext(date)  # UBL 2.1's CreditNote has no DueDate
+    assert schema_errors(etree.tostring(root))
 
 
 def test_the_portal_offers_the_payment_basis(tmp_path, monkeypatch):

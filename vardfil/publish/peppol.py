@@ -15,6 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -42,8 +45,26 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+SCHEMAS = Path(__file__).with_name("ubl_subset")
+
+
+@cache
+def _schema(kind: str) -> Any:
+    import xmlschema
+
+    return xmlschema.XMLSchema(str(SCHEMAS / f"{kind}.xsd"))
+
+
+def schema_errors(xml: bytes) -> list[str]:
+    """Where the document leaves the UBL 2.1 elements it may use, in their order and cardinality
+    (``ubl_subset/``: an element out of place, missing, repeated, or of the wrong type)."""
+    root = etree.fromstring(xml)
+    kind = "creditnote" if etree.QName(root).localname == "CreditNote" else "invoice"
+    return [f"{e.path}: {e.reason}" for e in _schema(kind).iter_errors(xml.decode("utf-8"))]
+
+
 def check(xml: bytes) -> list[str]:
-    """The ids of the rules the document breaks (empty: none)."""
+    """The ids of the rules the document breaks (``UBL-2.1`` for the schema; empty: none)."""
     root = etree.fromstring(xml)
     credit = etree.QName(root).localname == "CreditNote"
 
@@ -176,6 +197,8 @@ def check(xml: bytes) -> list[str]:
         rule("SE-R-009", lambda: branch != "SE:BANKGIRO" or len(account) in (7, 8))
         rule("SE-R-011", lambda: branch != "SE:BANKGIRO" or text("cac:PaymentMeans/cbc:PaymentMeansCode") == "30")
         rule("SE-R-012", lambda: text("cac:PaymentMeans/cbc:PaymentMeansCode") == "30")
+    if schema_errors(xml):
+        broken.append("UBL-2.1")
     return broken
 
 
