@@ -279,6 +279,58 @@ def write_register(path: Path, units: list[SampleUnit] = SAMPLE_UNITS) -> None:
     path.write_text("\n".join([head, *body]) + "\n", encoding="utf-8")
 
 
+# The providers of the PRIVAT sample units (UTBETALNING.md section 2): made-up companies whose
+# organisationsnummer and bankgiro carry valid Luhn check digits.
+PROVIDERS = {
+    "SE2321000131-E000000001001": ("559214770", "Ekbacken Vård AB", "5071234", "Ekbacksvägen 4", "44231", "Kungälv"),
+    "SE2321000131-E000000001003": (
+        "556987123",
+        "Kajens Hälsocentral AB",
+        "4419876",
+        "Kajgatan 9",
+        "45130",
+        "Uddevalla",
+    ),
+    "SE2321000131-E000000002001": (
+        "559301845",
+        "Strandvägens Rehab AB",
+        "5550123",
+        "Strandvägen 21",
+        "43130",
+        "Mölndal",
+    ),
+    "SE2321000131-E000000002003": (
+        "556745210",
+        "Torgets Arbetsterapi AB",
+        "6123456",
+        "Stora Torget 2",
+        "50335",
+        "Borås",
+    ),
+}
+
+
+def luhn_digit(body: str) -> str:
+    """The Luhn check digit that completes ``body``."""
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return str((10 - total % 10) % 10)
+
+
+def write_providers(path: Path, units: list[SampleUnit] = SAMPLE_UNITS) -> None:
+    """Write a ``vardgivare.csv`` for the PRIVAT units."""
+    lines = ["hsaid;orgnr;namn;momsregnr;bankgiro;gatuadress;postnummer;ort"]
+    for u in units:
+        if u.driftform != "PRIVAT" or u.hsaid not in PROVIDERS:
+            continue
+        org, name, giro, street, postcode, city = PROVIDERS[u.hsaid]
+        orgnr, bankgiro = org + luhn_digit(org), giro + luhn_digit(giro)
+        lines.append(f"{u.hsaid};{orgnr};{name};SE{orgnr}01;{bankgiro};{street};{postcode};{city}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def write_listing(path: Path, pool: PatientPool, units: list[SampleUnit], seed: int) -> None:
     """A ``listning_YYYYMM.csv``: most of the pool listed at one of the VGP units."""
     rng = np.random.default_rng(seed)
@@ -334,6 +386,7 @@ def write_sample_month(out: Path, seed: int = 20261) -> None:
         shutil.rmtree(files)
     files.mkdir(parents=True)
     write_register(ref / "enhetsregister.csv")
+    write_providers(ref / "vardgivare.csv")
     for kva in KVA_SOURCE.glob("kva_*.csv"):  # the region's published lists, copied as they are
         if (ref / kva.name).resolve() != kva.resolve():
             shutil.copyfile(kva, ref / kva.name)

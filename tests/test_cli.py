@@ -68,7 +68,9 @@ def test_committed_sample_month_is_what_the_generator_writes(tmp_path):
     write_sample_month(tmp_path)
     write_sample_year(tmp_path)
     committed = [p for sub in ("files", "reference", "year") for p in (SAMPLE_DIR / sub).rglob("*.csv")]
-    assert len(committed) == 7 + 4 + 12 + 71 + 1  # the month, its reference, the year's listings and files, arrivals
+    assert (
+        len(committed) == 7 + 5 + 12 + 71 + 1
+    )  # the month, its reference (with vardgivare.csv), the year's listings and files, arrivals
     for p in committed:
         rel = p.relative_to(SAMPLE_DIR)
         assert (tmp_path / rel).read_bytes() == p.read_bytes(), rel
