@@ -63,3 +63,15 @@ def running_server(env: dict[str, str], *args: str, port: int | None = None, log
         proc.wait(timeout=60)
         if log:
             out.close()  # type: ignore[union-attr]
+
+
+def token_for(env: dict[str, str], unit: str, name: str) -> str:
+    """An API token for one unit, made with ``vardfil token create`` in the server's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "vardfil.cli", "token", "create", unit, "--name", name],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout.strip()

@@ -5,15 +5,13 @@ figures are ``benchmarks/bench_burst.py``'s)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from server_support import running_server, server_env
+from server_support import running_server, server_env, token_for
 
 from sample_data.generate import generate_visits, kva_list, to_csv
 
@@ -23,14 +21,7 @@ UNIT = "SE2321000131-E000000001001"
 @pytest.fixture
 def running(tmp_path):
     env, _ = server_env(tmp_path, "2026-11-04T14:30:00+01:00", VARDFIL_POOL_WORKERS="1")
-    token = subprocess.run(
-        [sys.executable, "-m", "vardfil.cli", "token", "create", UNIT, "--name", "burst"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout.strip()
+    token = token_for(env, UNIT, "burst")
     with running_server(env) as base:
         yield base, token
 

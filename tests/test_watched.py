@@ -10,8 +10,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ import httpx
 import pytest
 from conftest import cli
 from prometheus_client.parser import text_string_to_metric_families
-from server_support import running_server, server_env
+from server_support import running_server, server_env, token_for
 
 from sample_data.generate import generate_visits, kva_list, to_csv
 
@@ -33,14 +31,7 @@ PNR_FORMS = ("198112189876", "19811218-9876", "811218-9876", "8112189876", "1981
 
 
 def _token(env: dict[str, str], unit: str = UNIT) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "vardfil.cli", "token", "create", unit, "--name", "watched"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout.strip()
+    return token_for(env, unit, "watched")
 
 
 def _file(seq: int, rows: int = 40) -> tuple[str, bytes]:

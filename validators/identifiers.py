@@ -140,6 +140,18 @@ def mask_expr(value: pl.Expr) -> pl.Expr:
     )
 
 
+def luhn_valid(number: str) -> bool:
+    """Whether a string of digits ends in its Luhn (mod 10) check digit: an organisationsnummer,
+    a bankgiro number (the payment run's providers, not a file's rows)."""
+    if not number.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
 # --- scalar helpers for generating data (never used to judge a file) -------------------------
 
 

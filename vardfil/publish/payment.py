@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from filespec.calendar import STOCKHOLM, Period, is_vardag
 from reports.underlag import COMPONENT_LABELS
+from validators.identifiers import luhn_valid
 from vardfil.app import App
 from vardfil.errors import Refused
 from vardfil.publish import peppol
@@ -76,29 +77,18 @@ class Provider:
     ort: str
 
 
-def luhn_ok(digits: str) -> bool:
-    """The Luhn (mod 10) check of a number whose last digit is its check digit."""
-    if not digits.isdigit():
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch) * (2 if i % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
-
-
 def provider_problems(p: Provider) -> list[str]:
     """What is wrong with a provider's row (Swedish, naming the value)."""
     problems = []
     if len(p.orgnr) != 10 or not p.orgnr.isdigit():
         problems.append(f"organisationsnumret {p.orgnr!r} har inte 10 siffror")
-    elif not luhn_ok(p.orgnr):
+    elif not luhn_valid(p.orgnr):
         problems.append(f"organisationsnumret {p.orgnr} har fel kontrollsiffra")
     if p.momsregnr != f"SE{p.orgnr}01":
         problems.append(f"momsregistreringsnumret {p.momsregnr!r} är inte SE{p.orgnr}01")
     if not (p.bankgiro.isdigit() and len(p.bankgiro) in (7, 8)):
         problems.append(f"bankgironumret {p.bankgiro!r} har inte 7 eller 8 siffror")
-    elif not luhn_ok(p.bankgiro):
+    elif not luhn_valid(p.bankgiro):
         problems.append(f"bankgironumret {p.bankgiro} har fel kontrollsiffra")
     if not (p.postnummer.isdigit() and len(p.postnummer) == 5):
         problems.append(f"postnumret {p.postnummer!r} har inte 5 siffror")

@@ -21,6 +21,7 @@ from typing import Any
 
 from lxml import etree
 
+from validators.identifiers import luhn_valid
 from vardfil.publish.ubl import CUSTOMIZATION, NS
 
 PROFILE_SB = re.compile(r"urn:fdc:peppol\.eu:2017:poacc:selfbilling:\d{2}:1\.0")
@@ -33,16 +34,6 @@ def _d(el: etree._Element | None) -> Decimal:
         return Decimal((el.text or "").strip()) if el is not None else Decimal("NaN")
     except InvalidOperation:
         return Decimal("NaN")
-
-
-def _luhn(digits: str) -> bool:
-    if not digits.isdigit():
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch) * (2 if i % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
 
 
 SCHEMAS = Path(__file__).with_name("ubl_subset")
@@ -189,7 +180,7 @@ def check(xml: bytes) -> list[str]:
     rule("SE-R-002", lambda: vat[2:].isdigit())
     rule("SE-R-003", lambda: org.isdigit())
     rule("SE-R-004", lambda: len(org) == 10)
-    rule("SE-R-013", lambda: _luhn(org))
+    rule("SE-R-013", lambda: luhn_valid(org))
     if not credit:
         account = text("cac:PaymentMeans/cac:PayeeFinancialAccount/cbc:ID")
         branch = text("cac:PaymentMeans/cac:PayeeFinancialAccount/cac:FinancialInstitutionBranch/cbc:ID")
