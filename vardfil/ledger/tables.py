@@ -440,6 +440,8 @@ class AccessEntry(Base):
     request_id: Mapped[str | None] = mapped_column(String(64))
     address: Mapped[str | None] = mapped_column(String(64))
 
+    __table_args__ = (Index("ix_access_log_at", "at"),)
+
 
 class LogReview(Base):
     """A signed-off monthly follow-up of the access log (HSLF-FS 2016:40 4 kap. 9 §)."""
