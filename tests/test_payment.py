@@ -286,3 +286,113 @@ def test_the_portal_offers_the_payment_basis(tmp_path, monkeypatch):
     finally:
         app.state.pool.shutdown()
         core.ledger.dispose()
+
+
+def _good_document() -> bytes:
+    from vardfil.publish.ubl import Document, Line, Party, build
+
+    seller = Party(orgnr="5590123450", name="Ängens Vårdcentral AB", street="Storgatan 12", postcode="44130",
+                   city="Alingsås", vat="SE559012345001")  # fmt: skip
+    buyer = Party(
+        orgnr="2321000131", name="Västra Götalandsregionen", street="Östergatan 1", postcode="46280", city="Vänersborg"
+    )
+    return build(
+        Document(
+            id="VF-202610-VGP-X", issue_date=dt.date(2026, 11, 20), due_date=dt.date(2026, 11, 30),
+            buyer_reference="VGP-202610", note="n", period_start=dt.date(2026, 10, 1), period_end=dt.date(2026, 10, 31),
+            seller=seller, buyer=buyer, bankgiro="50512342",
+            lines=(Line(quantity=Decimal(3), price=Decimal("100.00"), amount=Decimal("300.00"), name="a", code="CNI"),),
+        )
+    )  # fmt: skip
+
+
+SELLER = "cac:AccountingSupplierParty/cac:Party"
+BUYER = "cac:AccountingCustomerParty/cac:Party"
+TOTAL = "cac:LegalMonetaryTotal"
+LINE = "cac:InvoiceLine"
+# Each rule, and a change to a valid document that a mistake could make and that rule must catch:
+# ("remove", path) | ("set", path, text) | ("attr", path, name, value or None).
+MUTATIONS = {
+    "BR-01": ("remove", "cbc:CustomizationID"),
+    "BR-02": ("remove", "cbc:ID"),
+    "BR-03": ("remove", "cbc:IssueDate"),
+    "BR-04": ("remove", "cbc:InvoiceTypeCode"),
+    "BR-05": ("set", "cbc:DocumentCurrencyCode", "EUR"),
+    "BR-06": ("remove", f"{SELLER}/cac:PartyLegalEntity/cbc:RegistrationName"),
+    "BR-07": ("remove", f"{BUYER}/cac:PartyLegalEntity/cbc:RegistrationName"),
+    "BR-08": ("remove", f"{SELLER}/cac:PostalAddress"),
+    "BR-09": ("remove", f"{SELLER}/cac:PostalAddress/cac:Country"),
+    "BR-10": ("remove", f"{BUYER}/cac:PostalAddress"),
+    "BR-11": ("remove", f"{BUYER}/cac:PostalAddress/cac:Country"),
+    "BR-12": ("remove", f"{TOTAL}/cbc:LineExtensionAmount"),
+    "BR-13": ("remove", f"{TOTAL}/cbc:TaxExclusiveAmount"),
+    "BR-14": ("remove", f"{TOTAL}/cbc:TaxInclusiveAmount"),
+    "BR-15": ("remove", f"{TOTAL}/cbc:PayableAmount"),
+    "BR-16": ("remove", LINE),
+    "BR-21": ("remove", f"{LINE}/cbc:ID"),
+    "BR-22": ("remove", f"{LINE}/cbc:InvoicedQuantity"),
+    "BR-23": ("attr", f"{LINE}/cbc:InvoicedQuantity", "unitCode", None),
+    "BR-24": ("remove", f"{LINE}/cbc:LineExtensionAmount"),
+    "BR-25": ("remove", f"{LINE}/cac:Item/cbc:Name"),
+    "BR-26": ("remove", f"{LINE}/cac:Price"),
+    "BR-27": ("set", f"{LINE}/cac:Price/cbc:PriceAmount", "-100.00"),
+    "BR-CO-10": ("set", f"{TOTAL}/cbc:LineExtensionAmount", "301.00"),
+    "BR-CO-13": ("set", f"{TOTAL}/cbc:TaxExclusiveAmount", "299.00"),
+    "BR-CO-15": ("set", f"{TOTAL}/cbc:TaxInclusiveAmount", "299.00"),
+    "BR-CO-16": ("set", f"{TOTAL}/cbc:PayableAmount", "299.00"),
+    "BR-CO-18": ("remove", "cac:TaxTotal/cac:TaxSubtotal"),
+    "BR-CO-25": ("remove", "cbc:DueDate"),
+    "BR-62": ("attr", f"{SELLER}/cbc:EndpointID", "schemeID", None),
+    "BR-63": ("attr", f"{BUYER}/cbc:EndpointID", "schemeID", None),
+    "BR-E-02": ("remove", f"{SELLER}/cac:PartyTaxScheme"),
+    "BR-E-05": ("set", f"{LINE}/cac:Item/cac:ClassifiedTaxCategory/cbc:Percent", "25"),
+    "BR-E-08": ("set", "cac:TaxTotal/cac:TaxSubtotal/cbc:TaxableAmount", "200.00"),
+    "BR-E-09": ("set", "cac:TaxTotal/cac:TaxSubtotal/cbc:TaxAmount", "1.00"),
+    "BR-DEC-23": ("set", f"{LINE}/cbc:LineExtensionAmount", "300.001"),
+    "PEPPOL-EN16931-R001": ("remove", "cbc:ProfileID"),
+    "PEPPOL-SB-R004": (
+        "set",
+        "cbc:CustomizationID",
+        "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0",
+    ),
+    "PEPPOL-SB-R007": ("set", "cbc:ProfileID", "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"),
+    "PEPPOL-EN16931-R003": ("remove", "cbc:BuyerReference"),
+    "PEPPOL-EN16931-R008": ("set", "cbc:Note", ""),
+    "PEPPOL-EN16931-R010": ("remove", f"{BUYER}/cbc:EndpointID"),
+    "PEPPOL-EN16931-R020": ("remove", f"{SELLER}/cbc:EndpointID"),
+    "PEPPOL-EN16931-R051": ("attr", f"{LINE}/cac:Price/cbc:PriceAmount", "currencyID", "EUR"),
+    "PEPPOL-EN16931-R120": ("set", f"{LINE}/cac:Price/cbc:PriceAmount", "99.00"),
+    "PEPPOL-SB-TYPE": ("set", "cbc:InvoiceTypeCode", "380"),
+    "PEPPOL-EN16931-CL008": ("attr", f"{SELLER}/cbc:EndpointID", "schemeID", "0088"),
+    "SE-R-001": ("set", f"{SELLER}/cac:PartyTaxScheme/cbc:CompanyID", "SE55901234501"),
+    "SE-R-002": ("set", f"{SELLER}/cac:PartyTaxScheme/cbc:CompanyID", "SE5590123450AB"),
+    "SE-R-003": ("set", f"{SELLER}/cac:PartyLegalEntity/cbc:CompanyID", "559012345X"),
+    "SE-R-004": ("set", f"{SELLER}/cac:PartyLegalEntity/cbc:CompanyID", "559012345"),
+    "SE-R-013": ("set", f"{SELLER}/cac:PartyLegalEntity/cbc:CompanyID", "5590123451"),
+    "SE-R-008": ("set", "cac:PaymentMeans/cac:PayeeFinancialAccount/cbc:ID", "5051234X"),
+    "SE-R-009": ("set", "cac:PaymentMeans/cac:PayeeFinancialAccount/cbc:ID", "505123"),
+    "SE-R-011": ("set", "cac:PaymentMeans/cbc:PaymentMeansCode", "31"),
+    "SE-R-012": ("set", "cac:PaymentMeans/cbc:PaymentMeansCode", "58"),
+}
+
+
+@pytest.mark.parametrize("rule_id", sorted(MUTATIONS))
+def test_every_rule_catches_its_mistake(rule_id):
+    from vardfil.publish.peppol import check
+
+    good = _good_document()
+    assert check(good) == []
+    root = etree.fromstring(good)
+    op, path, *rest = MUTATIONS[rule_id]
+    (el,) = root.xpath(path, namespaces=NS)
+    if op == "remove":
+        el.getparent().remove(el)
+    elif op == "set":
+        el.text = rest[0]
+    else:
+        name, value = rest
+        if value is None:
+            del el.attrib[name]
+        else:
+            el.set(name, value)
+    assert rule_id in check(etree.tostring(root)), rule_id
