@@ -2,8 +2,9 @@
 documents vardfil writes (UTBETALNING.md section 3), checked before a document is written.
 
 The official rule sets are Schematron (EN 16931's CEN rules, Peppol BIS Billing 3's and its
-self-billing variant, and the Swedish national rules SE-R inside Peppol's); they need an XSLT 2
-processor that does not run here. What they assert about these documents is restated below, each
+self-billing variant, and the Swedish national rules SE-R inside Peppol's), published by
+OpenPEPPOL: no registry this machine and CI reach offers the files, and they are not ours to copy
+into the repository. What they assert about these documents is restated below, each
 check named by the official rule's id: the same assertion on the same elements, in XPath over
 the document as written. A rule of the sets that cannot apply to these documents (allowances,
 other VAT categories, foreign parties, attachments) is not restated; ``docs/payment.md`` lists
