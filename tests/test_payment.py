@@ -364,6 +364,7 @@ MUTATIONS = {
     "PEPPOL-EN16931-R120": ("set", f"{LINE}/cac:Price/cbc:PriceAmount", "99.00"),
     "PEPPOL-SB-TYPE": ("set", "cbc:InvoiceTypeCode", "380"),
     "PEPPOL-EN16931-CL008": ("attr", f"{SELLER}/cbc:EndpointID", "schemeID", "0088"),
+    "PEPPOL-COMMON-R049": ("set", f"{BUYER}/cbc:EndpointID", "2321000132"),
     "SE-R-001": ("set", f"{SELLER}/cac:PartyTaxScheme/cbc:CompanyID", "SE55901234501"),
     "SE-R-002": ("set", f"{SELLER}/cac:PartyTaxScheme/cbc:CompanyID", "SE5590123450AB"),
     "SE-R-003": ("set", f"{SELLER}/cac:PartyLegalEntity/cbc:CompanyID", "559012345X"),

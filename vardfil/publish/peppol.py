@@ -168,7 +168,19 @@ def check(xml: bytes) -> list[str]:
     rule(
         "PEPPOL-SB-TYPE", lambda: text("cbc:CreditNoteTypeCode" if credit else "cbc:InvoiceTypeCode") in ("261", "389")
     )
-    # Endpoint scheme 0007 (Swedish organisation number) from the EAS code list, with a valid number.
+    # Every identifier of scheme 0007 is a Swedish organisation number: ten digits, Luhn (fatal).
+    rule(
+        "PEPPOL-COMMON-R049",
+        lambda: all(
+            len(t := (el.text or "").strip()) == 10 and luhn_valid(t)
+            for el in root.xpath(
+                "//cbc:EndpointID[@schemeID='0007'] | //cac:PartyIdentification/cbc:ID[@schemeID='0007']"
+                " | //cbc:CompanyID[@schemeID='0007']",
+                namespaces=NS,
+            )
+        ),
+    )
+    # Endpoint scheme 0007 (Swedish organisation number) from the EAS code list.
     rule(
         "PEPPOL-EN16931-CL008",
         lambda: all(e.get("schemeID") == "0007" for e in root.xpath("//cbc:EndpointID", namespaces=NS)),
