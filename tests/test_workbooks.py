@@ -351,19 +351,13 @@ def _printed_as_people_read_it(pdf: Path, name: str, *, landscape_first: bool) -
     from pdfminer.high_level import extract_pages
     from pdfminer.layout import LTChar, LTTextLine
 
-    def lines(item):
-        if isinstance(item, LTTextLine):
+    def found(item, kind):
+        """Every ``kind`` in pdfminer's layout tree below ``item``."""
+        if isinstance(item, kind):
             yield item
         elif hasattr(item, "__iter__"):
             for x in item:
-                yield from lines(x)
-
-    def chars(item):
-        if isinstance(item, LTChar):
-            yield item
-        elif hasattr(item, "__iter__"):
-            for x in item:
-                yield from chars(x)
+                yield from found(x, kind)
 
     pages = list(extract_pages(str(pdf)))
     assert pages, name
@@ -372,9 +366,9 @@ def _printed_as_people_read_it(pdf: Path, name: str, *, landscape_first: bool) -
         assert sorted((round(w), round(h))) == [595, 842], (name, number, w, h)  # A4, not US Letter
         if number == 1 and landscape_first:
             assert w > h, (name, "the region sheet is printed landscape")
-        sizes = [c.size for c in chars(page) if c.get_text().strip()]
+        sizes = [c.size for c in found(page, LTChar) if c.get_text().strip()]
         assert sizes and min(sizes) >= 8.0, (name, number, min(sizes))
-        text = list(lines(page))
+        text = list(found(page, LTTextLine))
         foot = [t for t in text if f"Sida {number} av {len(pages)}" in t.get_text()]
         assert foot, (name, number)
         body = [t for t in text if t.y0 > foot[0].y1]  # everything above the footer's line
