@@ -8,6 +8,8 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
@@ -54,11 +56,19 @@ _ACG_SCHEMA = pa.schema(
 
 
 def atomic(path: Path, write: Callable[[Path], object]) -> Path:
-    """Write through a temporary name and rename: a reader sees the old file or the new one."""
+    """Write through a temporary name and rename: a reader sees the old file or the new one. The
+    temporary name is the writer's own, so two writers of one file at once (a rerun of a close's
+    publishing, the nightly payment run beside the board's button) never rename each other's."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    write(tmp)
-    tmp.replace(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -20,8 +20,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +34,7 @@ from validators.identifiers import luhn_valid
 from vardfil.app import App
 from vardfil.errors import Refused
 from vardfil.publish import peppol
+from vardfil.publish.datasets import atomic
 from vardfil.publish.ubl import Document, Line, Party, build
 
 # The buyer, always the region (UTBETALNING.md section 2; its address ANTAGEN).
@@ -297,13 +296,9 @@ def _parquet(rows: list[dict[str, Any]]) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Atomically, and not at all when the bytes are there already (a rerun)."""
-    if path.is_file() and path.read_bytes() == data:
-        return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    """Through the publishers' atomic rename, and not at all when the bytes are there already (a rerun)."""
+    if not (path.is_file() and path.read_bytes() == data):
+        atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 def payment_view(app: App, period: str) -> dict[str, Any] | None:
