@@ -16,7 +16,6 @@ pseudonym key: keep it as the store is kept (encrypted, access logged). RPO and 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil
@@ -174,8 +173,3 @@ def _ensure_empty(settings: Settings) -> None:
             raise Refused("återställning görs bara till en tom databas: liggaren har redan tabeller")
     finally:
         ledger.dispose()
-
-
-def age(manifest: dict[str, Any], now: dt.datetime) -> float:
-    """Seconds since a backup finished: what a restore now would lose at most (the RPO)."""
-    return (now - dt.datetime.fromisoformat(manifest["finished_at"])).total_seconds()
