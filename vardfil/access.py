@@ -300,8 +300,13 @@ def review(app: App, period: str, *, seed: int | None = None) -> dict[str, Any]:
     month = app.ledger.accesses.entries(since=start, until=end)
     earlier = app.ledger.accesses.entries(until=start)
     outside = []
+    # A reader's rights are looked up once per reader and role, not once per entry: a month has
+    # thousands of entries from a few hundred readers.
+    rights: dict[tuple[str, str], frozenset[str] | None] = {}
     for e in month:
-        allowed = _allowed_units(app, e)
+        if (e.actor, e.role) not in rights:
+            rights[(e.actor, e.role)] = _allowed_units(app, e)
+        allowed = rights[(e.actor, e.role)]
         if allowed is not None and e.unit_hsaid not in allowed:
             outside.append(entry_dict(e))
     late = [entry_dict(e) for e in month if off_hours(e.at)]
@@ -407,3 +412,12 @@ def export(app: App, out: Any, *, fmt: str, what: str) -> None:
     writer.writeheader()
     for r in rows:
         writer.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()})
+
+
+def close_receipts(app: App, period: str, unit_hsaid: str | None = None) -> list[str]:
+    """The received files a close took (of one unit, or all): what its published data covers."""
+    pc = app.ledger.closes.close_of(period)
+    if pc is None:
+        return []
+    files = json.loads(pc.snapshot)["files"]
+    return [f["receipt_id"] for f in files if f["receipt_id"] and (unit_hsaid is None or f["unit_hsaid"] == unit_hsaid)]

@@ -178,14 +178,3 @@ def log_read(
 def address_of(request: Request) -> str | None:
     """The client's address as the request's own layers saw it (the trusted proxy's header read)."""
     return request.client.host if request.client else None
-
-
-def close_receipts(app: App, period: str, unit_hsaid: str | None = None) -> list[str]:
-    """The received files a close took (of one unit, or all): what its published data covers."""
-    import json
-
-    pc = app.ledger.closes.close_of(period)
-    if pc is None:
-        return []
-    files = json.loads(pc.snapshot)["files"]
-    return [f["receipt_id"] for f in files if f["receipt_id"] and (unit_hsaid is None or f["unit_hsaid"] == unit_hsaid)]

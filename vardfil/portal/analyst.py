@@ -14,6 +14,7 @@ from starlette.datastructures import FormData
 
 from filespec.calendar import Period, parse_wall_time
 from reports.workbooks import Trends
+from vardfil.access import close_receipts
 from vardfil.accounts import User
 from vardfil.actors import describe
 from vardfil.app import App
@@ -24,16 +25,7 @@ from vardfil.month.approval import finalise
 from vardfil.month.dispens import grant_dispens
 from vardfil.month.views import board_periods, month_board, period_needing_action
 from vardfil.portal import charts
-from vardfil.portal.access import (
-    checked_form,
-    close_receipts,
-    log_read,
-    now,
-    page,
-    require_analyst,
-    served_period,
-    vardfil,
-)
+from vardfil.portal.access import checked_form, log_read, now, page, require_analyst, served_period, vardfil
 from vardfil.privacy import masked
 from vardfil.publish.payment import make_payment, payment_view
 from vardfil.publish.workbooks import trends

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from filespec import Unit, file_rule_messages, spec_for
 from filespec.calendar import Period
 from filespec.catalogue import versions
+from vardfil.access import close_receipts
 from vardfil.accounts import User
 from vardfil.app import App
 from vardfil.delivery import claimed_unit, deadline_of
@@ -26,7 +27,6 @@ from vardfil.portal import charts
 from vardfil.portal.access import (
     check_csrf,
     checked_form,
-    close_receipts,
     file_of,
     log_read,
     now,
