@@ -279,12 +279,7 @@ def _csv(rows: list[dict[str, Any]]) -> bytes:
     writer = csv.writer(out, delimiter=";", lineterminator="\n")
     writer.writerow(LIST_COLUMNS)
     for r in rows:
-        writer.writerow(
-            [
-                str(r[c]) if c in ("belopp",) else (r[c].isoformat() if c == "forfallodag" else r[c])
-                for c in LIST_COLUMNS
-            ]
-        )
+        writer.writerow([r[c] for c in LIST_COLUMNS])  # a Decimal and a date as str() gives them: 123.45, 2026-11-30
     return out.getvalue().encode("utf-8")
 
 
