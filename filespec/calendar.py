@@ -99,6 +99,19 @@ class Period:
     def __str__(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
 
+    # A period is equal to its own text, and hashes as it: a key made from a row (where the ledger
+    # keeps ``YYYY-MM``), from a file's kvittens or from a Period is the same key. Ordering stays
+    # between periods: a period is never sorted among strings.
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Period):
+            return (self.year, self.month) == (other.year, other.month)
+        if isinstance(other, str):
+            return str(self) == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
     @property
     def compact(self) -> str:
         """``YYYYMM``, as in file names and listing files."""

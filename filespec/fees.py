@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from filespec.calendar import Period
 from filespec.versions import load_all, valid_for
 
 FEE_DIR = Path(__file__).parent / "fees"
@@ -53,6 +54,6 @@ def all_fee_tables() -> tuple[FeeTable, ...]:
     return load_all(FEE_DIR, _load)
 
 
-def fee_table_for(period: str) -> FeeTable:
+def fee_table_for(period: str | Period) -> FeeTable:
     """The patient-fee table valid on the first day of ``period`` ("YYYY-MM")."""
     return valid_for(all_fee_tables(), period, "patient-fee table")

@@ -9,6 +9,7 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
+from filespec.calendar import Period
 from filespec.versions import load_all, valid_for
 
 PRICE_DIR = Path(__file__).parent / "prices"
@@ -101,6 +102,6 @@ def all_price_lists() -> tuple[PriceList, ...]:
     return load_all(PRICE_DIR, _load)
 
 
-def price_list_for(period: str) -> PriceList:
+def price_list_for(period: str | Period) -> PriceList:
     """The price list valid on the first day of ``period`` ("YYYY-MM")."""
     return valid_for(all_price_lists(), period, "price list")

@@ -76,7 +76,7 @@ class Reference:
     kva: dict[int, frozenset[str]]
     hashes: dict[str, str]  # file name -> SHA-256 of every file used
 
-    def unit_active(self, hsaid: str, filtyp: str, period: str) -> bool:
+    def unit_active(self, hsaid: str, filtyp: str, period: str | Period) -> bool:
         """F07: the HSA-id is an active unit of that filtyp during the period."""
         u = self.units.get(hsaid)
         return u is not None and u.filtyp == filtyp and u.active_in(period)
@@ -119,12 +119,12 @@ def load_kva(path: Path) -> frozenset[str]:
 LISTING_COLUMNS = ["patient_id", "kon", "vardenhet_hsaid"]
 
 
-def listing_path(root: Path | str, period: str) -> Path:
+def listing_path(root: Path | str, period: str | Period) -> Path:
     """Where the VGP listing of a period lives: ``listning_YYYYMM.csv``."""
     return Path(root) / f"listning_{Period.parse(period).compact}.csv"
 
 
-def load_listing(root: Path | str, period: str) -> pl.DataFrame | None:
+def load_listing(root: Path | str, period: str | Period) -> pl.DataFrame | None:
     """The VGP listing on the last day of ``period`` as a polars frame of strings (or None if absent)."""
     import polars as pl
 

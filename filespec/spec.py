@@ -220,7 +220,7 @@ def all_specs() -> tuple[FileSpec, ...]:
 
 # A spec is chosen by the file's period, never by today's date (FILSPECIFIKATION.md section 9): a
 # correction of 2026-10 sent in 2027 is judged by the rules 2026-10 was reported under.
-def spec_for(file_type: str, period: str) -> FileSpec | None:
+def spec_for(file_type: str, period: str | Period) -> FileSpec | None:
     """The spec that judges a file of ``file_type`` for reporting period ``period`` ("YYYY-MM").
 
     The newest version whose ``valid_from`` is not after the period. ``None`` when the period is
@@ -228,7 +228,7 @@ def spec_for(file_type: str, period: str) -> FileSpec | None:
     """
     chosen = None
     for s in all_specs():
-        if s.file_type == file_type and s.valid_from <= period:
+        if s.file_type == file_type and s.valid_from <= str(period):
             chosen = s
     return chosen
 
@@ -247,12 +247,12 @@ def spec_by_version(spec_version: str) -> FileSpec | None:
     return next((s for s in all_specs() if s.spec_version == spec_version), None)
 
 
-def policy_for(file_type: str | None, period: str | None, received_at: dt.datetime) -> Policy:
+def policy_for(file_type: str | None, period: str | Period | None, received_at: dt.datetime) -> Policy:
     """The history policy that judges a file: its spec's, by its named period; for a file whose
     name cannot be read (F01), the version in force for the period that ended last before it was
     received (section 9). Periods older than every spec keep the first version's policy."""
     if period is None:
-        period = str(Period.of_window(received_at))
+        period = Period.of_window(received_at)
     types = [file_type] if file_type else list(FILE_TYPES)
     for ft in types:
         spec = spec_for(ft, period)

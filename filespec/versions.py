@@ -24,7 +24,7 @@ def load_all(folder: Path, load: Callable[[Path], T]) -> tuple[T, ...]:
     return tuple(sorted((load(p) for p in folder.glob("*.toml")), key=lambda v: v.valid_from))
 
 
-def valid_for(versions: Iterable[T], period: str, what: str) -> T:
+def valid_for(versions: Iterable[T], period: str | Period, what: str) -> T:
     """The version valid on the first day of ``period`` ("YYYY-MM"): the newest not starting later."""
     first_day = Period.parse(period).first_day.isoformat()
     chosen = None

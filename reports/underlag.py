@@ -61,7 +61,7 @@ COMPONENT_LABELS = {
 PER_VISIT = ("BESOK_EJ_LISTAD", "BESOK_UTOMLANS")
 
 
-def line_label(component: str, unit_price: Decimal | str | None, period: str) -> str:
+def line_label(component: str, unit_price: Decimal | str | None, period: str | Period) -> str:
     """A line's Swedish label, with what tells it apart from a line of the same component: the
     profession behind a per-visit price ("läkare" / "övriga yrkeskategorier")."""
     label = COMPONENT_LABELS.get(component, component)
@@ -161,7 +161,7 @@ class _Lines:
         self.priced(Component.MOMSKOMPENSATION, base, prices.moms_rate)
 
 
-def listing_points(listing: pl.DataFrame | None, unit_hsaid: str, period: str, prices: PriceList) -> Decimal:
+def listing_points(listing: pl.DataFrame | None, unit_hsaid: str, period: str | Period, prices: PriceList) -> Decimal:
     """Listningspoäng of a unit: the age/sex weights of every person listed there (listing's kon,
     age in whole years on the last day of the period)."""
     if listing is None:
@@ -177,7 +177,7 @@ def points_of(counts: pl.DataFrame, prices: PriceList) -> Decimal:
     return sum((prices.weight(a, k) * n for a, k, n in counts.select("age", "kon", "len").iter_rows()), Decimal(0))
 
 
-def listing_counts(listing: pl.DataFrame, period: str) -> pl.DataFrame:
+def listing_counts(listing: pl.DataFrame, period: str | Period) -> pl.DataFrame:
     """The listed persons counted by unit, age and kon (``vardenhet_hsaid``, ``age``, ``kon``,
     ``len``): age in whole years on the last day of the period, kon as the listing gives it.
 
@@ -355,7 +355,7 @@ def reh_underlag(
 def underlag_for(
     *,
     unit: Unit,
-    period: str,
+    period: str | Period,
     accepted: pl.DataFrame | None,
     listing: pl.DataFrame | None,
     history: pl.DataFrame | None,
@@ -363,20 +363,21 @@ def underlag_for(
     listed: pl.DataFrame | None = None,
 ) -> list[UnderlagLine]:
     """The underlag of a unit of either filtyp (``listed``: see ``vgp_underlag``)."""
+    period = str(period)  # as the lines carry it
     if unit.filtyp == "VGP":
         return vgp_underlag(unit=unit, period=period, accepted=accepted, listing=listing, prices=prices, listed=listed)
     return reh_underlag(unit=unit, period=period, accepted=accepted, history=history, prices=prices)
 
 
-def rattelse_line(*, unit: Unit, period: str, corrected_period: str, amount: Decimal) -> UnderlagLine:
+def rattelse_line(*, unit: Unit, period: str | Period, corrected_period: str | Period, amount: Decimal) -> UnderlagLine:
     """The correction line of an earlier period, settled in ``period``'s underlag."""
     return UnderlagLine(
-        period=period,
+        period=str(period),
         file_type=unit.filtyp,
         unit_hsaid=unit.hsaid,
         component=Component.RATTELSE,
         quantity=None,
         unit_price=None,
         amount=round_ore(amount),
-        corrected_period=corrected_period,
+        corrected_period=str(corrected_period),
     )

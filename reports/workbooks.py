@@ -31,6 +31,7 @@ from openpyxl.worksheet.page import PageMargins
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
+from filespec.calendar import Period
 from reports.underlag import COMPONENT_LABELS, line_label
 
 # [$-41D] is the Swedish locale (LCID 0x041D): the sheet shows a space between thousands and a
@@ -419,7 +420,7 @@ def unit_workbook(
 def region_workbook(
     path: Path,
     *,
-    period: str,
+    period: str | Period,
     closed_at: str,
     components: list[str],
     units: list[dict[str, Any]],
@@ -497,7 +498,7 @@ class Trends:
     flags: list[tuple[str, str, str]]
 
 
-def _trend_sheet(wb: Workbook, period: str, t: Trends, footer: Footer) -> None:
+def _trend_sheet(wb: Workbook, period: str | Period, t: Trends, footer: Footer) -> None:
     # Native Excel charts over tables on the same sheet: the analyst can read the numbers behind
     # every picture, and a chart stays live if someone edits a figure.
     ws: Any = wb.create_sheet("Trender")

@@ -110,6 +110,11 @@ def reader_of_sender(actor: Actor, *, address: str | None, request_id: str | Non
     )
 
 
+def period_of(f: ReceivedFile) -> Period | None:
+    """The period a received file is of, as the access log records it (none for an F01 name)."""
+    return Period.parse(f.period) if f.period else None
+
+
 def logged(
     app: App,
     reader: Reader,
@@ -117,7 +122,7 @@ def logged(
     action: str,
     kind: str,
     unit_hsaid: str | None,
-    period: str | None,
+    period: Period | None,
     file: str,
     receipts: Iterable[str],
 ) -> AccessEntry:
@@ -137,7 +142,7 @@ def logged(
             action=action,
             kind=kind,
             unit_hsaid=unit_hsaid,
-            period=period,
+            period=None if period is None else str(period),
             file=file[:255],
             receipts=json.dumps(ids),
             patients=patient_count(app, ids),
@@ -290,7 +295,7 @@ def _allowed_units(app: App, e: AccessEntry) -> frozenset[str] | None:
     return frozenset()
 
 
-def review(app: App, period: str, *, seed: int | None = None) -> dict[str, Any]:
+def review(app: App, period: Period, *, seed: int | None = None) -> dict[str, Any]:
     """The follow-up report of the accesses made in ``period`` (a calendar month): access outside
     the reader's units (should be none), outside office hours, a person's month against their own
     earlier months, and a random sample for manual review (seeded by the period: the same report
@@ -341,12 +346,12 @@ def review(app: App, period: str, *, seed: int | None = None) -> dict[str, Any]:
             "report_sha256": r.report_sha256,
             "comment": r.comment,
         }
-        for r in app.ledger.accesses.reviews(str(p))
+        for r in app.ledger.accesses.reviews(p)
     ]
     return report
 
 
-def sign_review(app: App, period: str, *, actor: Actor, comment: str | None) -> dict[str, Any]:
+def sign_review(app: App, period: Period, *, actor: Actor, comment: str | None) -> dict[str, Any]:
     """The reviewer signs the report as it reads now (its hash is recorded with the sign-off)."""
     report = review(app, period)
     app.ledger.accesses.add_review(
@@ -414,7 +419,7 @@ def export(app: App, out: Any, *, fmt: str, what: str) -> None:
         writer.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()})
 
 
-def close_receipts(app: App, period: str, unit_hsaid: str | None = None) -> list[str]:
+def close_receipts(app: App, period: Period, unit_hsaid: str | None = None) -> list[str]:
     """The received files a close took (of one unit, or all): what its published data covers."""
     pc = app.ledger.closes.close_of(period)
     if pc is None:

@@ -64,7 +64,7 @@ def _root(root: Path | None) -> Path:
     return found
 
 
-def _load(name: str, periods: Iterable[str] | None, root: Path | None) -> pd.DataFrame:
+def _load(name: str, periods: Iterable[str | Period] | None, root: Path | None) -> pd.DataFrame:
     import pandas as pd
 
     folder = _root(root) / name
@@ -81,16 +81,16 @@ def _load(name: str, periods: Iterable[str] | None, root: Path | None) -> pd.Dat
     return frame[first].sort_values(["period"], kind="stable").reset_index(drop=True)
 
 
-def underlag(periods: Iterable[str] | None = None, *, root: Path | None = None) -> pd.DataFrame:
+def underlag(periods: Iterable[str | Period] | None = None, *, root: Path | None = None) -> pd.DataFrame:
     """The underlag lines of the closed periods (amounts as exact ``Decimal``)."""
     return _load("underlag", periods, root)
 
 
-def visits(periods: Iterable[str] | None = None, *, root: Path | None = None) -> pd.DataFrame:
+def visits(periods: Iterable[str | Period] | None = None, *, root: Path | None = None) -> pd.DataFrame:
     """The accepted, pseudonymised visits the closes paid on."""
     return _load("besok", periods, root)
 
 
-def deliveries(periods: Iterable[str] | None = None, *, root: Path | None = None) -> pd.DataFrame:
+def deliveries(periods: Iterable[str | Period] | None = None, *, root: Path | None = None) -> pd.DataFrame:
     """How each active unit delivered in each closed period."""
     return _load("leveranser", periods, root)

@@ -48,17 +48,17 @@ def _instant(text: str) -> dt.datetime:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 instant with offset: {text!r} ({e})") from None
 
 
-def _period(text: str) -> str:
+def _period(text: str) -> Period:
     try:
-        return str(Period.parse(text))
+        return Period.parse(text)
     except InvalidPeriod as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _period_given(text: str) -> str:
+def _period_given(text: str) -> Period:
     """``_period`` for a value read after argparse (a refusal, exit 2, not a traceback)."""
     try:
-        return str(Period.parse(text))
+        return Period.parse(text)
     except InvalidPeriod as e:
         raise UsageError(str(e)) from None
 
@@ -362,8 +362,8 @@ def _dispens_list(args: argparse.Namespace) -> int:
 
     period = _period_given(str(args.period))
     with _app(args) as app:
-        rows = app.ledger.decisions.dispens_rows(str(period))
-        force = {r.id for r in app.ledger.decisions.dispens_in_force(str(period)).values()}
+        rows = app.ledger.decisions.dispens_rows(period)
+        force = {r.id for r in app.ledger.decisions.dispens_in_force(period).values()}
     out = [
         {
             "unit_hsaid": r.unit_hsaid,

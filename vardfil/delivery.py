@@ -48,7 +48,7 @@ def unit_deadline(period: Period, dispens: dt.datetime | None) -> dt.datetime:
 
 def deadline_of(ledger: Ledger, unit_hsaid: str, period: Period) -> dt.datetime:
     """``unit_deadline`` of one unit, its dispens read from the ledger."""
-    return unit_deadline(period, ledger.decisions.dispens_deadline(unit_hsaid, str(period)))
+    return unit_deadline(period, ledger.decisions.dispens_deadline(unit_hsaid, period))
 
 
 def may_close(period: Period, at: dt.datetime) -> bool:
@@ -68,7 +68,7 @@ def ensure_closable(period: Period, at: dt.datetime) -> None:
 def open_dispens(ledger: Ledger, period: Period, at: dt.datetime) -> dict[str, dt.datetime]:
     """The units whose dispens for ``period`` is still open at ``at`` (unit -> until): a close
     now would leave out the file they were promised time for."""
-    return {u: until for u, until in sorted(ledger.decisions.dispens_for_period(str(period)).items()) if until > at}
+    return {u: until for u, until in sorted(ledger.decisions.dispens_for_period(period).items()) if until > at}
 
 
 def ensure_no_open_dispens(ledger: Ledger, period: Period, at: dt.datetime) -> None:
@@ -84,7 +84,7 @@ def ensure_no_open_dispens(ledger: Ledger, period: Period, at: dt.datetime) -> N
 
 def last_dispens_end(ledger: Ledger, period: Period) -> dt.datetime | None:
     """When the period's last dispens ends (None: it has none)."""
-    ends = ledger.decisions.dispens_for_period(str(period)).values()
+    ends = ledger.decisions.dispens_for_period(period).values()
     return max(ends, default=None)
 
 
@@ -155,7 +155,7 @@ class UnitStatus:
 class PeriodStatus:
     """Every unit active in a period, with its delivery."""
 
-    period: str
+    period: Period
     deadline: dt.datetime
     as_of: dt.datetime | None
     units: list[UnitStatus]
@@ -176,7 +176,7 @@ class PeriodStatus:
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``vardfil status --json`` (the region's tooling reads these keys)."""
         return {
-            "period": self.period,
+            "period": str(self.period),
             "deadline": self.deadline.isoformat(),
             "units": [
                 {
@@ -202,16 +202,16 @@ class PeriodStatus:
 
 
 def period_status(
-    ledger: Ledger, reference: Reference, period: str, *, as_of: dt.datetime | None = None
+    ledger: Ledger, reference: Reference, period: Period, *, as_of: dt.datetime | None = None
 ) -> PeriodStatus:
     """Every unit active in ``period`` (from the unit register), with its gällande file as of
     ``as_of`` (None: everything received so far), its on-time file and its dispens."""
     p = Period.parse(period)
     deadline = p.deadline
     files: dict[tuple[str | None, str | None], list[ReceivedFile]] = {}
-    for f in ledger.files.files_for_period(str(p)):
+    for f in ledger.files.files_for_period(p):
         files.setdefault((f.unit_hsaid, f.file_type), []).append(f)
-    dispens = ledger.decisions.dispens_for_period(str(p))
+    dispens = ledger.decisions.dispens_for_period(p)
     units = []
     for unit in sorted(reference.units.values(), key=lambda u: (u.filtyp, u.hsaid)):
         if not unit.active_in(p):
@@ -228,4 +228,4 @@ def period_status(
                 on_time_file=on_time_file(mine, own_deadline, as_of=as_of),
             )
         )
-    return PeriodStatus(period=str(p), deadline=deadline, as_of=as_of, units=units)
+    return PeriodStatus(period=p, deadline=deadline, as_of=as_of, units=units)

@@ -53,7 +53,7 @@ def _two(v: float) -> str:
     return number(Decimal(str(v)).quantize(Decimal("0.01")))
 
 
-def deviations(period: str, *, root: Path | None = None, limits: dict[str, Any] | None = None) -> list[Flag]:
+def deviations(period: Period, *, root: Path | None = None, limits: dict[str, Any] | None = None) -> list[Flag]:
     """The flags of a closed period, unit by unit (components, rejected share, deliveries)."""
     p = Period.parse(period)
     limits = limits or thresholds()
@@ -110,9 +110,7 @@ def deviations(period: str, *, root: Path | None = None, limits: dict[str, Any] 
             if not _missing(row["unit_hsaid"]):
                 units.setdefault(row["unit_hsaid"], []).append(row)
         for unit, rows in sorted(units.items()):
-            flags.extend(
-                _delivery_flags(str(unit), rows, str(p), window, limits, has_listing="listed" in deliv.columns)
-            )
+            flags.extend(_delivery_flags(str(unit), rows, p, window, limits, has_listing="listed" in deliv.columns))
     return flags
 
 
@@ -125,7 +123,13 @@ def _missing(value: Any) -> bool:
 
 
 def _delivery_flags(
-    unit: str, rows: list[dict[str, Any]], period: str, window: list[str], limits: dict[str, Any], *, has_listing: bool
+    unit: str,
+    rows: list[dict[str, Any]],
+    period: Period,
+    window: list[str],
+    limits: dict[str, Any],
+    *,
+    has_listing: bool,
 ) -> list[Flag]:
     """A unit's rejected-share, visits-per-listed and delivery flags, from its delivery rows of the
     period and the 12 before (in period order)."""

@@ -192,7 +192,7 @@ def notify_close(app: App, summary: dict[str, Any]) -> int:
     late, rejected share) to the analysts. Each once per period; the number of messages sent."""
     from vardfil.delivery import period_status
 
-    period = str(summary["period"])
+    period = Period.parse(summary["period"])  # the summary is the close's JSON
     base = app.settings.base_url
     sent = 0
     # Every unit's people in one query (one a unit was 300 queries a close); a unit without
@@ -256,7 +256,7 @@ def notify_close(app: App, summary: dict[str, Any]) -> int:
     return sent
 
 
-def notify_dispute(app: App, *, approval_id: int, unit_hsaid: str, period: str, comment: str | None) -> bool:
+def notify_dispute(app: App, *, approval_id: int, unit_hsaid: str, period: Period, comment: str | None) -> bool:
     """A unit disputed its underlag: the analysts are told (once per answer)."""
     unit = app.reference.units.get(unit_hsaid)
     name = unit.namn if unit else unit_hsaid
@@ -292,7 +292,7 @@ def send_reminders(app: App, now: dt.datetime) -> list[dict[str, str]]:
     left = DEADLINE_VARDAG - 1 - vardagar.index(local)  # vardagar left after today
     when = {0: "i dag kl. 15.00", 1: "i morgon kl. 15.00"}.get(left, f"om {left} vardagar, kl. 15.00")
     due = []
-    for s in period_status(app.ledger, app.reference, str(period), as_of=now).missing():
+    for s in period_status(app.ledger, app.reference, period, as_of=now).missing():
         title = f"Påminnelse: redovisningsfilen för {period} ska in {when}"
         lines = [
             f"Vi har ännu ingen godkänd redovisningsfil från {s.unit.namn} ({s.unit.filtyp}) för {period}.",

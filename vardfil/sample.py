@@ -100,7 +100,7 @@ def stage_inbox(inbox: Path, folder: Path = SAMPLE_DIR) -> list[Path]:
     return staged
 
 
-def run_through_airflow(period: str, settings: Settings, folder: Path = SAMPLE_DIR) -> Path:
+def run_through_airflow(period: Period, settings: Settings, folder: Path = SAMPLE_DIR) -> Path:
     """Stage the inbox and run the real ``vardfil_close`` DAG at the period's deadline with
     ``airflow dags test`` on an SQLite Airflow database under ``$VARDFIL_HOME/airflow`` (no server).
     Returns the log file of the run."""
@@ -121,7 +121,7 @@ def run_through_airflow(period: str, settings: Settings, folder: Path = SAMPLE_D
     log = Path(env["AIRFLOW_HOME"]) / "sample-run.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as fh:
-        for cmd in (["db", "migrate"], ["dags", "test", "vardfil_close", Period.parse(period).deadline.isoformat()]):
+        for cmd in (["db", "migrate"], ["dags", "test", "vardfil_close", period.deadline.isoformat()]):
             done = subprocess.run([sys.executable, "-m", "airflow", *cmd], env=env, stdout=fh, stderr=subprocess.STDOUT)
             if done.returncode != 0:
                 raise RuntimeError(f"airflow {' '.join(cmd)} failed; see {log}")
@@ -136,11 +136,11 @@ def run_sample_year(app: App, folder: Path = YEAR_DIR) -> list[dict[str, Any]]:
     time, each period closed at its deadline (a late file lands after its period's close and is a
     RATTELSE in the next), and the workbooks of every close written. Returns the close summaries."""
     arrivals = read_arrivals(folder)
-    periods = sorted({str(Period.parse_compact(p.name.split("_")[2])) for p, _ in arrivals})
+    periods = sorted({Period.parse_compact(p.name.split("_")[2]) for p, _ in arrivals})
     # One timeline of arrivals and closes; at the same instant the file comes first (a file at
     # 15:00:00 is late all the same, the close decides nothing by the order).
-    events: list[tuple[dt.datetime, int, Path | str]] = [(parse_instant(t), 0, p) for p, t in arrivals]
-    events += [(Period.parse(q).deadline, 1, q) for q in periods]
+    events: list[tuple[dt.datetime, int, Path | Period]] = [(parse_instant(t), 0, p) for p, t in arrivals]
+    events += [(q.deadline, 1, q) for q in periods]
     summaries = []
     for at, _, what in sorted(events, key=lambda e: (e[0], e[1])):
         if isinstance(what, Path):
@@ -168,26 +168,52 @@ def run_sample_month(
     its deadline, underlag and workbooks written; kvittenser and a summary printed. ``year``: the
     year before it (``sample_data/year``) is replayed and closed first."""
     app = open_app(load_settings(), reference=folder / "reference")
-    settings, ledger, store = app.settings, app.ledger, app.store
+    settings, ledger = app.settings, app.ledger
     _home_reference(settings, folder / "reference")
     started = utcnow()
     out = out or settings.home / "sample"
     kv_dir = out / "kvittens"
     kv_dir.mkdir(parents=True, exist_ok=True)
     arrivals = read_arrivals(folder)
-    period = str(max(Period.parse_compact(p.name.split("_")[2]) for p, _ in arrivals))
-    deadline = Period.parse(period).deadline
+    period = max(Period.parse_compact(p.name.split("_")[2]) for p, _ in arrivals)
     _demo_accounts(app)
     if year:
         print(f"Året före {period}, uppspelat och stängt period för period ({YEAR_DIR}):")
         _print_year(run_sample_year(app))
     if via_airflow:
         log = run_through_airflow(period, settings, folder)
-        print(f"DAG:en vardfil_close körd vid {local_time(deadline)} med airflow dags test (logg: {log})\n")
+        print(f"DAG:en vardfil_close körd vid {local_time(period.deadline)} med airflow dags test (logg: {log})\n")
+    _submit_and_print(app, arrivals, kv_dir, via_airflow=via_airflow)
+    summary = close_period(period, at=period.deadline, app=app, actor=SAMPLE)
+    # The demo writes every unit's workbook of its month at once, as `vardfil report` does; a close
+    # publishes only the region's, and a unit's is written when the unit first downloads it.
+    workbooks = write_workbooks(period, app=app)
+    # The analysts fastställer the month, and the units are paid (UTBETALNING.md): the documents
+    # and the payment list of a finalised period.
+    state = ledger.closes.period_state(period)
+    if state is None or state.state != "FINALISED":
+        finalise(ledger, period=period, actor=SAMPLE)
+    payment = make_payment(app, period)
+    app.close()
+    _print_month(settings, summary, kv_dir, workbooks, payment)
+    with open_app(settings) as again:
+        new = again.ledger.files.files_recorded_since(started)
+    if not new and summary["already_closed"]:
+        # The second run of the README's command: say so, rather than print the same as the first.
+        print(
+            f"\nInget nytt: alla {len(arrivals)} filer i {period} var redan mottagna (samma kvittenser) och "
+            f"stängningen av {period} var redan gjord, med samma underlag. Ingenting ändrades."
+        )
+    return 0
+
+
+def _submit_and_print(app: App, arrivals: list[tuple[Path, str]], kv_dir: Path, *, via_airflow: bool) -> None:
+    """Each file of the month submitted (or, after the DAG, read back) and its kvittens written
+    beside its findings, with a line per file."""
     print(f"{'Fil':<46} {'Status':<15} {'I tid':<7} {'Rader':>6} {'Godkända':>8}  Regler")
     for path, received_at in arrivals:
         if via_airflow:
-            recorded = ledger.files.file_by_sha(hashlib.sha256(path.read_bytes()).hexdigest())
+            recorded = app.ledger.files.file_by_sha(hashlib.sha256(path.read_bytes()).hexdigest())
             assert recorded is not None, f"the DAG did not take in {path.name}"
             sub = Submission(
                 kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id, new=False, file=recorded
@@ -204,25 +230,19 @@ def run_sample_month(
         kv = sub.kvittens
         stem = path.name.removesuffix(".csv")
         (kv_dir / f"{stem}.json").write_text(json.dumps(kv, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        shutil.copyfile(store.resolve(sub.file.findings_path), kv_dir / f"{stem}.findings.csv")
+        shutil.copyfile(app.store.resolve(sub.file.findings_path), kv_dir / f"{stem}.findings.csv")
         rules = " ".join(f"{c}×{n}" for c, n in kv["counts_by_rule"].items())
         print(
             f"{path.name:<46} {status(kv['status']):<15} {'ja' if kv['on_time'] else 'nej':<7} "
             f"{number(kv['rows']['total']):>6} {number(kv['rows']['accepted']):>8}  {rules}"
         )
-    summary = close_period(period, at=deadline, app=app, actor=SAMPLE)
-    # The demo writes every unit's workbook of its month at once, as `vardfil report` does; a close
-    # publishes only the region's, and a unit's is written when the unit first downloads it.
-    workbooks = write_workbooks(period, app=app)
-    # The analysts fastställer the month, and the units are paid (UTBETALNING.md): the documents
-    # and the payment list of a finalised period.
-    state = ledger.closes.period_state(period)
-    if state is None or state.state != "FINALISED":
-        finalise(ledger, period=period, actor=SAMPLE)
-    payment = make_payment(app, period)
-    app.close()
+
+
+def _print_month(
+    settings: Settings, summary: dict[str, Any], kv_dir: Path, workbooks: list[Path], payment: dict[str, Any]
+) -> None:
     print(
-        f"\nStängning av {period} {local_time(summary['closed_at'])}: summa {kronor(summary['total'])}, "
+        f"\nStängning av {summary['period']} {local_time(summary['closed_at'])}: summa {kronor(summary['total'])}, "
         f"{len(summary['units'])} enheter, ingen fil i tid: {', '.join(summary['missing_units']) or 'inga'}"
     )
     for u in summary["units"]:
@@ -243,12 +263,3 @@ def run_sample_month(
     mails = sorted(outbox.glob("*.eml")) if outbox.is_dir() else []
     where = "SMTP (VARDFIL_SMTP_URL)" if settings.smtp_url else f"{outbox} ({len(mails)} .eml-filer)"
     print(f"E-post:                   {where}")
-    with open_app(settings) as again:
-        new = again.ledger.files.files_recorded_since(started)
-    if not new and summary["already_closed"]:
-        # The second run of the README's command: say so, rather than print the same as the first.
-        print(
-            f"\nInget nytt: alla {len(arrivals)} filer i {period} var redan mottagna (samma kvittenser) och "
-            f"stängningen av {period} var redan gjord, med samma underlag. Ingenting ändrades."
-        )
-    return 0

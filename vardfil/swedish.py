@@ -18,7 +18,7 @@ from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.numbers import NumberPattern, parse_pattern
 
-from filespec.calendar import STOCKHOLM, parse_instant
+from filespec.calendar import STOCKHOLM, Period, parse_instant
 from reports.underlag import COMPONENT_LABELS, line_label
 from validators.kvittens import Status
 
@@ -82,10 +82,9 @@ def excel_time(instant: dt.datetime | str) -> dt.datetime:
     return value.astimezone(STOCKHOLM).replace(tzinfo=None)
 
 
-def month(period: str) -> str:
-    """A period (``2025-01``) as a month in words: ``januari 2025``."""
-    year, mon = period.split("-")
-    return format_date(dt.date(int(year), int(mon), 1), "LLLL y", locale=LOCALE)
+def month(period: Period | str) -> str:
+    """A period (``2025-01``) as a month in words: ``januari 2025`` (the templates give a row's text)."""
+    return format_date(Period.parse(period).first_day, "LLLL y", locale=LOCALE)
 
 
 def status(code: str) -> str:
@@ -101,7 +100,7 @@ def component(code: str) -> str:
     return COMPONENT_LABELS.get(code, code)
 
 
-def line(ln: Any, period: str) -> str:
+def line(ln: Any, period: Period | str) -> str:
     """An underlag line's label: its component, and for a per-visit price the profession behind it."""
     code = getattr(ln.component, "value", ln.component)
     return line_label(str(code), ln.unit_price, period)

@@ -29,6 +29,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from filespec.calendar import Period
 from vardfil.app import App, open_app
 from vardfil.settings import Settings
 
@@ -105,7 +106,7 @@ def validate_job(path: str, file_name: str, received_at: dt.datetime) -> dict[st
     return kv
 
 
-def close_job(period: str, at: dt.datetime, actor: str, despite_dispens: bool = False) -> None:
+def close_job(period: Period, at: dt.datetime, actor: str, despite_dispens: bool = False) -> None:
     """In a worker: close a period and publish it (the unit workbooks follow when asked for)."""
     from vardfil.month.close import close_period
     from vardfil.publish.workbooks import write_region_workbook
@@ -114,7 +115,7 @@ def close_job(period: str, at: dt.datetime, actor: str, despite_dispens: bool = 
     write_region_workbook(period, app=_app())
 
 
-def workbook_job(period: str, unit_hsaid: str) -> str | None:
+def workbook_job(period: Period, unit_hsaid: str) -> str | None:
     """In a worker: a unit's workbook of a closed period, written if it is the first time."""
     from vardfil.publish.workbooks import unit_workbook_file
 

@@ -142,12 +142,12 @@ def due_periods(now: str) -> list[str]:
     from vardfil.delivery import open_dispens
 
     at = parse_instant(now)
-    period = str(Period.of_window(deadline_before_or_at(at)))
+    period = Period.of_window(deadline_before_or_at(at))
     with _app() as app:
         if app.ledger.closes.period_closed(period):
             return []
         # A unit promised more time is waited for: the period is due once its last dispens ends.
-        return [] if open_dispens(app.ledger, Period.parse(period), at) else [period]
+        return [] if open_dispens(app.ledger, period, at) else [str(period)]
 
 
 @retry_only_transient
@@ -182,7 +182,7 @@ def close_one(period: str, at: str | None = None) -> dict[str, Any]:
         last = last_dispens_end(app.ledger, p)
         if last is not None and last > instant:
             instant = last
-        summary = close_period(period, at=instant, app=app, actor=_job())
+        summary = close_period(p, at=instant, app=app, actor=_job())
     return {
         k: summary[k]
         for k in (
@@ -206,7 +206,7 @@ def write_region_workbook(period: str) -> str:
     from vardfil.publish.workbooks import write_region_workbook as write
 
     with _app() as app:
-        return str(write(period, app=app))
+        return str(write(Period.parse(period), app=app))
 
 
 @retry_only_transient
@@ -221,7 +221,7 @@ def reminders(now: str) -> list[dict[str, Any]]:
         mail_pending(app, since=at - dt.timedelta(days=7))
         if not period.window.is_open(at):
             return []
-        status = period_status(app.ledger, app.reference, str(period), as_of=at)
+        status = period_status(app.ledger, app.reference, period, as_of=at)
         due = [
             {
                 "unit_hsaid": u.unit.hsaid,
@@ -291,10 +291,12 @@ def payments_due() -> list[dict[str, Any]]:
     with _app() as app:
         for period in app.ledger.closes.closed_periods():
             state = app.ledger.closes.period_state(period)
-            listed = payment_folder(app, period) / f"utbetalning_{period.replace('-', '')}.csv"
+            listed = payment_folder(app, period) / f"utbetalning_{period.compact}.csv"
             if state is not None and state.state == "FINALISED" and not listed.is_file():
                 paid = make_payment(app, period)
-                made.append({"period": period, "documents": len(paid["documents"]), "total": paid["list"]["total"]})
+                made.append(
+                    {"period": str(period), "documents": len(paid["documents"]), "total": paid["list"]["total"]}
+                )
     return made
 
 

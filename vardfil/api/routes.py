@@ -176,7 +176,7 @@ async def findings(request: Request, receipt_id: str) -> Response:
 
 async def _log_read(request: Request, sender: Sender, f: ReceivedFile, *, kind: str, action: str, file: str) -> None:
     """The access-log entry of this read (``vardfil.access``); 503 when it cannot be written."""
-    from vardfil.access import AccessLogUnavailable, logged, reader_of_sender
+    from vardfil.access import AccessLogUnavailable, logged, period_of, reader_of_sender
     from vardfil.logs import request_id
 
     reader = reader_of_sender(
@@ -190,7 +190,7 @@ async def _log_read(request: Request, sender: Sender, f: ReceivedFile, *, kind: 
                 action=action,
                 kind=kind,
                 unit_hsaid=f.unit_hsaid,
-                period=f.period,
+                period=period_of(f),
                 file=file,
                 receipts=[f.receipt_id],
             )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
+from filespec.calendar import Period
 from vardfil.ledger.core import utcnow
 from vardfil.ledger.tables import AccessEntry, GallringDecision, LogReview, ReceivedFile
 
@@ -32,7 +33,7 @@ class Accesses:
         *,
         person: str | None = None,
         unit: str | None = None,
-        period: str | None = None,
+        period: Period | None = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
     ) -> list[AccessEntry]:
@@ -45,7 +46,7 @@ class Accesses:
             if unit is not None:
                 q = q.where(AccessEntry.unit_hsaid == unit)
             if period is not None:
-                q = q.where(AccessEntry.period == period)
+                q = q.where(AccessEntry.period == str(period))
             if since is not None:
                 q = q.where(AccessEntry.at >= since)
             if until is not None:
@@ -60,12 +61,12 @@ class Accesses:
             self.ledger.audit(s, actor=actor, action="log_review_signed", subject=review.period, detail=detail)
         return review
 
-    def reviews(self, period: str | None = None) -> list[LogReview]:
+    def reviews(self, period: Period | None = None) -> list[LogReview]:
         """The sign-offs, oldest first."""
         with self.ledger.reading() as s:
             q = select(LogReview).order_by(LogReview.id)
             if period is not None:
-                q = q.where(LogReview.period == period)
+                q = q.where(LogReview.period == str(period))
             return list(s.scalars(q))
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from filespec.calendar import Period
 from vardfil.errors import NotClosed
 from vardfil.ledger.core import utcnow
 from vardfil.ledger.tables import PeriodClose, PeriodState, PublishedFile, Settlement, UnderlagLineRow
@@ -23,37 +24,37 @@ class Closes:
     def __init__(self, ledger: Core):
         self.ledger = ledger
 
-    def close_of(self, period: str) -> PeriodClose | None:
+    def close_of(self, period: Period) -> PeriodClose | None:
         """The recorded close of a period, if any."""
         with self.ledger.reading() as s:
-            return s.get(PeriodClose, period)
+            return s.get(PeriodClose, str(period))
 
-    def period_closed(self, period: str) -> bool:
+    def period_closed(self, period: Period) -> bool:
         """Whether a close of the period is recorded."""
         return self.close_of(period) is not None
 
-    def closed_periods(self, *, before: str | None = None) -> list[str]:
+    def closed_periods(self, *, before: Period | None = None) -> list[Period]:
         """The closed periods, oldest first (only those before ``before`` when given)."""
         with self.ledger.reading() as s:
             q = select(PeriodClose.period).order_by(PeriodClose.period)
             if before is not None:
-                q = q.where(PeriodClose.period < before)
-            return list(s.scalars(q))
+                q = q.where(PeriodClose.period < str(before))
+            return [Period.parse(text) for text in s.scalars(q)]
 
     def recent_closes(self, limit: int = 12) -> list[PeriodClose]:
         """The newest closes first."""
         with self.ledger.reading() as s:
             return list(s.scalars(select(PeriodClose).order_by(PeriodClose.period.desc()).limit(limit)))
 
-    def period_state(self, period: str) -> PeriodState | None:
+    def period_state(self, period: Period) -> PeriodState | None:
         """The recorded state of a period (None: still open, never closed)."""
         with self.ledger.reading() as s:
-            return s.get(PeriodState, period)
+            return s.get(PeriodState, str(period))
 
-    def underlag_lines(self, close_period: str, *, unit_hsaid: str | None = None) -> list[UnderlagLineRow]:
+    def underlag_lines(self, close_period: Period, *, unit_hsaid: str | None = None) -> list[UnderlagLineRow]:
         """The lines a close published (RATTELSE lines included), in the order recorded."""
         with self.ledger.reading() as s:
-            q = select(UnderlagLineRow).where(UnderlagLineRow.close_period == close_period)
+            q = select(UnderlagLineRow).where(UnderlagLineRow.close_period == str(close_period))
             if unit_hsaid is not None:
                 q = q.where(UnderlagLineRow.unit_hsaid == unit_hsaid)
             return list(s.scalars(q.order_by(UnderlagLineRow.id)))
@@ -67,13 +68,15 @@ class Closes:
                 )
             )
 
-    def settled(self, period: str, file_type: str, unit_hsaid: str) -> Settlement | None:
+    def settled(self, period: Period, file_type: str, unit_hsaid: str) -> Settlement | None:
         """What was last settled for a unit, filtyp and period (the newest settlement row)."""
         with self.ledger.reading() as s:
             q = (
                 select(Settlement)
                 .where(
-                    Settlement.period == period, Settlement.file_type == file_type, Settlement.unit_hsaid == unit_hsaid
+                    Settlement.period == str(period),
+                    Settlement.file_type == file_type,
+                    Settlement.unit_hsaid == unit_hsaid,
                 )
                 .order_by(Settlement.id.desc())
             )
@@ -107,7 +110,7 @@ class Closes:
             return False
         return True
 
-    def record_published(self, period: str, files: list[tuple[str, str, int]], *, replace: bool = True) -> None:
+    def record_published(self, period: Period, files: list[tuple[str, str, int]], *, replace: bool = True) -> None:
         """Record published files (relative path, SHA-256, size) as written now; with ``replace``
         False only those not yet on record (a rerun that found them in place)."""
         now = utcnow()
@@ -115,7 +118,7 @@ class Closes:
             for path, sha, size in files:
                 row = s.get(PublishedFile, path)
                 if row is None:
-                    s.add(PublishedFile(path=path, period=period, sha256=sha, size_bytes=size, written_at=now))
+                    s.add(PublishedFile(path=path, period=str(period), sha256=sha, size_bytes=size, written_at=now))
                 elif replace:
                     row.sha256, row.size_bytes, row.written_at = sha, size, now
 
@@ -125,9 +128,9 @@ class Closes:
             return list(s.scalars(select(PublishedFile).order_by(PublishedFile.path)))
 
 
-def state_of(session: Session, period: str) -> str:
+def state_of(session: Session, period: Period) -> str:
     """A closed period's state in a transaction (NotClosed when it has no close)."""
-    if session.get(PeriodClose, period) is None:
+    if session.get(PeriodClose, str(period)) is None:
         raise NotClosed(f"period {period} is not closed")
-    state = session.get(PeriodState, period)
+    state = session.get(PeriodState, str(period))
     return state.state if state else "CLOSED"

@@ -26,6 +26,7 @@ from sqlalchemy.exc import InterfaceError as DBInterfaceError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from filespec.calendar import Period
 from vardfil.actors import is_typed
 from vardfil.errors import DatabaseBusy
 from vardfil.ledger.tables import AuditLog
@@ -43,11 +44,16 @@ def utcnow() -> dt.datetime:
 
 @dataclass(frozen=True, kw_only=True)
 class FileKey:
-    """A unit's slot: unit, filtyp and period."""
+    """A unit's slot: unit, filtyp and period (given as a Period or as the ledger stores it)."""
 
     unit_hsaid: str
     file_type: str
-    period: str
+    period: Period
+
+    def __post_init__(self) -> None:
+        # Rows carry the period as stored text: a key made from a row and one made from a Period
+        # are the same key.
+        object.__setattr__(self, "period", Period.parse(self.period))
 
     def lock_id(self) -> int:
         """A signed 64-bit number for pg_advisory_xact_lock."""

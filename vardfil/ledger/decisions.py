@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from filespec.calendar import Period
 from vardfil.errors import ApprovalRefused, DispensRefused
 from vardfil.ledger.closes import state_of
 from vardfil.ledger.core import utcnow
@@ -28,21 +29,28 @@ class Decisions:
         self.ledger = ledger
 
     def add_dispens(
-        self, *, unit_hsaid: str, period: str, deadline: dt.datetime, reason: str, actor: str, withdrawn: bool = False
+        self,
+        *,
+        unit_hsaid: str,
+        period: Period,
+        deadline: dt.datetime,
+        reason: str,
+        actor: str,
+        withdrawn: bool = False,
     ) -> Dispens:
         """Record a dispens, an extension or a withdrawal (``vardfil.month.dispens`` decides
         whether it may be); refused (DispensRefused) once the period has a close, checked in the
         same transaction, so a close committed meanwhile cannot let one in after it."""
         row = Dispens(
             unit_hsaid=unit_hsaid,
-            period=period,
+            period=str(period),
             deadline=deadline,
             reason=reason,
             granted_by=actor,
             withdrawn=withdrawn,
         )
         with self.ledger.transaction() as s:
-            if s.get(PeriodClose, period) is not None:
+            if s.get(PeriodClose, str(period)) is not None:
                 raise DispensRefused(
                     f"perioden {period} är redan stängd: en dispens ges före stängningen. En sen fil "
                     "regleras som rättelse vid nästa stängning."
@@ -63,34 +71,34 @@ class Decisions:
             )
         return row
 
-    def dispens_deadline(self, unit_hsaid: str, period: str) -> dt.datetime | None:
+    def dispens_deadline(self, unit_hsaid: str, period: Period) -> dt.datetime | None:
         """The extended deadline in force for a unit and period, if any (the newest grant)."""
         return self.dispens_for_period(period).get(unit_hsaid)
 
-    def dispens_for_period(self, period: str) -> dict[str, dt.datetime]:
+    def dispens_for_period(self, period: Period) -> dict[str, dt.datetime]:
         """Per unit, the extended deadline in force for a period (the newest row wins; a
         withdrawal leaves none)."""
         with self.ledger.reading() as s:
             return {u: row.deadline for u, row in _in_force(s, period).items()}
 
-    def dispens_rows(self, period: str) -> list[Dispens]:
+    def dispens_rows(self, period: Period) -> list[Dispens]:
         """Every dispens row of a period, grants, extensions and withdrawals, oldest first."""
         with self.ledger.reading() as s:
             return list(
-                s.scalars(select(Dispens).where(Dispens.period == period).order_by(Dispens.granted_at, Dispens.id))
+                s.scalars(select(Dispens).where(Dispens.period == str(period)).order_by(Dispens.granted_at, Dispens.id))
             )
 
-    def dispens_in_force(self, period: str) -> dict[str, Dispens]:
+    def dispens_in_force(self, period: Period) -> dict[str, Dispens]:
         """Per unit, the dispens row in force for a period (none where withdrawn)."""
         with self.ledger.reading() as s:
             return _in_force(s, period)
 
     def add_answer(
-        self, *, unit_hsaid: str, file_type: str, period: str, action: str, comment: str | None, actor: str
+        self, *, unit_hsaid: str, file_type: str, period: Period, action: str, comment: str | None, actor: str
     ) -> Approval:
         """Record a unit's approval or dispute, refused once the period is finalised."""
         row = Approval(
-            unit_hsaid=unit_hsaid, file_type=file_type, period=period, action=action, comment=comment, actor=actor
+            unit_hsaid=unit_hsaid, file_type=file_type, period=str(period), action=action, comment=comment, actor=actor
         )
         with self.ledger.transaction() as s:
             # Read the state in the transaction that writes the answer: a finalisation committed
@@ -107,12 +115,12 @@ class Decisions:
             )
         return row
 
-    def finalise(self, *, period: str, actor: str) -> dict[str, str]:
+    def finalise(self, *, period: Period, actor: str) -> dict[str, str]:
         """Mark a closed period FINALISED; the newest answer per ``unit/filtyp`` on record then."""
         with self.ledger.transaction() as s:
             if state_of(s, period) == "FINALISED":
                 raise ApprovalRefused(f"period {period} is already finalised")
-            state = s.get(PeriodState, period)
+            state = s.get(PeriodState, str(period))
             assert state is not None  # a close always records the state (record_close)
             state.state, state.updated_at = "FINALISED", utcnow()
             answers = {f"{u}/{ft}": a for (u, ft), a in _latest_answers(s, period).items()}
@@ -120,14 +128,16 @@ class Decisions:
                 Approval(
                     unit_hsaid=None,
                     file_type=None,
-                    period=period,
+                    period=str(period),
                     action="FASTSTALL",
                     comment=None,
                     actor=actor,
                     at=utcnow(),
                 )
             )
-            self.ledger.audit(s, actor=actor, action="period_finalised", subject=period, detail={"answers": answers})
+            self.ledger.audit(
+                s, actor=actor, action="period_finalised", subject=str(period), detail={"answers": answers}
+            )
         return answers
 
     def answers_of_unit(self, unit_hsaid: str) -> dict[tuple[str, str | None], Approval]:
@@ -156,13 +166,13 @@ class Decisions:
         self.ledger.audit(session, actor=actor, action=action, subject=subject, detail=detail, at=now)
 
 
-def _latest_answers(session: Session, period: str) -> dict[tuple[str | None, str | None], str]:
-    q = select(Approval).where(Approval.period == period, Approval.action.in_(ANSWERS)).order_by(Approval.id)
+def _latest_answers(session: Session, period: Period) -> dict[tuple[str | None, str | None], str]:
+    q = select(Approval).where(Approval.period == str(period), Approval.action.in_(ANSWERS)).order_by(Approval.id)
     return {(a.unit_hsaid, a.file_type): a.action for a in session.scalars(q)}
 
 
-def _in_force(session: Session, period: str) -> dict[str, Dispens]:
-    q = select(Dispens).where(Dispens.period == period).order_by(Dispens.granted_at, Dispens.id)
+def _in_force(session: Session, period: Period) -> dict[str, Dispens]:
+    q = select(Dispens).where(Dispens.period == str(period)).order_by(Dispens.granted_at, Dispens.id)
     newest: dict[str, Dispens] = {}
     for row in session.scalars(q):
         newest[row.unit_hsaid] = row

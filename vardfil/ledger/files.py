@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from filespec.calendar import Period
 from validators.kvittens import NOT_REJECTED
 from vardfil.errors import HistoryChanged
 from vardfil.ledger.core import FileKey
@@ -98,12 +99,12 @@ class Files:
             )
         return row, True
 
-    def files_for_period(self, period: str) -> list[ReceivedFile]:
+    def files_for_period(self, period: Period) -> list[ReceivedFile]:
         """Every file received for a period, oldest first."""
         with self.ledger.reading() as s:
             q = (
                 select(ReceivedFile)
-                .where(ReceivedFile.period == period)
+                .where(ReceivedFile.period == str(period))
                 .order_by(ReceivedFile.received_at, ReceivedFile.id)
             )
             return list(s.scalars(q))
@@ -148,7 +149,7 @@ class Files:
                 select(ReceivedFile).where(
                     ReceivedFile.unit_hsaid == key.unit_hsaid,
                     ReceivedFile.file_type == key.file_type,
-                    ReceivedFile.period == key.period,
+                    ReceivedFile.period == str(key.period),
                 )
             )
             return newest_usable(
@@ -158,13 +159,15 @@ class Files:
                 excluding_id=excluding.id if excluding is not None else None,
             )
 
-    def files_of_period(self, period: str) -> dict[FileKey, list[ReceivedFile]]:
+    def files_of_period(self, period: Period) -> dict[FileKey, list[ReceivedFile]]:
         """Every received file of ``period`` with a valid name, by slot, in the order recorded: what
         :meth:`gallande` chooses from, for every slot at once (a close chooses each unit's with
         :func:`newest_usable`)."""
         with self.ledger.reading() as s:
             by_key: dict[FileKey, list[ReceivedFile]] = {}
-            for f in s.scalars(select(ReceivedFile).where(ReceivedFile.period == period).order_by(ReceivedFile.id)):
+            for f in s.scalars(
+                select(ReceivedFile).where(ReceivedFile.period == str(period)).order_by(ReceivedFile.id)
+            ):
                 if f.unit_hsaid is None or f.file_type is None:
                     continue  # a file without a valid name belongs to no slot
                 by_key.setdefault(FileKey(unit_hsaid=f.unit_hsaid, file_type=f.file_type, period=period), []).append(f)
@@ -173,8 +176,8 @@ class Files:
     def gallande_files(
         self,
         *,
-        before: str,
-        since: str | None = None,
+        before: Period,
+        since: Period | None = None,
         unit_hsaid: str | None = None,
         file_type: str | None = None,
         as_of: dt.datetime | None = None,
@@ -182,9 +185,9 @@ class Files:
         """The gällande file of every slot with a usable file in the periods ``[since, before)``
         (optionally of one unit and filtyp), as of an instant: the history a close reads."""
         with self.ledger.reading() as s:
-            q = select(ReceivedFile).where(ReceivedFile.period < before, ReceivedFile.status.in_(NOT_REJECTED))
+            q = select(ReceivedFile).where(ReceivedFile.period < str(before), ReceivedFile.status.in_(NOT_REJECTED))
             if since is not None:
-                q = q.where(ReceivedFile.period >= since)
+                q = q.where(ReceivedFile.period >= str(since))
             if unit_hsaid is not None:
                 q = q.where(ReceivedFile.unit_hsaid == unit_hsaid)
             if file_type is not None:
@@ -193,9 +196,9 @@ class Files:
             for f in s.scalars(q):
                 if f.unit_hsaid is None or f.file_type is None or f.period is None:
                     continue  # a usable file always has a valid name; this only satisfies the types
-                by_key.setdefault(FileKey(unit_hsaid=f.unit_hsaid, file_type=f.file_type, period=f.period), []).append(
-                    f
-                )
+                by_key.setdefault(
+                    FileKey(unit_hsaid=f.unit_hsaid, file_type=f.file_type, period=Period.parse(f.period)), []
+                ).append(f)
         chosen = {
             k: newest_usable(fs, as_of=as_of)
             for k, fs in sorted(by_key.items(), key=lambda kv: (kv[0].unit_hsaid, kv[0].file_type, kv[0].period))
@@ -243,7 +246,7 @@ def _sequences(session: Session, key: FileKey, usable_only: bool = False) -> lis
     q = select(ReceivedFile.sequence).where(
         ReceivedFile.unit_hsaid == key.unit_hsaid,
         ReceivedFile.file_type == key.file_type,
-        ReceivedFile.period == key.period,
+        ReceivedFile.period == str(key.period),
     )
     if usable_only:
         q = q.where(ReceivedFile.status.in_(NOT_REJECTED))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from filespec.calendar import Period
 from vardfil.app import App
 from vardfil.errors import ApprovalRefused
 from vardfil.ledger import Approval, Ledger
@@ -21,7 +22,7 @@ ACTIONS = ANSWERS
 
 
 def answer(
-    app: App, *, unit_hsaid: str, file_type: str, period: str, action: str, comment: str | None, actor: str
+    app: App, *, unit_hsaid: str, file_type: str, period: Period, action: str, comment: str | None, actor: str
 ) -> Approval:
     """Record a unit's approval or dispute of its underlag (NotClosed, ApprovalRefused); a dispute
     is mailed to the analysts."""
@@ -38,7 +39,7 @@ def answer(
     return row
 
 
-def finalise(ledger: Ledger, *, period: str, actor: str) -> dict[str, Any]:
+def finalise(ledger: Ledger, *, period: Period, actor: str) -> dict[str, Any]:
     """Finalise a closed period; returns the answers on record (the newest per unit)."""
     answers = ledger.decisions.finalise(period=period, actor=actor)
-    return {"period": period, "state": "FINALISED", "answers": answers}
+    return {"period": str(period), "state": "FINALISED", "answers": answers}

@@ -64,7 +64,7 @@ _R = TypeVar("_R")
 def unit_underlag(
     app: App,
     unit: Unit,
-    period: str,
+    period: Period,
     f: ReceivedFile | None,
     at: dt.datetime,
     listing: pl.DataFrame | None,
@@ -101,7 +101,7 @@ def read_ahead(read: Callable[[_T], _R], items: Iterable[_T], ahead: int = 1) ->
 
 
 def close_period(
-    period: str, *, at: dt.datetime, app: App, actor: str, despite_dispens: bool = False
+    period: Period, *, at: dt.datetime, app: App, actor: str, despite_dispens: bool = False
 ) -> dict[str, Any]:
     """:func:`_close_period`, counted (``vardfil_closes_total`` by result, the duration and lines
     of a close that recorded one). Counted in this process: the portal's closes reach ``/metrics``;
@@ -122,7 +122,7 @@ def close_period(
 
 
 def _close_period(
-    period: str, *, at: dt.datetime, app: App, actor: str, despite_dispens: bool = False
+    period: Period, *, at: dt.datetime, app: App, actor: str, despite_dispens: bool = False
 ) -> dict[str, Any]:
     """Close ``period`` as of ``at``; returns the JSON summary (the recorded one if already closed).
 
@@ -132,14 +132,13 @@ def _close_period(
 
     The walk: choose each unit's file → compute the underlag (and the visit datasets) → the
     corrections of earlier periods → the snapshot → record it all in one transaction → publish."""
-    p = Period.parse(period)
-    period = str(p)
+    p = Period.parse(period)  # the same period when a caller (a test) names it as text
     ensure_closable(p, at)
     # A close is recorded once: a rerun (Airflow retry, the nightly fallback, an analyst's second
     # click) answers with what was recorded, never with a second, possibly different, underlag.
-    existing = close_summary(app, period)
+    existing = close_summary(app, p)
     if existing is not None:
-        publish_year(app, period, fresh=False)  # refreshes what an interrupted close did not write
+        publish_year(app, p, fresh=False)  # refreshes what an interrupted close did not write
         notify_close(app, existing)  # sends only what a failed or interrupted close did not
         return existing
 
@@ -147,15 +146,15 @@ def _close_period(
     if passed_over and not despite_dispens:
         ensure_no_open_dispens(app.ledger, p, at)
     now = utcnow()
-    units = active_units(app, period)
-    listing = required_listing(app, period, units)
+    units = active_units(app, p)
+    listing = required_listing(app, p, units)
     taken = _choose(app, p, units, at)
     lines, settlements = _compute(app, p, at, now, taken, listing)
-    rattelser = _corrections(app, period, at, now)
+    rattelser = _corrections(app, p, at, now)
     lines += [line for line, _ in rattelser if line is not None]
     settlements += [s for _, s in rattelser]
     line_dicts = [ln.as_dict() for ln in lines]
-    underlag_path = write_underlag_parquet(line_dicts, app.output / period / "underlag.parquet")
+    underlag_path = write_underlag_parquet(line_dicts, app.output / str(p) / "underlag.parquet")
     chosen = [(unit, f) for unit, _, f in taken]
     snapshot = _snapshot(app, p, at, chosen, listing)
     if passed_over:  # only then: the snapshots of every other close stay as they were
@@ -163,7 +162,7 @@ def _close_period(
     _record(
         app,
         PeriodClose(
-            period=period,
+            period=str(p),
             closed_at=at,
             recorded_at=now,
             actor=actor,
@@ -183,9 +182,9 @@ def _close_period(
         },
     )
     CLOSE_LINES.inc(len(line_dicts))
-    summary = close_summary(app, period, already_closed=False)
+    summary = close_summary(app, p, already_closed=False)
     assert summary is not None  # recorded just now, by this close or a concurrent one
-    publish_year(app, period, fresh=True)
+    publish_year(app, p, fresh=True)
     # The units hear that their underlag is ready, the analysts how the month went (each once).
     notify_close(app, summary)
     return summary
@@ -206,13 +205,13 @@ Taken = list[tuple[Unit, FileKey, ReceivedFile | None]]
 def _choose(app: App, p: Period, units: list[Unit], at: dt.datetime) -> Taken:
     """Each active unit's file: the newest usable one received before its own deadline (its
     dispens, if any) and not after ``at``; a later file is settled as a RATTELSE later."""
-    dispens = app.ledger.decisions.dispens_for_period(str(p))
+    dispens = app.ledger.decisions.dispens_for_period(p)
     # Every unit's files of the period asked for once (one query a unit each was ~0.5 s of a
     # 300-unit close); each unit's file is chosen by the same rule.
-    slots = app.ledger.files.files_of_period(str(p))
+    slots = app.ledger.files.files_of_period(p)
     taken: Taken = []
     for unit in units:
-        key = FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=str(p))
+        key = FileKey(unit_hsaid=unit.hsaid, file_type=unit.filtyp, period=p)
         taken.append((unit, key, on_time_file(slots.get(key, ()), unit_deadline(p, dispens.get(unit.hsaid)), as_of=at)))
     return taken
 
@@ -221,32 +220,29 @@ def _compute(
     app: App, p: Period, at: dt.datetime, now: dt.datetime, taken: Taken, listing: pl.DataFrame | None
 ) -> tuple[list[UnderlagLine], list[Settlement]]:
     """Every unit's underlag and settlement on its chosen file, and the period's visit datasets."""
-    period = str(p)
-    listings = UnitListings(listing, period)
+    listings = UnitListings(listing, p)
     # Every REH unit's history asked for once, for the first-visit rule.
     reh_files: dict[str, list[ReceivedFile]] = {}
     for hkey, hf in app.ledger.files.gallande_files(
-        before=period, since=history_since(period), file_type="REH", as_of=at
+        before=p, since=history_since(p), file_type="REH", as_of=at
     ).items():
         reh_files.setdefault(hkey.unit_hsaid, []).append(hf)
     datasets = VisitDatasets(
         ledger=app.ledger,
         read_accepted=lambda f: read_accepted(app, f),
         pseudonym_key=app.pseudonym_key,
-        period=period,
+        period=p,
         at=at,
         listing=listing,
-        out_dir=app.output / period,
+        out_dir=app.output / str(p),
     )
-    prices = price_list_for(period)
+    prices = price_list_for(p)
     lines: list[UnderlagLine] = []
     settlements: list[Settlement] = []
 
     def read(item: tuple[Unit, FileKey, ReceivedFile | None]) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
         unit, _, f = item
-        history = (
-            reh_history(app, unit, period, at, files=reh_files.get(unit.hsaid, ())) if unit.filtyp == "REH" else None
-        )
+        history = reh_history(app, unit, p, at, files=reh_files.get(unit.hsaid, ())) if unit.filtyp == "REH" else None
         return read_accepted(app, f), history  # read once: the underlag and both datasets
 
     # A unit's underlag (polars, mostly outside the GIL) is computed in a thread while this one
@@ -257,7 +253,7 @@ def _compute(
             computing = pool.submit(
                 underlag_for,
                 unit=unit,
-                period=period,
+                period=p,
                 accepted=accepted,
                 listing=listings.of(unit.hsaid),
                 history=history,
@@ -269,12 +265,12 @@ def _compute(
             lines += unit_lines
             settlements.append(
                 Settlement(
-                    period=period,
+                    period=str(p),
                     file_type=unit.filtyp,
                     unit_hsaid=unit.hsaid,
                     received_file_id=f.id if f else None,
                     total=str(total(unit_lines)),
-                    settled_in=period,
+                    settled_in=str(p),
                     settled_at=now,
                 )
             )
@@ -358,22 +354,24 @@ def _record(
     )
 
 
-def publish_year(app: App, period: str, *, fresh: bool) -> None:
+def publish_year(app: App, period: Period, *, fresh: bool) -> None:
     """The closed period in the datasets across periods (``vardfil.analysis``): its lines, visits
     and the delivery of every unit; and, for each earlier period this close corrects, that period's
     deliveries again (its late files have arrived since its own close). Every file is recorded
     with its hash (``fresh``: written by this close; else a rerun, which adds only what is missing)."""
-    here = app.output / period
+    here = app.output / str(period)
     written = [here / name for name in ("underlag.parquet", "besok.parquet", "acg.parquet")]
     written += publish_period_datasets(output=app.output, period=period, deliveries=delivery_rows(app, period))
     record_published(app, period, written, replace=fresh)
-    corrected = {ln.corrected_period for ln in app.ledger.closes.underlag_lines(period) if ln.corrected_period}
+    corrected = {
+        Period.parse(ln.corrected_period) for ln in app.ledger.closes.underlag_lines(period) if ln.corrected_period
+    }
     for q in sorted(corrected):
         path = publish_deliveries(output=app.output, period=q, deliveries=delivery_rows(app, q))
         record_published(app, q, [path])
 
 
-def delivery_rows(app: App, period: str) -> list[dict[str, Any]]:
+def delivery_rows(app: App, period: Period) -> list[dict[str, Any]]:
     """Per active unit of a closed period: the file its close took, or what arrived since."""
     pc = app.ledger.closes.close_of(period)
     assert pc is not None
@@ -410,7 +408,7 @@ def _text(v: Decimal | None) -> str | None:
 
 
 def _corrections(
-    app: App, period: str, at: dt.datetime, now: dt.datetime
+    app: App, period: Period, at: dt.datetime, now: dt.datetime
 ) -> list[tuple[UnderlagLine | None, Settlement]]:
     """RATTELSE lines for earlier closed periods whose gällande file changed since it was settled."""
     out = []
@@ -433,12 +431,12 @@ def _corrections(
             new_total = total(unit_underlag(app, unit, q, newest, at, listing))
             diff = new_total - Decimal(settled.total)
             settlement = Settlement(
-                period=q,
+                period=str(q),
                 file_type=unit.filtyp,
                 unit_hsaid=unit.hsaid,
                 received_file_id=newest.id if newest else None,
                 total=str(new_total),
-                settled_in=period,
+                settled_in=str(period),
                 settled_at=now,
             )
             line = rattelse_line(unit=unit, period=period, corrected_period=q, amount=diff)
@@ -447,7 +445,7 @@ def _corrections(
     return out
 
 
-def close_summary(app: App, period: str, already_closed: bool = True) -> dict[str, Any] | None:
+def close_summary(app: App, period: Period, already_closed: bool = True) -> dict[str, Any] | None:
     """The JSON of a recorded close (None: not closed). The Parquet file is derived: rewritten from
     the recorded lines when it has gone missing."""
     pc = app.ledger.closes.close_of(period)
@@ -480,7 +478,7 @@ def close_summary(app: App, period: str, already_closed: bool = True) -> dict[st
                 ln.amount
             )
     return {
-        "period": period,
+        "period": str(period),
         "closed_at": snapshot["at"],
         "deadline": snapshot["deadline"],
         "already_closed": already_closed,

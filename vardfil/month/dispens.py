@@ -23,7 +23,7 @@ from vardfil.errors import DispensRefused
 from vardfil.ledger import Dispens
 
 
-def grant_dispens(app: App, *, unit_hsaid: str, period: str, until: dt.datetime, reason: str, actor: str) -> Dispens:
+def grant_dispens(app: App, *, unit_hsaid: str, period: Period, until: dt.datetime, reason: str, actor: str) -> Dispens:
     """Grant or extend the dispens, or :class:`DispensRefused` with the reason in Swedish."""
     p = Period.parse(period)
     _unit_of(app, unit_hsaid, p)
@@ -34,20 +34,20 @@ def grant_dispens(app: App, *, unit_hsaid: str, period: str, until: dt.datetime,
     if not reason.strip():
         raise DispensRefused("en dispens behöver ett skäl")
     return app.ledger.decisions.add_dispens(
-        unit_hsaid=unit_hsaid, period=str(p), deadline=until, reason=reason.strip(), actor=actor
+        unit_hsaid=unit_hsaid, period=p, deadline=until, reason=reason.strip(), actor=actor
     )
 
 
-def withdraw_dispens(app: App, *, unit_hsaid: str, period: str, reason: str, actor: str) -> Dispens:
+def withdraw_dispens(app: App, *, unit_hsaid: str, period: Period, reason: str, actor: str) -> Dispens:
     """Withdraw the dispens in force (before the close), with the reason why."""
     p = Period.parse(period)
     _unit_of(app, unit_hsaid, p)
     if not reason.strip():
         raise DispensRefused("ett återkallande behöver ett skäl")
-    if app.ledger.decisions.dispens_deadline(unit_hsaid, str(p)) is None:
+    if app.ledger.decisions.dispens_deadline(unit_hsaid, p) is None:
         raise DispensRefused(f"vårdenheten {unit_hsaid} har ingen dispens för {p}")
     return app.ledger.decisions.add_dispens(
-        unit_hsaid=unit_hsaid, period=str(p), deadline=p.deadline, reason=reason.strip(), actor=actor, withdrawn=True
+        unit_hsaid=unit_hsaid, period=p, deadline=p.deadline, reason=reason.strip(), actor=actor, withdrawn=True
     )
 
 

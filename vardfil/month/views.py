@@ -28,7 +28,7 @@ def replaced_by(app: App, f: ReceivedFile) -> ReceivedFile | None:
     """The file a resubmission replaces: the slot's gällande file as of its arrival, itself left out."""
     if f.unit_hsaid is None or f.file_type is None or f.period is None:
         return None
-    key = FileKey(unit_hsaid=f.unit_hsaid, file_type=f.file_type, period=f.period)
+    key = FileKey(unit_hsaid=f.unit_hsaid, file_type=f.file_type, period=Period.parse(f.period))
     return app.ledger.files.gallande(key, as_of=f.received_at, excluding=f)
 
 
@@ -67,16 +67,17 @@ def preview(app: App, f: ReceivedFile, now: dt.datetime) -> dict[str, Any] | Non
     if unit is None:
         return None
     accepted = read_accepted(app, f)
+    period = Period.parse(f.period)
     # The REH first-visit add-on depends on earlier periods as they stand now: the preview is what
     # the close would pay if nothing else arrived.
-    history = reh_history(app, unit, f.period, now) if unit.filtyp == "REH" else None
+    history = reh_history(app, unit, period, now) if unit.filtyp == "REH" else None
     lines: list[UnderlagLine] = underlag_for(
         unit=unit,
-        period=f.period,
+        period=period,
         accepted=accepted,
-        listing=load_listing(app.reference.root, f.period),
+        listing=load_listing(app.reference.root, period),
         history=history,
-        prices=price_list_for(f.period),
+        prices=price_list_for(period),
     )
     return {"lines": lines, "total": total(lines)}
 
@@ -85,7 +86,7 @@ def preview(app: App, f: ReceivedFile, now: dt.datetime) -> dict[str, Any] | Non
 class PublishedUnderlag:
     """One closed period's underlag of a unit, as its page lists it."""
 
-    period: str
+    period: Period
     lines: list[UnderlagLineRow]
     total: Decimal
     answer: Approval | None
@@ -100,10 +101,11 @@ def unit_underlag_overview(app: App, unit: Unit, *, limit: int = 12) -> list[Pub
     for pc in app.ledger.closes.recent_closes(limit):
         mine = [ln for ln in lines if ln.close_period == pc.period and ln.file_type == unit.filtyp]
         if mine:
-            state = app.ledger.closes.period_state(pc.period)
+            closed = Period.parse(pc.period)
+            state = app.ledger.closes.period_state(closed)
             out.append(
                 PublishedUnderlag(
-                    period=pc.period,
+                    period=closed,
                     lines=mine,
                     total=sum((Decimal(x.amount) for x in mine), Decimal(0)),
                     answer=answers.get((pc.period, unit.filtyp)),
@@ -141,15 +143,15 @@ class BoardRow:
         return self.unit_status.dispens
 
 
-def month_board(app: App, period: str) -> list[BoardRow]:
+def month_board(app: App, period: Period) -> list[BoardRow]:
     """Every active unit and filtyp of a period: delivery, rejected share and, once closed, amounts."""
-    p = Period.parse(period)
-    closed = app.ledger.closes.period_closed(str(p))
-    amounts = _amounts(app.ledger.closes.underlag_lines(str(p))) if closed else {}
-    prev_lines = app.ledger.closes.underlag_lines(str(p.previous()))
+    p = Period.parse(period)  # as is, or a caller's text
+    closed = app.ledger.closes.period_closed(p)
+    amounts = _amounts(app.ledger.closes.underlag_lines(p)) if closed else {}
+    prev_lines = app.ledger.closes.underlag_lines(p.previous())
     prev = _amounts(prev_lines, own_only=True)
     rows = []
-    for st in period_status(app.ledger, app.reference, str(p)).units:
+    for st in period_status(app.ledger, app.reference, p).units:
         f = st.counted_file
         k = (st.unit.hsaid, st.unit.filtyp)
         amount = amounts.get(k, Decimal(0))
@@ -182,7 +184,7 @@ def unit_months(app: App, unit: Unit, *, months: int = 13) -> list[tuple[str, De
         (lines["unit_hsaid"] == unit.hsaid) & (lines["file_type"] == unit.filtyp) & lines["corrected_period"].isna()
     ]
     sums = mine.groupby("period")["amount"].sum()
-    return [(q, Decimal(sums[q])) for q in window if q in sums.index]
+    return [(str(q), Decimal(sums[str(q)])) for q in window if str(q) in sums.index]
 
 
 def period_needing_action(app: App, at: dt.datetime) -> Period:
@@ -190,10 +192,10 @@ def period_needing_action(app: App, at: dt.datetime) -> Period:
     passed and it is not closed; the one before while it has files and no close yet; else the
     period whose window is open (or opened last)."""
     window = Period.of_window(at)
-    if window.deadline <= at and not app.ledger.closes.period_closed(str(window)):
+    if window.deadline <= at and not app.ledger.closes.period_closed(window):
         return window
     before = window.previous()
-    if not app.ledger.closes.period_closed(str(before)) and app.ledger.files.files_for_period(str(before)):
+    if not app.ledger.closes.period_closed(before) and app.ledger.files.files_for_period(before):
         return before
     return window
 
@@ -201,5 +203,5 @@ def period_needing_action(app: App, at: dt.datetime) -> Period:
 def board_periods(app: App, p: Period, at: dt.datetime) -> list[Period]:
     """The periods the board offers: every closed one, the open window's and the one shown, newest
     first."""
-    shown = {Period.parse(q) for q in app.ledger.closes.closed_periods()} | {Period.of_window(at), p}
-    return sorted(shown, key=str, reverse=True)
+    shown = {*app.ledger.closes.closed_periods(), Period.of_window(at), p}
+    return sorted(shown, reverse=True)

@@ -151,7 +151,7 @@ def log_read(
     action: str,
     kind: str,
     unit_hsaid: str | None,
-    period: str | None,
+    period: Period | None,
     file: str,
     receipts: list[str],
 ) -> None:

@@ -47,18 +47,18 @@ def month_board_page(request: Request, period: str) -> Response:
     """Every unit of the period: delivery, rejected share, amounts once closed."""
     user = require_analyst(request)
     p, app = served_period(period), vardfil(request)
-    state = app.ledger.closes.period_state(str(p))
-    closed = app.ledger.closes.period_closed(str(p))
-    t = trends(app, str(p)) if closed else None
-    payment = payment_view(app, str(p)) if state is not None and state.state == "FINALISED" else None
+    state = app.ledger.closes.period_state(p)
+    closed = app.ledger.closes.period_closed(p)
+    t = trends(app, p) if closed else None
+    payment = payment_view(app, p) if state is not None and state.state == "FINALISED" else None
     return page(
         request,
         "board.html",
         user,
         period=str(p),
         window=p.window,
-        rows=month_board(app, str(p)),
-        closed=app.ledger.closes.period_closed(str(p)),
+        rows=month_board(app, p),
+        closed=app.ledger.closes.period_closed(p),
         state=state.state if state else "OPEN",
         can_close=may_close(p, now(request)),
         charts=_board_charts(t) if t else None,
@@ -85,9 +85,9 @@ def _dispenses(app: App, p: Period, at: dt.datetime) -> list[dict[str, object]]:
     """Every dispens row of the period, for the board: who, until when, why, by whom, and whether
     it is in force and still open."""
     names = app.ledger.accounts.names_of_actors()
-    force = {r.id for r in app.ledger.decisions.dispens_in_force(str(p)).values()}
+    force = {r.id for r in app.ledger.decisions.dispens_in_force(p).values()}
     out: list[dict[str, object]] = []
-    for r in app.ledger.decisions.dispens_rows(str(p)):
+    for r in app.ledger.decisions.dispens_rows(p):
         state = (
             "återkallad"
             if r.withdrawn
@@ -163,7 +163,7 @@ async def grant(request: Request, period: str) -> Response:
             lambda: grant_dispens(
                 app,
                 unit_hsaid=str(form.get("unit")),
-                period=str(p),
+                period=p,
                 until=until,
                 reason=str(form.get("reason") or ""),
                 actor=user.actor,
@@ -183,7 +183,7 @@ async def close(request: Request, period: str) -> Response:
         # Answered here at once, not after a wait for the lane; the close checks again.
         if not despite:
             ensure_no_open_dispens(app.ledger, p, at)
-        return await request.app.state.pool.run("large", close_job, str(p), at, user.actor, despite)
+        return await request.app.state.pool.run("large", close_job, p, at, user.actor, despite)
 
     return await _act(request, period, action)
 
@@ -193,7 +193,7 @@ async def finalise_period(request: Request, period: str) -> Response:
     """Finalise the period: its underlag never changes again."""
 
     async def action(app: App, p: Period, user: User, _form: FormData, _at: dt.datetime) -> object:
-        return await run_in_threadpool(lambda: finalise(app.ledger, period=str(p), actor=user.actor))
+        return await run_in_threadpool(lambda: finalise(app.ledger, period=p, actor=user.actor))
 
     return await _act(request, period, action)
 
@@ -203,7 +203,7 @@ async def make_payment_basis(request: Request, period: str) -> Response:
     """Make the payment basis of a finalised period now (the nightly run makes it otherwise)."""
 
     async def action(app: App, p: Period, user: User, _form: FormData, _at: dt.datetime) -> object:
-        return await run_in_threadpool(lambda: make_payment(app, str(p)))
+        return await run_in_threadpool(lambda: make_payment(app, p))
 
     return await _act(request, period, action)
 
@@ -213,7 +213,7 @@ def payment_file(request: Request, period: str, name: str) -> Response:
     """A file of the period's payment basis, by a name the folder holds (never a path from the request)."""
     require_analyst(request)
     p = served_period(period)
-    view = payment_view(vardfil(request), str(p))
+    view = payment_view(vardfil(request), p)
     if view is None or name not in view["files"]:
         raise HTTPException(status_code=404, detail="Filen finns inte (betalningsunderlaget är inte gjort)")
     media = {"xml": "application/xml", "csv": "text/csv; charset=utf-8"}.get(name.rsplit(".", 1)[-1])
@@ -239,9 +239,9 @@ def download(request: Request, period: str, name: str) -> Response:
             action="ladda_ner",
             kind=PATIENT_LEVEL[name],
             unit_hsaid=None,
-            period=str(p),
+            period=p,
             file=name,
-            receipts=close_receipts(vardfil(request), str(p)),
+            receipts=close_receipts(vardfil(request), p),
         )
     return FileResponse(path, filename=name)
 

@@ -39,7 +39,7 @@ def follow_up(request: Request, period: str) -> Response:
     """The follow-up report of a calendar month."""
     user = require_auditor(request)
     p = served_period(period)
-    report = access.review(vardfil(request), str(p))
+    report = access.review(vardfil(request), p)
     return page(request, "logg_review.html", user, report=report, kinds=access.KINDS, actions=access.ACTIONS)
 
 
@@ -51,7 +51,7 @@ async def sign(request: Request, period: str) -> Response:
     p = served_period(period)
     report = await run_in_threadpool(
         lambda: access.sign_review(
-            vardfil(request), str(p), actor=user.actor, comment=str(form.get("comment") or "") or None
+            vardfil(request), p, actor=user.actor, comment=str(form.get("comment") or "") or None
         )
     )
     return page(request, "logg_review.html", user, report=report, kinds=access.KINDS, actions=access.ACTIONS)

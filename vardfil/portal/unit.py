@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from filespec import Unit, file_rule_messages, spec_for
 from filespec.calendar import Period
 from filespec.catalogue import versions
-from vardfil.access import close_receipts
+from vardfil.access import close_receipts, period_of
 from vardfil.accounts import User
 from vardfil.app import App
 from vardfil.delivery import claimed_unit, deadline_of
@@ -52,7 +52,7 @@ def unit_page(request: Request, hsaid: str) -> Response:
     app, at = vardfil(request), now(request)
     period = Period.of_window(at)
     deadline = deadline_of(app.ledger, hsaid, period)
-    dispens = app.ledger.decisions.dispens_in_force(str(period)).get(hsaid)
+    dispens = app.ledger.decisions.dispens_in_force(period).get(hsaid)
     return page(
         request,
         "unit.html",
@@ -70,7 +70,7 @@ def unit_page(request: Request, hsaid: str) -> Response:
             u.period
             for u in underlag
             if u.finalised
-            and (payment_folder(app, u.period) / f"VF-{u.period.replace('-', '')}-{unit.filtyp}-{hsaid}.xml").is_file()
+            and (payment_folder(app, u.period) / f"VF-{u.period.compact}-{unit.filtyp}-{hsaid}.xml").is_file()
         },
     )
 
@@ -160,7 +160,7 @@ def kvittens_csv(request: Request, receipt_id: str) -> Response:
         action="ladda_ner",
         kind="fellista",
         unit_hsaid=f.unit_hsaid,
-        period=f.period,
+        period=period_of(f),
         file=f"{f.file_name.removesuffix('.csv')}_fel.csv",
         receipts=[f.receipt_id],
     )
@@ -190,14 +190,14 @@ async def unit_workbook(request: Request, hsaid: str, period: str) -> Response:
     user, unit = await run_in_threadpool(unit_of, request, hsaid)
     p = served_period(period)
     app = vardfil(request)
-    path = unit_workbook_path(app, str(p), unit)
+    path = unit_workbook_path(app, p, unit)
     if not path.is_file():
-        if not await run_in_threadpool(app.ledger.closes.period_closed, str(p)):
+        if not await run_in_threadpool(app.ledger.closes.period_closed, p):
             raise HTTPException(status_code=404, detail="Underlaget är inte publicerat")
-        written = await request.app.state.pool.run("large", workbook_job, str(p), hsaid)
+        written = await request.app.state.pool.run("large", workbook_job, p, hsaid)
         if written is None:
             raise HTTPException(status_code=404, detail="Underlaget är inte publicerat")
-    receipts = await run_in_threadpool(close_receipts, app, str(p), hsaid)
+    receipts = await run_in_threadpool(close_receipts, app, p, hsaid)
     await run_in_threadpool(
         lambda: log_read(
             request,
@@ -205,7 +205,7 @@ async def unit_workbook(request: Request, hsaid: str, period: str) -> Response:
             action="ladda_ner",
             kind="arbetsbok",
             unit_hsaid=hsaid,
-            period=str(p),
+            period=p,
             file=path.name,
             receipts=receipts,
         )
@@ -223,7 +223,7 @@ def _log_kvittens(request: Request, user: User, f: ReceivedFile, kv: dict[str, o
             action=action,
             kind="kvittens",
             unit_hsaid=f.unit_hsaid,
-            period=f.period,
+            period=period_of(f),
             file=f.receipt_id,
             receipts=[f.receipt_id],
         )
@@ -233,6 +233,7 @@ def _log_kvittens(request: Request, user: User, f: ReceivedFile, kv: dict[str, o
 async def respond(request: Request, hsaid: str, period: str) -> Response:
     """The unit approves or disputes its underlag."""
     user, unit = await run_in_threadpool(unit_of, request, hsaid)
+    p = served_period(period)
     form = await checked_form(request, user)
     try:
         await run_in_threadpool(
@@ -240,7 +241,7 @@ async def respond(request: Request, hsaid: str, period: str) -> Response:
                 vardfil(request),
                 unit_hsaid=hsaid,
                 file_type=unit.filtyp,
-                period=period,
+                period=p,
                 action="INVAND" if form.get("action") == "INVAND" else "GODKANN",
                 comment=str(form.get("comment") or ""),
                 actor=user.actor,
@@ -256,7 +257,7 @@ def _own_document(request: Request, hsaid: str, period: str) -> tuple[User, Unit
     made yet, a zero total, or an OFFENTLIG unit, which is settled internally)."""
     user, unit = unit_of(request, hsaid)
     p = served_period(period)
-    path = payment_folder(vardfil(request), str(p)) / f"VF-{p.compact}-{unit.filtyp}-{hsaid}.xml"
+    path = payment_folder(vardfil(request), p) / f"VF-{p.compact}-{unit.filtyp}-{hsaid}.xml"
     if not path.is_file():
         raise HTTPException(status_code=404, detail="Det finns ingen avräkningsnota för perioden")
     return user, unit, path

@@ -239,7 +239,7 @@ class VisitDatasets:
         ledger: Ledger,
         read_accepted: Callable[[ReceivedFile | None], pl.DataFrame | None],
         pseudonym_key: bytes,
-        period: str,
+        period: Period,
         at: dt.datetime,
         listing: pl.DataFrame | None,
         out_dir: Path,
@@ -259,7 +259,7 @@ class VisitDatasets:
         if self.acg is not None:
             # The earlier periods go in first, as of the close: a file sent late for one of them
             # is in this close's ACG input even though it is settled as a RATTELSE.
-            first = str(Period.parse(period).shift(-(ACG_MONTHS - 1)))
+            first = Period.parse(period).shift(-(ACG_MONTHS - 1))
             for key, f in ledger.files.gallande_files(since=first, before=period, as_of=at).items():
                 acc = read_accepted(f)
                 if acc is not None and acc.height:
@@ -286,7 +286,7 @@ class VisitDatasets:
             )
             .drop_nulls("diagnos")
             .with_columns(
-                pl.lit(key.period).alias("period"),
+                pl.lit(str(key.period)).alias("period"),
                 pl.lit(key.file_type).alias("file_type"),
                 pl.lit(key.unit_hsaid).alias("vardenhet_hsaid"),
             )
@@ -319,7 +319,7 @@ class VisitDatasets:
         # The patient id never leaves the store: the dataset carries the keyed pseudonym instead.
         table = (
             acc.with_columns(
-                pl.lit(self.period).alias("period"),
+                pl.lit(str(self.period)).alias("period"),
                 pl.lit(key.file_type).alias("file_type"),
                 pl.lit(f.receipt_id).alias("receipt_id"),
                 pseudonyms.alias("pseudonym"),
@@ -384,7 +384,7 @@ _DELIVERY_SCHEMA = pa.schema(
 )
 
 
-def _partition(root: Path, name: str, period: str, table: pa.Table) -> Path:
+def _partition(root: Path, name: str, period: Period, table: pa.Table) -> Path:
     # Hive partitioning: the period is the folder's name, not a column of the file, so pyarrow and
     # pandas read `period` from the path and a filter on it reads only that folder.
     if "period" in table.column_names:
@@ -398,11 +398,11 @@ def dataset_ready(period_dir: Path) -> Path:
     return period_dir / ".besok-dataset.parquet"
 
 
-def publish_period_datasets(*, output: Path, period: str, deliveries: list[dict[str, Any]]) -> list[Path]:
+def publish_period_datasets(*, output: Path, period: Period, deliveries: list[dict[str, Any]]) -> list[Path]:
     """Add a closed period to the datasets across periods: its underlag lines and pseudonymised
     visits (copied from the close's own files) and its delivery facts. Rewriting a period gives the
     same files, so a re-close or a re-run only refreshes them."""
-    root, here = dataset_root(output), output / period
+    root, here = dataset_root(output), output / str(period)
     paths = [
         _partition(root, "underlag", period, pq.read_table(here / "underlag.parquet")),
         _partition(root, "leveranser", period, pa.Table.from_pylist(deliveries, schema=_DELIVERY_SCHEMA)),
@@ -420,7 +420,7 @@ def publish_period_datasets(*, output: Path, period: str, deliveries: list[dict[
     return paths
 
 
-def _partition_streamed(root: Path, name: str, period: str, source: Path) -> Path | None:
+def _partition_streamed(root: Path, name: str, period: Period, source: Path) -> Path | None:
     """``_partition`` of a Parquet file copied batch by batch: a national month's visits (5 M rows)
     read whole took 2.6 GB at the close; a batch at a time the copy needs a few megabytes."""
     pf = pq.ParquetFile(source)
@@ -437,7 +437,7 @@ def _partition_streamed(root: Path, name: str, period: str, source: Path) -> Pat
     return atomic(root / name / f"period={period}" / "part-0.parquet", write)
 
 
-def publish_deliveries(*, output: Path, period: str, deliveries: list[dict[str, Any]]) -> Path:
+def publish_deliveries(*, output: Path, period: Period, deliveries: list[dict[str, Any]]) -> Path:
     """(Re)write one period's delivery facts."""
     return _partition(
         dataset_root(output), "leveranser", period, pa.Table.from_pylist(deliveries, schema=_DELIVERY_SCHEMA)

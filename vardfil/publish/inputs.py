@@ -17,7 +17,7 @@ from vardfil.app import App
 from vardfil.ledger import ReceivedFile
 
 
-def active_units(app: App, period: str) -> list[Unit]:
+def active_units(app: App, period: Period) -> list[Unit]:
     """The units active in a period, in the order every output lists them (filtyp, HSA-id)."""
     return sorted((u for u in app.reference.units.values() if u.active_in(period)), key=lambda u: (u.filtyp, u.hsaid))
 
@@ -32,18 +32,18 @@ def read_accepted(app: App, f: ReceivedFile | None) -> pl.DataFrame | None:
     return frame
 
 
-def history_since(period: str) -> str:
+def history_since(period: Period) -> Period:
     """The earliest period a visit of ``period`` can have an earlier visit in for the REH
     first-visit add-on: its window reaches ``forstabesok_dagar`` days back from the period's first
     day, and an accepted row's date lies in its own file's period (R31 rejects any other). Files
     of older periods cannot change the add-on: they are not read (a close in the fifth year would
     otherwise read every REH unit's whole history, 60 files each)."""
-    p = Period.parse(period)
-    return str(Period.of_date(p.first_day - dt.timedelta(days=price_list_for(str(p)).forstabesok_dagar)))
+    p = Period.parse(period)  # as is, or a caller's text
+    return Period.of_date(p.first_day - dt.timedelta(days=price_list_for(p).forstabesok_dagar))
 
 
 def reh_history(
-    app: App, unit: Unit, period: str, at: dt.datetime, *, files: Iterable[ReceivedFile] | None = None
+    app: App, unit: Unit, period: Period, at: dt.datetime, *, files: Iterable[ReceivedFile] | None = None
 ) -> pl.DataFrame | None:
     """Accepted rows of the unit's earlier periods, each period's gällande file as of T (the REH
     first-visit rule looks back across periods, as far as :func:`history_since`). ``files``:
@@ -60,7 +60,7 @@ def reh_history(
     return pl.concat(frames) if frames else None
 
 
-def required_listing(app: App, period: str, units: list[Unit]) -> pl.DataFrame | None:
+def required_listing(app: App, period: Period, units: list[Unit]) -> pl.DataFrame | None:
     """The VGP listing of a period; a close with VGP units cannot go on without it."""
     listing = load_listing(app.reference.root, period)
     if listing is None and any(u.filtyp == "VGP" for u in units):
@@ -75,7 +75,7 @@ class UnitListings:
     With ``period``, the listed persons are also counted by unit, age and kon once
     (``reports.listing_counts``), for every unit's listningspoäng."""
 
-    def __init__(self, listing: pl.DataFrame | None, period: str | None = None):
+    def __init__(self, listing: pl.DataFrame | None, period: Period | None = None):
         self.listing = listing
         self.parts = (
             {}

@@ -118,12 +118,12 @@ def last_vardag(period: Period) -> dt.date:
     return day
 
 
-def payment_folder(app: App, period: str) -> Path:
+def payment_folder(app: App, period: Period) -> Path:
     """The default folder of a period's payment basis: ``$VARDFIL_HOME/utbetalning/YYYY-MM/``."""
-    return app.settings.home / "utbetalning" / period
+    return app.settings.home / "utbetalning" / str(period)
 
 
-def _item_name(component: str, unit_price: str | None, period: str, corrected: str | None) -> str:
+def _item_name(component: str, unit_price: str | None, period: Period, corrected: str | None) -> str:
     from reports.underlag import line_label
 
     if component == "PATIENTAVGIFT":
@@ -136,7 +136,7 @@ def _item_name(component: str, unit_price: str | None, period: str, corrected: s
     return label.replace(", övriga yrkeskategorier", ", annan yrkeskategori")
 
 
-def _line(ln: Any, period: str) -> Line:
+def _line(ln: Any, period: Period) -> Line:
     amount = Decimal(ln.amount)
     if ln.component in ("PATIENTAVGIFT", "MOMSKOMPENSATION", "RATTELSE") or ln.quantity is None:
         quantity = Decimal(1) if amount >= 0 else Decimal(-1)
@@ -152,100 +152,34 @@ def _line(ln: Any, period: str) -> Line:
     )
 
 
-def make_payment(app: App, period: str, *, out: Path | None = None) -> dict[str, Any]:
+def make_payment(app: App, period: Period, *, out: Path | None = None) -> dict[str, Any]:
     """The payment run of a finalised period (see the module docstring); the JSON summary."""
-    p = Period.parse(period)
-    period = str(p)
-    state = app.ledger.closes.period_state(period)
+    p = Period.parse(period)  # as is, or a caller's text
+    state = app.ledger.closes.period_state(p)
     if state is None or state.state != "FINALISED":
         raise PaymentRefused(
-            f"perioden {period} är inte fastställd: betalningsunderlaget görs när analytikerna har fastställt den "
-            f"(vardfil finalise {period})"
+            f"perioden {p} är inte fastställd: betalningsunderlaget görs när analytikerna har fastställt den "
+            f"(vardfil finalise {p})"
         )
-    pc = app.ledger.closes.close_of(period)
+    pc = app.ledger.closes.close_of(p)
     assert pc is not None  # a finalised period is closed
-    snapshot = json.loads(pc.snapshot)
-    snapshot_sha = hashlib.sha256(pc.snapshot.encode()).hexdigest()
-    finalised = state.updated_at.astimezone(STOCKHOLM).date()
-    due = last_vardag(p.next())
-    providers = load_providers(app.reference.root)
+    run = _Run(
+        period=p,
+        finalised=state.updated_at.astimezone(STOCKHOLM).date(),
+        due=last_vardag(p.next()),
+        snapshot_sha=hashlib.sha256(pc.snapshot.encode()).hexdigest(),
+        providers=load_providers(app.reference.root),
+    )
     lines_of: dict[tuple[str, str], list[Any]] = {}
-    for ln in app.ledger.closes.underlag_lines(period):
+    for ln in app.ledger.closes.underlag_lines(p):
         lines_of.setdefault((ln.unit_hsaid, ln.file_type), []).append(ln)
-    slots = sorted({(f["unit_hsaid"], f["file_type"]) for f in snapshot["files"]} | set(lines_of))
-    problems: list[str] = []
-    for hsaid, ft in slots:
-        unit = app.reference.units.get(hsaid)
-        if unit is None or unit.driftform != "PRIVAT" or not lines_of.get((hsaid, ft)):
-            continue
-        row = providers.get(hsaid)
-        if row is None:
-            problems.append(f"{hsaid} ({unit.namn}): saknar rad i {PROVIDERS}")
-        else:
-            problems += [f"{hsaid} ({unit.namn}): {pr}" for pr in provider_problems(row)]
+    slots = sorted({(f["unit_hsaid"], f["file_type"]) for f in json.loads(pc.snapshot)["files"]} | set(lines_of))
+    problems = _provider_problems(app, run, slots, lines_of)
     if problems:
-        raise PaymentRefused(f"betalningsunderlaget för {period} görs inte, inget skrevs: " + "; ".join(problems))
-
+        raise PaymentRefused(f"betalningsunderlaget för {p} görs inte, inget skrevs: " + "; ".join(problems))
     documents: list[tuple[str, bytes, dict[str, Any]]] = []
-    rows: list[dict[str, Any]] = []
-    for hsaid, ft in slots:
-        unit = app.reference.units.get(hsaid)
-        own = [ln for ln in lines_of.get((hsaid, ft), []) if Decimal(ln.amount) != 0]
-        total = sum((Decimal(ln.amount) for ln in lines_of.get((hsaid, ft), [])), Decimal("0.00"))
-        privat = unit is not None and unit.driftform == "PRIVAT"
-        row = providers.get(hsaid) if privat else None
-        doc_id, doc_type = "", ("INTERN" if not privat else "INGEN")
-        if privat and total != 0:
-            assert row is not None
-            doc_id = f"VF-{p.compact}-{ft}-{hsaid}"
-            doc = Document(
-                id=doc_id,
-                issue_date=finalised,
-                due_date=due,
-                buyer_reference=f"{ft}-{p.compact}",
-                note=f"Ersättningsunderlag {ft} {period}, fastställt {finalised.isoformat()}; "
-                f"stängningens ögonblicksbild SHA-256 {snapshot_sha}",
-                period_start=p.first_day,
-                period_end=p.last_day,
-                seller=Party(
-                    orgnr=row.orgnr,
-                    name=row.namn,
-                    street=row.gatuadress,
-                    postcode=row.postnummer,
-                    city=row.ort,
-                    vat=row.momsregnr,
-                ),
-                buyer=REGION,
-                bankgiro=row.bankgiro,
-                lines=tuple(_line(ln, period) for ln in own),
-            )
-            xml = build(doc)
-            found = peppol.check(xml)
-            if found:
-                raise PaymentRefused(f"dokumentet {doc_id} bryter mot {', '.join(found)}: inget skrevs")
-            doc_type = doc.type_code
-            documents.append(
-                (
-                    f"{doc_id}.xml",
-                    xml,
-                    {"id": doc_id, "type": doc_type, "unit_hsaid": hsaid, "file_type": ft, "amount": str(total)},
-                )
-            )
-        rows.append(
-            {
-                "hsaid": hsaid,
-                "namn": unit.namn if unit else "",
-                "filtyp": ft,
-                "driftform": unit.driftform if unit else "",
-                "orgnr": row.orgnr if row else "",
-                "bankgiro": row.bankgiro if row else "",
-                "dokument": doc_id,
-                "dokumenttyp": doc_type,
-                "belopp": total,
-                "forfallodag": due,
-            }
-        )
-    folder = out or payment_folder(app, period)
+    rows = [_slot(app, run, hsaid, ft, lines_of.get((hsaid, ft), []), documents) for hsaid, ft in slots]
+    folder = out or payment_folder(app, p)
     folder.mkdir(parents=True, exist_ok=True)
     listed = f"utbetalning_{p.compact}"
     for name, xml, _ in documents:
@@ -253,8 +187,14 @@ def make_payment(app: App, period: str, *, out: Path | None = None) -> dict[str,
     _write(folder / f"{listed}.csv", _csv(rows))
     _write(folder / f"{listed}.parquet", _parquet(rows))
     list_total = sum((r["belopp"] for r in rows), Decimal("0.00"))
-    summary = {
-        "period": period,
+    app.ledger.add_audit(
+        actor="job:payment",
+        action="payment_basis",
+        subject=str(p),
+        detail={"documents": len(documents), "total": str(list_total), "folder": str(folder)},
+    )
+    return {
+        "period": str(p),
         "documents": [{"path": str(folder / name), **meta} for name, _, meta in documents],
         "list": {
             "csv": str(folder / f"{listed}.csv"),
@@ -262,16 +202,97 @@ def make_payment(app: App, period: str, *, out: Path | None = None) -> dict[str,
             "rows": len(rows),
             "total": str(list_total),
         },
-        "due_date": due.isoformat(),
+        "due_date": run.due.isoformat(),
         "close_total": pc.total,
     }
-    app.ledger.add_audit(
-        actor="job:payment",
-        action="payment_basis",
-        subject=period,
-        detail={"documents": len(documents), "total": str(list_total), "folder": str(folder)},
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Run:
+    """What every document of one payment run shares."""
+
+    period: Period
+    finalised: dt.date
+    due: dt.date
+    snapshot_sha: str
+    providers: dict[str, Provider]
+
+
+def _provider_problems(
+    app: App, run: _Run, slots: list[tuple[str, str]], lines_of: dict[tuple[str, str], list[Any]]
+) -> list[str]:
+    """Every PRIVAT unit with lines needs a valid ``vardgivare.csv`` row: each one that has none,
+    or a wrong one, named (checked before anything is written)."""
+    problems: list[str] = []
+    for hsaid, ft in slots:
+        unit = app.reference.units.get(hsaid)
+        if unit is None or unit.driftform != "PRIVAT" or not lines_of.get((hsaid, ft)):
+            continue
+        row = run.providers.get(hsaid)
+        if row is None:
+            problems.append(f"{hsaid} ({unit.namn}): saknar rad i {PROVIDERS}")
+        else:
+            problems += [f"{hsaid} ({unit.namn}): {pr}" for pr in provider_problems(row)]
+    return problems
+
+
+def _slot(
+    app: App, run: _Run, hsaid: str, ft: str, lines: list[Any], documents: list[tuple[str, bytes, dict[str, Any]]]
+) -> dict[str, Any]:
+    """One unit and filtyp: its row of the payment list, and (a PRIVAT unit with a non-zero total)
+    its self-billing document appended to ``documents``."""
+    unit = app.reference.units.get(hsaid)
+    total = sum((Decimal(ln.amount) for ln in lines), Decimal("0.00"))
+    privat = unit is not None and unit.driftform == "PRIVAT"
+    row = run.providers.get(hsaid) if privat else None
+    doc_id, doc_type = "", ("INTERN" if not privat else "INGEN")
+    if privat and total != 0:
+        assert row is not None
+        doc = _document(run, hsaid, ft, row, [ln for ln in lines if Decimal(ln.amount) != 0])
+        xml = build(doc)
+        found = peppol.check(xml)
+        if found:
+            raise PaymentRefused(f"dokumentet {doc.id} bryter mot {', '.join(found)}: inget skrevs")
+        doc_id, doc_type = doc.id, doc.type_code
+        meta = {"id": doc_id, "type": doc_type, "unit_hsaid": hsaid, "file_type": ft, "amount": str(total)}
+        documents.append((f"{doc_id}.xml", xml, meta))
+    return {
+        "hsaid": hsaid,
+        "namn": unit.namn if unit else "",
+        "filtyp": ft,
+        "driftform": unit.driftform if unit else "",
+        "orgnr": row.orgnr if row else "",
+        "bankgiro": row.bankgiro if row else "",
+        "dokument": doc_id,
+        "dokumenttyp": doc_type,
+        "belopp": total,
+        "forfallodag": run.due,
+    }
+
+
+def _document(run: _Run, hsaid: str, ft: str, row: Provider, own: list[Any]) -> Document:
+    p = run.period
+    return Document(
+        id=f"VF-{p.compact}-{ft}-{hsaid}",
+        issue_date=run.finalised,
+        due_date=run.due,
+        buyer_reference=f"{ft}-{p.compact}",
+        note=f"Ersättningsunderlag {ft} {p}, fastställt {run.finalised.isoformat()}; "
+        f"stängningens ögonblicksbild SHA-256 {run.snapshot_sha}",
+        period_start=p.first_day,
+        period_end=p.last_day,
+        seller=Party(
+            orgnr=row.orgnr,
+            name=row.namn,
+            street=row.gatuadress,
+            postcode=row.postnummer,
+            city=row.ort,
+            vat=row.momsregnr,
+        ),
+        buyer=REGION,
+        bankgiro=row.bankgiro,
+        lines=tuple(_line(ln, p) for ln in own),
     )
-    return summary
 
 
 def _csv(rows: list[dict[str, Any]]) -> bytes:
@@ -296,7 +317,7 @@ def _write(path: Path, data: bytes) -> None:
         atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
-def payment_view(app: App, period: str) -> dict[str, Any] | None:
+def payment_view(app: App, period: Period) -> dict[str, Any] | None:
     """What a period's payment basis holds, read back from its files (None: not made yet)."""
     folder = payment_folder(app, period)
     listed = folder / f"utbetalning_{Period.parse(period).compact}.csv"

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from filespec.calendar import Period
 from vardfil.app import App
 from vardfil.store import sha256_of
 
 
-def record_published(app: App, period: str, paths: Iterable[Path], *, replace: bool = True) -> None:
+def record_published(app: App, period: Period, paths: Iterable[Path], *, replace: bool = True) -> None:
     """Record ``paths`` (under the output folder) as published for ``period``, hashed now, just
     after they were written. ``replace=False``: a rerun that found the files in place records only
     what is not on record yet (never re-records a file it did not write, which might have changed)."""

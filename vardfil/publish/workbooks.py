@@ -43,7 +43,7 @@ def _dec(v: str | None) -> Decimal | None:
 
 
 def _visit_rows(
-    app: App, unit: Unit, period: str, f: ReceivedFile, at: dt.datetime, listing: pl.DataFrame | None
+    app: App, unit: Unit, period: Period, f: ReceivedFile, at: dt.datetime, listing: pl.DataFrame | None
 ) -> pl.DataFrame | None:
     """The accepted rows behind the amounts, as the unit workbook shows them (patient ids masked).
 
@@ -110,12 +110,12 @@ def _rejected_rows(app: App, f: ReceivedFile) -> list[dict[str, Any]]:
     return out
 
 
-def unit_workbook_path(app: App, period: str, unit: Unit) -> Path:
+def unit_workbook_path(app: App, period: Period, unit: Unit) -> Path:
     """Where a unit's workbook of a period is (or will be) written."""
-    return app.output / period / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx"
+    return app.output / str(period) / "enheter" / f"{unit.hsaid}_{unit.filtyp}_{period}.xlsx"
 
 
-def unit_workbook_file(app: App, period: str, unit: Unit) -> Path | None:
+def unit_workbook_file(app: App, period: Period, unit: Unit) -> Path | None:
     """A unit's workbook of a closed period, written now if this is the first time it is asked for;
     None when the close has no underlag for the unit. Written from what the close recorded, so it
     is the same workbook whenever it is first asked for (0.1–0.5 s for a unit of the region's
@@ -135,7 +135,7 @@ class _Recorded:
     """What a close recorded, which every workbook of the period is written from (never the
     ledger's current state: a workbook rewritten next year shows what the unit approved)."""
 
-    period: str
+    period: Period
     snapshot: dict[str, Any]
     at: dt.datetime
     lines: list[Any]
@@ -165,7 +165,8 @@ class _Recorded:
             )
 
 
-def _recorded(app: App, period: str) -> _Recorded:
+def _recorded(app: App, period: Period) -> _Recorded:
+    period = Period.parse(period)  # as is, or a caller's text
     pc = app.ledger.closes.close_of(period)
     if pc is None:
         raise NotClosed(f"period {period} is not closed")
@@ -185,7 +186,7 @@ def _meta(unit: Unit, f: ReceivedFile | None, closed: _Recorded) -> dict[str, An
         "unit_hsaid": unit.hsaid,
         "file_type": unit.filtyp,
         "driftform": unit.driftform,
-        "period": closed.period,
+        "period": str(closed.period),
         "file_name": f.file_name if f else None,
         "sha256": f.sha256 if f else None,
         # Instants as date cells (Stockholm wall time: a spreadsheet has no time zones).
@@ -199,11 +200,12 @@ def _meta(unit: Unit, f: ReceivedFile | None, closed: _Recorded) -> dict[str, An
     }
 
 
-def write_unit_workbooks(period: str, *, app: App, units: Collection[str] | None = None) -> list[Path]:
+def write_unit_workbooks(period: Period, *, app: App, units: Collection[str] | None = None) -> list[Path]:
     """(Re)write unit workbooks of a closed period (``units``: these HSA-ids; None: every unit of
     the close); their paths. A unit's workbook is written when it is first asked for
     (``unit_workbook_file``), or all at once by ``vardfil report``."""
     closed = _recorded(app, period)
+    period = closed.period
     listings = UnitListings(load_listing(app.reference.root, period))
     # One workbook (a unit's first download) is written here: a pool would only add its start.
     renderer = _Renderer(1 if units is not None and len(units) <= 1 else app.settings.workbook_workers)
@@ -226,11 +228,12 @@ def write_unit_workbooks(period: str, *, app: App, units: Collection[str] | None
     return paths
 
 
-def write_region_workbook(period: str, *, app: App) -> Path:
+def write_region_workbook(period: Period, *, app: App) -> Path:
     """(Re)write the region workbook of a closed period (every unit, its components, delivery and
     change against the previous period; the trends); its path. The close publishes it."""
     closed = _recorded(app, period)
-    previous = str(Period.parse(period).previous())
+    period = closed.period
+    previous = period.previous()
     prev_closed = app.ledger.closes.period_closed(previous)
     prev_lines = app.ledger.closes.underlag_lines(previous) if prev_closed else []
     # Delivery as the region sees it when the workbook is written: late files count as late.
@@ -261,7 +264,7 @@ def write_region_workbook(period: str, *, app: App) -> Path:
         )
     used = [c.value for c in Component if any(c.value in u["components"] for u in region_units)]
     path = region_workbook(
-        app.output / period / f"region_{period}.xlsx",
+        app.output / str(period) / f"region_{period}.xlsx",
         period=period,
         closed_at=local_time(closed.snapshot["at"]),
         components=used,
@@ -272,12 +275,12 @@ def write_region_workbook(period: str, *, app: App) -> Path:
     return path
 
 
-def write_workbooks(period: str, *, app: App) -> list[Path]:
+def write_workbooks(period: Period, *, app: App) -> list[Path]:
     """Every workbook of a closed period, each unit's and the region's (``vardfil report``)."""
     return [*write_unit_workbooks(period, app=app), write_region_workbook(period, app=app)]
 
 
-def trends(app: App, period: str, *, months: int = 13) -> Trends:
+def trends(app: App, period: Period, *, months: int = 13) -> Trends:
     """The "Trender" sheet's data from the datasets across periods (``vardfil.analysis``): the
     region's total for the last ``months`` periods, the ten largest changes against the previous
     period, the rejected share of each unit, and the deviation flags of the period."""
@@ -312,9 +315,7 @@ def trends(app: App, period: str, *, months: int = 13) -> Trends:
             if r.rejected_share == r.rejected_share and r.rejected_share is not None
         ]
     )
-    flags = [
-        (names.get(f.unit_hsaid, f.unit_hsaid), component(f.what), f.reason) for f in deviations(str(p), root=root)
-    ]
+    flags = [(names.get(f.unit_hsaid, f.unit_hsaid), component(f.what), f.reason) for f in deviations(p, root=root)]
     return Trends(totals=totals, changes=changes, rejected=sorted(rejected, key=lambda r: -r[1]), flags=flags)
 
 
