@@ -863,6 +863,9 @@ def _file_commands(sub: Any) -> None:
     it.add_argument("--actor")
     it.set_defaults(func=cmd_intake)
 
+
+def _data_commands(sub: Any) -> None:
+    """access-log, payment, gallra, backup, restore, verify: the data's life after the month."""
     al = sub.add_parser("access-log", help="who read patient-level data: list, a patient's extract, the follow-up")
     al_sub = al.add_subparsers(dest="access_command", required=True)
     ls = al_sub.add_parser("list", help="the entries, oldest first")
@@ -1093,7 +1096,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     ap = argparse.ArgumentParser(prog="vardfil", description="Monthly visit files of VGR's care units.")
     sub = ap.add_subparsers(dest="command", required=True)
-    for add in (_file_commands, _month_commands, _people_commands, _information_commands):
+    for add in (_file_commands, _month_commands, _people_commands, _information_commands, _data_commands):
         add(sub)
     return ap
 

@@ -142,17 +142,22 @@ def submit(
         if not new:  # a copy recorded meanwhile won: this arrival is its copy
             return _copy(ledger, recorded, shown, received_at, source_kind, actor, units)
         VALIDATION_DURATION.labels(size_band(size)).observe(time.perf_counter() - started)
-        on_time = "unknown" if recorded.on_time is None else str(recorded.on_time).lower()
-        FILES_RECEIVED.labels(source_kind, recorded.file_type or "unknown", recorded.status, on_time).inc()
-        # The unit's people get the kvittens by mail (once per receipt; a failure is logged and
-        # never fails the submission). A copy sends nothing: it is not a submission.
-        from vardfil.mail import notify_submission
-
-        notify_submission(app, json.loads(recorded.kvittens_json), recorded.unit_hsaid)
-        return Submission(
-            kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id, new=True, file=recorded
-        )
+        return _new(app, recorded, source_kind)
     raise HistoryChanged(f"history of {key} kept changing; gave up after {RETRIES} tries")
+
+
+def _new(app: App, recorded: ReceivedFile, source_kind: str) -> Submission:
+    """A new submission, counted, and its kvittens mailed to the unit's people (once per receipt;
+    a failure is logged and never fails the submission). A copy sends nothing: it is not one."""
+    from vardfil.mail import notify_submission
+
+    on_time = "unknown" if recorded.on_time is None else str(recorded.on_time).lower()
+    FILES_RECEIVED.labels(source_kind, recorded.file_type or "unknown", recorded.status, on_time).inc()
+    kvittens = json.loads(recorded.kvittens_json)
+    notify_submission(app, kvittens, recorded.unit_hsaid)
+    return Submission(
+        kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id, new=True, file=recorded
+    )
 
 
 def _judge(

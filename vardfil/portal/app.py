@@ -25,7 +25,7 @@ import datetime as dt
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,26 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
     web.state.vardfil = core
     web.state.pool = pool
     web.state.clock = clock = make_clock(core.settings.clock_file)
+    _middleware(web, core, clock)
+    _error_pages(web)
+    _operations(web, core, pool, clock)
+    for router in (
+        signin.router,
+        oidc.router,
+        unit.router,
+        unit_admin.router,
+        analyst.router,
+        rules.router,
+        logg.router,
+    ):
+        web.include_router(router)
+    web.mount("/api/v1", create_api(core, pool))
+    web.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return web
+
+
+def _middleware(web: FastAPI, core: App, clock: Callable[[], dt.datetime]) -> None:
+    """The layers every request passes through."""
     # Added innermost first: a request meets ArrivalStamp, then SecurityHeaders, then BodyLimit.
     web.add_middleware(
         BodyLimit,
@@ -92,6 +112,10 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
     # Outermost: every answer, a 413 from BodyLimit too, has its request id and its access line.
     web.add_middleware(RequestLog)
 
+
+def _error_pages(web: FastAPI) -> None:
+    """Refusals as the portal's Swedish error page (never a traceback)."""
+
     @web.exception_handler(StarletteHTTPException)
     async def _errors(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 303 and exc.headers:
@@ -106,6 +130,10 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
         resp = page(request, "error.html", await _user_or_none(request), status=400, message=str(exc))
         resp.status_code = 400
         return resp
+
+
+def _operations(web: FastAPI, core: App, pool: WorkerPool, clock: Callable[[], dt.datetime]) -> None:
+    """What the platform asks: liveness, readiness, the metrics scrape."""
 
     @web.get("/healthz")
     async def healthz() -> dict[str, bool]:
@@ -126,20 +154,6 @@ def create_app(vardfil_app: App | None = None) -> FastAPI:
         """Prometheus' scrape (``vardfil.metrics``): no personal data in any name or label."""
         body = await run_in_threadpool(exposition, core, clock())
         return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-    for router in (
-        signin.router,
-        oidc.router,
-        unit.router,
-        unit_admin.router,
-        analyst.router,
-        rules.router,
-        logg.router,
-    ):
-        web.include_router(router)
-    web.mount("/api/v1", create_api(core, pool))
-    web.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return web
 
 
 def _origins(url: str | None) -> tuple[str, ...]:

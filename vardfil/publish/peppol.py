@@ -55,35 +55,55 @@ def schema_errors(xml: bytes) -> list[str]:
     return [f"{e.path}: {e.reason}" for e in _schema(kind).iter_errors(xml.decode("utf-8"))]
 
 
-def check(xml: bytes) -> list[str]:
-    """The ids of the rules the document breaks (``UBL-2.1`` for the schema; empty: none)."""
-    root = etree.fromstring(xml)
-    credit = etree.QName(root).localname == "CreditNote"
+SELLER = "cac:AccountingSupplierParty/cac:Party"
+BUYER = "cac:AccountingCustomerParty/cac:Party"
+TOTAL = "cac:LegalMonetaryTotal"
 
-    def one(path: str) -> etree._Element | None:
-        found = root.xpath(path, namespaces=NS)
+
+class _Doc:
+    """One document under test: its paths read, and the rules it breaks gathered."""
+
+    def __init__(self, xml: bytes):
+        self.root = etree.fromstring(xml)
+        self.credit = etree.QName(self.root).localname == "CreditNote"
+        self.qty_tag = "cbc:CreditedQuantity" if self.credit else "cbc:InvoicedQuantity"
+        self.lines = self.root.xpath("cac:CreditNoteLine" if self.credit else "cac:InvoiceLine", namespaces=NS)
+        self.broken: list[str] = []
+
+    def one(self, path: str) -> etree._Element | None:
+        found = self.root.xpath(path, namespaces=NS)
         return found[0] if found else None
 
-    def text(path: str) -> str:
-        el = one(path)
+    def text(self, path: str) -> str:
+        el = self.one(path)
         return (el.text or "").strip() if el is not None else ""
 
-    line_tag = "cac:CreditNoteLine" if credit else "cac:InvoiceLine"
-    qty_tag = "cbc:CreditedQuantity" if credit else "cbc:InvoicedQuantity"
-    lines = root.xpath(line_tag, namespaces=NS)
-    seller = "cac:AccountingSupplierParty/cac:Party"
-    buyer = "cac:AccountingCustomerParty/cac:Party"
-    total = "cac:LegalMonetaryTotal"
-    broken: list[str] = []
-
-    def rule(rule_id: str, ok: Callable[[], bool]) -> None:
+    def rule(self, rule_id: str, ok: Callable[[], bool]) -> None:
+        """``rule_id`` is broken unless ``ok()`` holds (a value that cannot be read breaks it)."""
         try:
             good = ok()
         except (InvalidOperation, ValueError, TypeError):
             good = False
         if not good:
-            broken.append(rule_id)
+            self.broken.append(rule_id)
 
+
+def check(xml: bytes) -> list[str]:
+    """The ids of the rules the document breaks (``UBL-2.1`` for the schema; empty: none)."""
+    d = _Doc(xml)
+    _en16931(d)
+    _peppol(d)
+    _swedish(d)
+    if schema_errors(xml):
+        d.broken.append("UBL-2.1")
+    return d.broken
+
+
+def _en16931(d: _Doc) -> None:
+    """EN 16931's business rules that concern these documents."""
+    root, credit, lines, broken = d.root, d.credit, d.lines, d.broken
+    one, text, rule = d.one, d.text, d.rule
+    seller, buyer, total = SELLER, BUYER, TOTAL
     # --- EN 16931 (CEN) -----------------------------------------------------------------------
     rule("BR-01", lambda: bool(text("cbc:CustomizationID")))
     rule("BR-02", lambda: bool(text("cbc:ID")))
@@ -106,7 +126,7 @@ def check(xml: bytes) -> list[str]:
             broken.append(rid)
     rule("BR-16", lambda: len(lines) > 0)
     for ln in lines:
-        broken += _line_rules(ln, qty_tag)
+        broken += _line_rules(ln, d.qty_tag)
     nets = [_d(ln.find(f"{{{NS['cbc']}}}LineExtensionAmount")) for ln in lines]
     rule("BR-CO-10", lambda: sum(nets, Decimal(0)) == _d(one(f"{total}/cbc:LineExtensionAmount")))
     rule("BR-CO-13", lambda: _d(one(f"{total}/cbc:TaxExclusiveAmount")) == _d(one(f"{total}/cbc:LineExtensionAmount")))
@@ -150,6 +170,12 @@ def check(xml: bytes) -> list[str]:
         ),
     )
 
+
+def _peppol(d: _Doc) -> None:
+    """Peppol BIS Billing 3's rules, the self-billing ones included."""
+    root, credit = d.root, d.credit
+    one, text, rule = d.one, d.text, d.rule
+    seller, buyer = SELLER, BUYER
     # --- Peppol BIS Billing 3, self-billing -------------------------------------------------------
     rule("PEPPOL-EN16931-R001", lambda: bool(text("cbc:ProfileID")))
     rule("PEPPOL-SB-R004", lambda: text("cbc:CustomizationID") == CUSTOMIZATION)
@@ -186,6 +212,10 @@ def check(xml: bytes) -> list[str]:
         lambda: all(e.get("schemeID") == "0007" for e in root.xpath("//cbc:EndpointID", namespaces=NS)),
     )
 
+
+def _swedish(d: _Doc) -> None:
+    """The Swedish national rules (SE-R) for a Swedish supplier."""
+    credit, text, rule, seller = d.credit, d.text, d.rule, SELLER
     # --- Swedish national rules (SE-R, for a Swedish supplier) -----------------------------------
     vat = text(f"{seller}/cac:PartyTaxScheme[cac:TaxScheme/cbc:ID='VAT']/cbc:CompanyID")
     org = text(f"{seller}/cac:PartyLegalEntity/cbc:CompanyID")
@@ -201,9 +231,6 @@ def check(xml: bytes) -> list[str]:
         rule("SE-R-009", lambda: branch != "SE:BANKGIRO" or len(account) in (7, 8))
         rule("SE-R-011", lambda: branch != "SE:BANKGIRO" or text("cac:PaymentMeans/cbc:PaymentMeansCode") == "30")
         rule("SE-R-012", lambda: text("cac:PaymentMeans/cbc:PaymentMeansCode") == "30")
-    if schema_errors(xml):
-        broken.append("UBL-2.1")
-    return broken
 
 
 def _line_rules(ln: etree._Element, qty_tag: str) -> list[str]:
