@@ -16,6 +16,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _files()
+    _month()
+    _audit_log()
+
+
+def _files() -> None:
+    """What was received, and what each file was judged to be."""
     op.create_table(
         "received_file",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -51,6 +58,10 @@ def upgrade() -> None:
         sa.Column("severity", sa.String(16), nullable=False),
         sa.Column("count", sa.Integer, nullable=False),
     )
+
+
+def _month() -> None:
+    """The month's decisions: period states, dispens, approvals."""
     op.create_table(
         "period_state",
         sa.Column("period", sa.String(7), primary_key=True),
@@ -80,6 +91,10 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(128), nullable=False),
         sa.Column("at", UtcDateTime, nullable=False),
     )
+
+
+def _audit_log() -> None:
+    """The audit log, append-only, enforced by the database itself."""
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
