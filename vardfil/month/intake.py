@@ -153,11 +153,9 @@ def _new(app: App, recorded: ReceivedFile, source_kind: str) -> Submission:
 
     on_time = "unknown" if recorded.on_time is None else str(recorded.on_time).lower()
     FILES_RECEIVED.labels(source_kind, recorded.file_type or "unknown", recorded.status, on_time).inc()
-    kvittens = json.loads(recorded.kvittens_json)
+    kvittens = json.loads(recorded.kvittens_json)  # read once: the mail only reads it
     notify_submission(app, kvittens, recorded.unit_hsaid)
-    return Submission(
-        kvittens=json.loads(recorded.kvittens_json), receipt_id=recorded.receipt_id, new=True, file=recorded
-    )
+    return Submission(kvittens=kvittens, receipt_id=recorded.receipt_id, new=True, file=recorded)
 
 
 def _judge(
